@@ -1,0 +1,17 @@
+//! The contract between the operators: names, labels, annotations, field managers, finalizers,
+//! condition types and reasons. Both operators import these; no string here appears elsewhere.
+pub mod conditions;
+pub mod labels;
+pub mod names;
+
+/// Server-side apply field manager of the provisioner.
+pub const PROVISIONER_MANAGER: &str = "kubedb-provisioner";
+/// Server-side apply field manager of the ops-manager.
+pub const OPS_MANAGER_MANAGER: &str = "kubedb-ops-manager";
+/// Event reporter names (`reportingController`).
+pub const PROVISIONER_REPORTER: &str = "KubeDB Provisioner";
+pub const OPS_MANAGER_REPORTER: &str = "KubeDB Ops-manager Operator";
+
+/// Finalizer the provisioner puts on every database, so that `deletionPolicy` is carried out
+/// (and DoNotTerminate can refuse) before Kubernetes garbage-collects the owned objects.
+pub const PROVISIONER_FINALIZER: &str = "kubedb.com/provisioner";

@@ -1,0 +1,355 @@
+//! What differs between the five kinds, as data: identity, certificate aliases, users, ports,
+//! workload, where the certificates are mounted and how the server is told about them, images.
+
+use crate::api::{
+    CommonSpec, DatabaseStatus, MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore, TlsView,
+};
+
+/// The five database kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DbKind {
+    MySQL,
+    PerconaXtraDB,
+    ProxySQL,
+    Singlestore,
+    MSSQLServer,
+}
+
+/// Certificate aliases (KubeDB's names).
+pub mod alias {
+    pub const SERVER: &str = "server";
+    pub const CLIENT: &str = "client";
+    pub const METRICS_EXPORTER: &str = "metrics-exporter";
+}
+
+/// Which workload API KubeDB uses for a kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    StatefulSet,
+    PetSet,
+}
+
+/// How the TLS Secrets appear inside the database container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMountLayout {
+    /// One directory with `ca.crt`, `server.crt`, `server.key`, `client.crt`, `client.key`
+    /// (MySQL `/etc/mysql/certs`, Singlestore `/etc/memsql/certs`, MSSQL `/var/opt/mssql/tls`).
+    Flat {
+        volume: &'static str,
+        dir: &'static str,
+    },
+    /// One directory per alias with the Secret's own key names `ca.crt`, `tls.crt`, `tls.key`
+    /// (PerconaXtraDB `/etc/mysql/certs/<alias>`, ProxySQL `/var/lib/frontend/<alias>`).
+    PerAlias {
+        volume_prefix: &'static str,
+        base_dir: &'static str,
+    },
+}
+
+/// Everything kind-specific that both operators need.
+#[derive(Debug)]
+pub struct KindProfile {
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    pub plural: &'static str,
+    /// Aliases the ops-manager issues a Certificate for (in this order).
+    pub aliases: &'static [&'static str],
+    /// The admin user: the auth Secret's `username` and the client certificate's CN.
+    pub admin_user: &'static str,
+    /// CN of the metrics-exporter certificate, where the kind has one.
+    pub exporter_user: &'static str,
+    /// Name and port of the database's client port.
+    pub port_name: &'static str,
+    pub port: i32,
+    pub container: &'static str,
+    pub workload: WorkloadKind,
+    pub tls_layout: TlsMountLayout,
+    /// Whether `spec.tls` is required (MSSQLServer).
+    pub tls_required: bool,
+    /// Image repository; the tag comes from the version catalogue.
+    pub image: &'static str,
+    /// Versions the catalogue knows (`spec.version` must be one of them), with their image tag.
+    pub versions: &'static [(&'static str, &'static str)],
+}
+
+const MYSQL_FAMILY_ALIASES: &[&str] = &[alias::SERVER, alias::CLIENT, alias::METRICS_EXPORTER];
+const SERVER_CLIENT: &[&str] = &[alias::SERVER, alias::CLIENT];
+
+static MYSQL: KindProfile = KindProfile {
+    kind: "MySQL",
+    api_version: "kubedb.com/v1",
+    plural: "mysqls",
+    aliases: MYSQL_FAMILY_ALIASES,
+    admin_user: "root",
+    exporter_user: "exporter",
+    port_name: "mysql",
+    port: 3306,
+    container: "mysql",
+    workload: WorkloadKind::StatefulSet,
+    tls_layout: TlsMountLayout::Flat {
+        volume: "tls-volume",
+        dir: "/etc/mysql/certs",
+    },
+    tls_required: false,
+    image: "mysql",
+    versions: &[
+        ("5.7.44", "5.7.44"),
+        ("8.0.36", "8.0.36"),
+        ("8.0.40", "8.0.40"),
+        ("8.4.3", "8.4.3"),
+        ("8.4.6", "8.4.6"),
+        ("9.1.0", "9.1.0"),
+        ("9.4.0", "9.4.0"),
+        ("9.7.1", "9.7.1"),
+    ],
+};
+
+static PERCONA_XTRADB: KindProfile = KindProfile {
+    kind: "PerconaXtraDB",
+    api_version: "kubedb.com/v1",
+    plural: "perconaxtradbs",
+    aliases: MYSQL_FAMILY_ALIASES,
+    admin_user: "root",
+    exporter_user: "exporter",
+    port_name: "mysql",
+    port: 3306,
+    container: "perconaxtradb",
+    workload: WorkloadKind::StatefulSet,
+    tls_layout: TlsMountLayout::PerAlias {
+        volume_prefix: "tls",
+        base_dir: "/etc/mysql/certs",
+    },
+    tls_required: false,
+    image: "percona/percona-xtradb-cluster",
+    versions: &[("8.0.40", "8.0.40"), ("8.4.3", "8.4.3"), ("9.7.1", "8.4.3")],
+};
+
+static PROXYSQL: KindProfile = KindProfile {
+    kind: "ProxySQL",
+    api_version: "kubedb.com/v1",
+    plural: "proxysqls",
+    aliases: MYSQL_FAMILY_ALIASES,
+    admin_user: "cluster",
+    exporter_user: "exporter",
+    port_name: "mysql",
+    port: 6033,
+    container: "proxysql",
+    workload: WorkloadKind::StatefulSet,
+    tls_layout: TlsMountLayout::PerAlias {
+        volume_prefix: "tls",
+        base_dir: "/var/lib/frontend",
+    },
+    tls_required: false,
+    image: "proxysql/proxysql",
+    versions: &[("2.6.3", "2.6.3"), ("2.7.1", "2.7.1"), ("3.0.1", "3.0.1")],
+};
+
+static SINGLESTORE: KindProfile = KindProfile {
+    kind: "Singlestore",
+    api_version: "kubedb.com/v1alpha2",
+    plural: "singlestores",
+    aliases: SERVER_CLIENT,
+    admin_user: "root",
+    exporter_user: "root",
+    port_name: "db",
+    port: 3306,
+    container: "singlestore",
+    workload: WorkloadKind::PetSet,
+    tls_layout: TlsMountLayout::Flat {
+        volume: "tls-volume",
+        dir: "/etc/memsql/certs",
+    },
+    tls_required: false,
+    image: "ghcr.io/singlestore-labs/singlestoredb-dev",
+    versions: &[
+        ("8.7.10", "0.2.40"),
+        ("8.9.3", "0.2.51"),
+        ("9.0.6", "0.2.60"),
+    ],
+};
+
+static MSSQLSERVER: KindProfile = KindProfile {
+    kind: "MSSQLServer",
+    api_version: "kubedb.com/v1alpha2",
+    plural: "mssqlservers",
+    aliases: SERVER_CLIENT,
+    admin_user: "sa",
+    exporter_user: "sa",
+    port_name: "db",
+    port: 1433,
+    container: "mssql",
+    workload: WorkloadKind::PetSet,
+    tls_layout: TlsMountLayout::Flat {
+        volume: "tls",
+        dir: "/var/opt/mssql/tls",
+    },
+    tls_required: true,
+    image: "mcr.microsoft.com/mssql/server",
+    versions: &[
+        ("2022-cu12", "2022-CU12-ubuntu-22.04"),
+        ("2022-cu16", "2022-CU16-ubuntu-22.04"),
+        ("2025-cu0", "2025-latest"),
+    ],
+};
+
+impl DbKind {
+    pub const ALL: [DbKind; 5] = [
+        DbKind::MySQL,
+        DbKind::PerconaXtraDB,
+        DbKind::ProxySQL,
+        DbKind::Singlestore,
+        DbKind::MSSQLServer,
+    ];
+
+    pub fn profile(self) -> &'static KindProfile {
+        match self {
+            DbKind::MySQL => &MYSQL,
+            DbKind::PerconaXtraDB => &PERCONA_XTRADB,
+            DbKind::ProxySQL => &PROXYSQL,
+            DbKind::Singlestore => &SINGLESTORE,
+            DbKind::MSSQLServer => &MSSQLSERVER,
+        }
+    }
+
+    /// `app.kubernetes.io/name` value: `<plural>.kubedb.com`.
+    pub fn label_name(self) -> String {
+        format!("{}.kubedb.com", self.profile().plural)
+    }
+
+    pub fn from_label_name(value: &str) -> Option<DbKind> {
+        let plural = value.strip_suffix(".kubedb.com")?;
+        Self::ALL.into_iter().find(|k| k.profile().plural == plural)
+    }
+
+    pub fn from_kind(kind: &str) -> Option<DbKind> {
+        Self::ALL.into_iter().find(|k| k.profile().kind == kind)
+    }
+
+    /// Whether `alias` is one the kind issues a certificate for.
+    pub fn knows_alias(self, alias: &str) -> bool {
+        self.profile().aliases.contains(&alias)
+    }
+
+    /// The image for `version`, or None when the catalogue does not know the version.
+    pub fn image_for(self, version: &str) -> Option<String> {
+        let profile = self.profile();
+        let (_, tag) = profile.versions.iter().find(|(v, _)| *v == version)?;
+        Some(format!("{}:{tag}", profile.image))
+    }
+
+    /// The versions the catalogue knows, for error messages.
+    pub fn known_versions(self) -> Vec<&'static str> {
+        self.profile().versions.iter().map(|(v, _)| *v).collect()
+    }
+}
+
+impl std::fmt::Display for DbKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.profile().kind)
+    }
+}
+
+/// What both operators read from any database, whatever its kind.
+pub trait Database:
+    kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: DbKind;
+    fn common(&self) -> CommonSpec<'_>;
+    fn tls(&self) -> Option<TlsView<'_>>;
+    /// `spec.requireSSL` (MySQL, PerconaXtraDB); false for the kinds without it.
+    fn require_ssl(&self) -> bool {
+        false
+    }
+    fn db_status(&self) -> Option<&DatabaseStatus>;
+}
+
+macro_rules! impl_database {
+    ($ty:ty, $kind:expr, require_ssl: $rs:expr) => {
+        impl Database for $ty {
+            const KIND: DbKind = $kind;
+            fn common(&self) -> CommonSpec<'_> {
+                self.spec.common()
+            }
+            fn tls(&self) -> Option<TlsView<'_>> {
+                self.spec.tls.as_ref().map(|t| t.view())
+            }
+            fn require_ssl(&self) -> bool {
+                let f: fn(&Self) -> bool = $rs;
+                f(self)
+            }
+            fn db_status(&self) -> Option<&DatabaseStatus> {
+                self.status.as_ref()
+            }
+        }
+    };
+}
+
+impl_database!(MySQL, DbKind::MySQL, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
+impl_database!(PerconaXtraDB, DbKind::PerconaXtraDB, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
+impl_database!(ProxySQL, DbKind::ProxySQL, require_ssl: |_| false);
+impl_database!(Singlestore, DbKind::Singlestore, require_ssl: |_| false);
+impl_database!(MSSQLServer, DbKind::MSSQLServer, require_ssl: |_| false);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use kube::Resource;
+
+    #[test]
+    fn profiles_agree_with_the_crd_types() {
+        assert_eq!(MySQL::kind(&()), DbKind::MySQL.profile().kind);
+        assert_eq!(MySQL::plural(&()), DbKind::MySQL.profile().plural);
+        assert_eq!(
+            PerconaXtraDB::plural(&()),
+            DbKind::PerconaXtraDB.profile().plural
+        );
+        assert_eq!(ProxySQL::plural(&()), DbKind::ProxySQL.profile().plural);
+        assert_eq!(Singlestore::kind(&()), "Singlestore");
+        assert_eq!(
+            Singlestore::api_version(&()),
+            DbKind::Singlestore.profile().api_version
+        );
+        assert_eq!(
+            MSSQLServer::api_version(&()),
+            DbKind::MSSQLServer.profile().api_version
+        );
+        assert_eq!(
+            MSSQLServer::plural(&()),
+            DbKind::MSSQLServer.profile().plural
+        );
+    }
+
+    #[test]
+    fn label_names_map_back_to_kinds() {
+        for kind in DbKind::ALL {
+            assert_eq!(DbKind::from_label_name(&kind.label_name()), Some(kind));
+            assert_eq!(DbKind::from_kind(kind.profile().kind), Some(kind));
+        }
+        assert_eq!(DbKind::from_label_name("mysqls.example.com"), None);
+    }
+
+    #[test]
+    fn aliases_follow_kubedb() {
+        assert!(DbKind::MySQL.knows_alias("metrics-exporter"));
+        assert!(!DbKind::Singlestore.knows_alias("metrics-exporter"));
+        assert!(!DbKind::MSSQLServer.knows_alias("router"));
+        assert_eq!(DbKind::MSSQLServer.profile().admin_user, "sa");
+    }
+
+    #[test]
+    fn unknown_versions_have_no_image() {
+        assert_eq!(
+            DbKind::MySQL.image_for("8.4.3").as_deref(),
+            Some("mysql:8.4.3")
+        );
+        assert_eq!(DbKind::MySQL.image_for("1.0"), None);
+    }
+}

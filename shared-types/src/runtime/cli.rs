@@ -1,0 +1,54 @@
+//! Flags every operator takes, with the same names and environment variables.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// Kubeconfig file; without it the in-cluster config (or $KUBECONFIG, ~/.kube/config) is used.
+    #[arg(long, env = "DBTLS_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespaces to watch (repeat or comma-separate); all namespaces when empty.
+    #[arg(long = "namespace", env = "DBTLS_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "DBTLS_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "DBTLS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing-subscriber EnvFilter syntax); RUST_LOG works too.
+    #[arg(long, env = "DBTLS_LOG", default_value = "info")]
+    pub log: String,
+    /// How many databases of one kind are reconciled at once.
+    #[arg(long, env = "DBTLS_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+/// A kube Client from `--kubeconfig`, or inferred (in-cluster, $KUBECONFIG, ~/.kube/config).
+pub async fn client(args: &CommonArgs, user_agent: &str) -> anyhow::Result<kube::Client> {
+    let mut config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    config.headers.push((
+        http_user_agent(),
+        user_agent
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid user agent {user_agent:?}: {e}"))?,
+    ));
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn http_user_agent() -> axum::http::HeaderName {
+    axum::http::header::USER_AGENT
+}
