@@ -1,0 +1,28 @@
+//! An in-memory API server that behaves like kube-apiserver where the operators, kube-rs and
+//! kubectl depend on it. See `docs/testbed.md`.
+pub mod patch;
+pub mod schema;
+
+mod auth;
+mod config;
+mod crd;
+mod faults;
+mod gc;
+mod http;
+mod kinds;
+mod patching;
+mod request_log;
+mod resources;
+mod selectors;
+mod server;
+pub mod standalone;
+mod status;
+mod store;
+mod validation;
+mod writes;
+
+pub use auth::authorize;
+pub use config::ApiServerConfig;
+pub use faults::FaultInjector;
+pub use request_log::{RequestLog, RequestRecord, Verb};
+pub use server::TestApiServer;
