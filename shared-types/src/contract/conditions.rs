@@ -45,6 +45,8 @@ pub mod reasons {
     pub const IMMUTABLE_FIELD_CHANGED: &str = "ImmutableFieldChanged";
     pub const NAME_CONFLICT: &str = "NameConflict";
     pub const HALTED: &str = "DatabaseHalted";
+    /// Deletion refused because `deletionPolicy` is DoNotTerminate.
+    pub const DELETION_BLOCKED: &str = "DeletionBlocked";
     // ops-manager
     pub const ISSUER_NOT_FOUND: &str = "IssuerNotFound";
     pub const ISSUER_NOT_READY: &str = "IssuerNotReady";

@@ -15,3 +15,7 @@ pub const OPS_MANAGER_REPORTER: &str = "KubeDB Ops-manager Operator";
 /// Finalizer the provisioner puts on every database, so that `deletionPolicy` is carried out
 /// (and DoNotTerminate can refuse) before Kubernetes garbage-collects the owned objects.
 pub const PROVISIONER_FINALIZER: &str = "kubedb.com/provisioner";
+
+/// Finalizer the ops-manager puts on every database with TLS, so that the TLS Secrets are released
+/// (or, for WipeOut, deleted) according to `deletionPolicy` before garbage collection runs.
+pub const OPS_MANAGER_FINALIZER: &str = "kubedb.com/ops-manager";

@@ -1,8 +1,10 @@
 //! Code both operator binaries share that is neither a type nor a name: command-line flags,
-//! logging, the metrics/health HTTP server, reconcile metrics, server-side apply, conditions.
+//! logging, the metrics/health HTTP server, reconcile metrics, server-side apply, conditions,
+//! leader election.
 pub mod cli;
 pub mod conditions;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod ssa;
 pub mod telemetry;

@@ -1,7 +1,6 @@
-//! Authentication (bearer token = user name) and the authorization hook.
+//! Authentication: the bearer token (or a `/u/{user}` path prefix) is the user name;
+//! authorization is in `rbac`.
 use axum::http::HeaderMap;
-
-use super::request_log::Verb;
 
 /// The user a request authenticates as: the bearer token is the user name.
 pub fn user_from_headers(headers: &HeaderMap) -> String {
@@ -12,20 +11,6 @@ pub fn user_from_headers(headers: &HeaderMap) -> String {
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "system:anonymous".to_string())
-}
-
-/// Whether `user` may do `verb` on the resource. Allows everything for now; RBAC per user plugs
-/// in here.
-pub fn authorize(
-    user: &str,
-    verb: Verb,
-    group: &str,
-    resource: &str,
-    namespace: Option<&str>,
-    name: Option<&str>,
-) -> bool {
-    let _ = (user, verb, group, resource, namespace, name);
-    true
 }
 
 /// kubectl (client-go) does not send bearer tokens over plain HTTP, so kubeconfigs also carry

@@ -14,6 +14,10 @@ pub struct ApiServerConfig {
     /// Per-resource broadcast buffer; a watcher that falls this far behind is disconnected and
     /// re-watches from its last resourceVersion.
     pub watch_buffer: usize,
+    /// Authorize requests with the stored RBAC objects as kube-apiserver's RBAC authorizer does
+    /// (403 otherwise). Off by default so tests that are not about permissions need no RBAC
+    /// setup; `admin` and `system:masters` are allowed everything either way.
+    pub enforce_rbac: bool,
 }
 
 impl Default for ApiServerConfig {
@@ -23,6 +27,7 @@ impl Default for ApiServerConfig {
             bookmark_interval: Duration::from_secs(30),
             default_watch_timeout: (Duration::from_secs(300), Duration::from_secs(600)),
             watch_buffer: 8192,
+            enforce_rbac: false,
         }
     }
 }

@@ -11,6 +11,7 @@ mod gc;
 mod http;
 mod kinds;
 mod patching;
+mod rbac;
 mod request_log;
 mod resources;
 mod selectors;
@@ -21,8 +22,8 @@ mod store;
 mod validation;
 mod writes;
 
-pub use auth::authorize;
 pub use config::ApiServerConfig;
 pub use faults::FaultInjector;
+pub use rbac::UserInfo;
 pub use request_log::{RequestLog, RequestRecord, Verb};
 pub use server::TestApiServer;

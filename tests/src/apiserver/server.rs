@@ -50,10 +50,15 @@ fn seeded_store(config: &ApiServerConfig) -> Store {
 }
 
 /// A kubeconfig for `user` (token = user name, and a `/u/{user}` path prefix because kubectl
-/// sends no token over plain HTTP) against `url`.
+/// sends no token over plain HTTP) against `url`. Names are quoted: service-account users
+/// (`system:serviceaccount:ns:sa`) contain colons.
 fn kubeconfig_yaml(url: &str, user: &str) -> String {
+    // A JSON string is a valid YAML double-quoted scalar.
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let server = q(&format!("{url}/u/{user}"));
+    let user = q(user);
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n    server: {url}/u/{user}\nusers:\n- name: {user}\n  user:\n    token: {user}\ncontexts:\n- name: testbed\n  context:\n    cluster: testbed\n    user: {user}\n    namespace: default\ncurrent-context: testbed\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n    server: {server}\nusers:\n- name: {user}\n  user:\n    token: {user}\ncontexts:\n- name: testbed\n  context:\n    cluster: testbed\n    user: {user}\n    namespace: default\ncurrent-context: testbed\n"
     )
 }
 

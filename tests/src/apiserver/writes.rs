@@ -500,6 +500,13 @@ pub fn patch(
             }
             let schema = schema_info(def);
             let live = existing.as_ref().ok().map(|(_, _, o)| o.clone());
+            // As kube-apiserver: a resourceVersion in the applied configuration is a precondition.
+            if let (Some(rv), Some(old)) = (meta_str(&applied, "resourceVersion"), live.as_deref())
+                && !rv.is_empty()
+                && meta_str(old, "resourceVersion") != Some(rv)
+            {
+                return Err(ApiError::conflict(&target(def, name)));
+            }
             let api_version = def.api_version(&def.storage_version);
             let input = ApplyInput {
                 live: live.as_deref(),
@@ -514,11 +521,22 @@ pub fn patch(
             let result = patching::apply(&input).map_err(|e| patch_error(def, name, e))?;
             return match live {
                 Some(old) => {
+                    check_preconditions(def, &old, &applied)?;
                     commit_update(store, def, old, result, subresource, ctx, Managed::Applied)
                 }
                 None => {
                     if subresource.is_some() {
                         return Err(ApiError::not_found(&target(def, name)));
+                    }
+                    // kube's patcher: a uid in the configuration is a precondition that the
+                    // object still exists (a resourceVersion is not checked on this path).
+                    if let Some(uid) = meta_str(&applied, "uid").filter(|u| !u.is_empty()) {
+                        return Err(ApiError::conflict_msg(
+                            &target(def, name),
+                            &format!(
+                                "uid mismatch: the provided object specified uid {uid}, and no existing object was found"
+                            ),
+                        ));
                     }
                     create_named(store, def, ns, name, result, None, ctx, Managed::Applied)
                 }
@@ -563,6 +581,31 @@ fn patch_error(def: &ResourceDef, name: &str, e: PatchFailure) -> ApiError {
     }
 }
 
+/// The preconditions a written body carries: its resourceVersion must be the live one (409
+/// Conflict), and its uid, being immutable, the live uid (422).
+fn check_preconditions(def: &ResourceDef, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let name = meta_str(old, "name").unwrap_or_default();
+    if let Some(rv) = meta_str(new, "resourceVersion").filter(|rv| !rv.is_empty())
+        && Some(rv) != meta_str(old, "resourceVersion")
+    {
+        return Err(ApiError::conflict(&target(def, name)));
+    }
+    if let Some(uid) = meta_str(new, "uid").filter(|u| !u.is_empty())
+        && Some(uid) != meta_str(old, "uid")
+    {
+        return Err(invalid(
+            def,
+            name,
+            vec![cause(
+                "FieldValueInvalid",
+                "metadata.uid",
+                format!("Invalid value: \"{uid}\": field is immutable"),
+            )],
+        ));
+    }
+    Ok(())
+}
+
 /// Shared tail of PUT/PATCH/apply on an existing object.
 fn commit_update(
     store: &mut Store,
@@ -577,12 +620,7 @@ fn commit_update(
     let old_rv = meta_str(&old, "resourceVersion")
         .unwrap_or_default()
         .to_string();
-    let new_rv = meta_str(&new, "resourceVersion")
-        .unwrap_or_default()
-        .to_string();
-    if !new_rv.is_empty() && new_rv != old_rv {
-        return Err(ApiError::conflict(&target(def, &name)));
-    }
+    check_preconditions(def, &old, &new)?;
     // Server-owned metadata always comes from the stored object.
     for f in [
         "name",

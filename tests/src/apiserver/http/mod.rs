@@ -19,10 +19,11 @@ use super::auth;
 use super::config::ApiServerConfig;
 use super::faults::{FaultInjector, Injected};
 use super::gc::{self, DeleteOpts, DeleteOutcome, Propagation};
+use super::rbac;
 use super::request_log::{RequestLog, RequestRecord, Verb};
 use super::resources::ResourceDef;
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
-use super::status::ApiError;
+use super::status::{ApiError, Details};
 use super::store::{ObjectKey, Store};
 use super::writes::{self, PatchKind, WriteCtx};
 use route::{ResourcePath, Route};
@@ -198,7 +199,16 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
             };
             serve_resource(&shared, ctx, verb, &body)
         }
-        other => (serve_non_resource(&shared, other, &method), false),
+        other => {
+            let user_info = rbac::UserInfo::from_name(&user);
+            if shared.config.enforce_rbac && !rbac::non_resource_allowed(&user_info, &uri_path) {
+                let verb = method.as_str().to_lowercase();
+                let msg = rbac::forbidden_path_message(&user, &verb, &uri_path);
+                (error_response(&ApiError::forbidden(msg)), false)
+            } else {
+                (serve_non_resource(&shared, other, &method), false)
+            }
+        }
     };
     record.status = response.status().as_u16();
     record.wrote = wrote;
@@ -308,22 +318,8 @@ fn serve_resource_inner(
         return Err(ApiError::not_found_path());
     }
     let ns = p.namespace.clone().unwrap_or_default();
-    if !auth::authorize(
-        &ctx.user,
-        verb,
-        &def.group,
-        &def.plural,
-        p.namespace.as_deref(),
-        p.name.as_deref(),
-    ) {
-        return Err(ApiError::forbidden(format!(
-            "{} is forbidden: User \"{}\" cannot {} resource \"{}\" in API group \"{}\"",
-            def.plural,
-            ctx.user,
-            verb.as_str(),
-            def.plural,
-            def.group
-        )));
+    if shared.config.enforce_rbac {
+        authorize_resource(shared, ctx, verb, &def)?;
     }
     match shared.faults.decide(verb) {
         Injected::Error(500) => return Err(ApiError::internal("injected fault: internal error")),
@@ -476,8 +472,16 @@ fn serve_resource_inner(
             let patch = parse_body()?;
             let name = p.name.clone().unwrap_or_default();
             let force = ctx.q("force") == Some("true");
+            let mut store = shared.lock_store();
+            if verb == Verb::Apply
+                && shared.config.enforce_rbac
+                && store.get(&gr, &key(&name)).is_none()
+            {
+                // kube authorizes an apply that creates the object as a create as well.
+                check_rbac(&store, ctx, "create", &def, Some(&name))?;
+            }
             let out = writes::patch(
-                &mut shared.lock_store(),
+                &mut store,
                 &def,
                 &p.version,
                 &ns,
@@ -537,6 +541,66 @@ fn serve_resource_inner(
             "the server does not allow this method on the requested resource",
         )),
     }
+}
+
+/// Authorizes a resource request against the stored RBAC objects, with kube's request
+/// attributes: apply is `patch`; list/watch pinned to one name carry the name; a namespace
+/// object is in its own namespace.
+fn authorize_resource(
+    shared: &Shared,
+    ctx: &Ctx,
+    verb: Verb,
+    def: &ResourceDef,
+) -> Result<(), ApiError> {
+    let rbac_verb = match verb {
+        Verb::Apply => "patch",
+        other => other.as_str(),
+    };
+    let pinned;
+    let name = match (&ctx.path.name, verb) {
+        (Some(n), _) => Some(n.as_str()),
+        (None, Verb::List | Verb::Watch) => {
+            pinned = selectors(ctx)?.fields.pinned_name().map(str::to_string);
+            pinned.as_deref()
+        }
+        (None, _) => None,
+    };
+    check_rbac(&shared.lock_store(), ctx, rbac_verb, def, name)
+}
+
+fn check_rbac(
+    store: &Store,
+    ctx: &Ctx,
+    verb: &str,
+    def: &ResourceDef,
+    name: Option<&str>,
+) -> Result<(), ApiError> {
+    let p = &ctx.path;
+    let namespace = if def.group.is_empty() && def.plural == "namespaces" {
+        name
+    } else {
+        p.namespace.as_deref()
+    };
+    let attrs = rbac::ResourceAttributes {
+        verb,
+        group: &def.group,
+        resource: &def.plural,
+        subresource: p.subresource.as_deref(),
+        namespace,
+        name,
+    };
+    let user = rbac::UserInfo::from_name(&ctx.user);
+    if rbac::resource_allowed(store, &user, &attrs) {
+        return Ok(());
+    }
+    let mut err = ApiError::forbidden(rbac::forbidden_message(&ctx.user, &attrs));
+    err.details = Some(Box::new(Details {
+        name: name.unwrap_or_default().to_string(),
+        group: def.group.clone(),
+        kind: def.plural.clone(),
+        causes: Vec::new(),
+    }));
+    Err(err)
 }
 
 fn selectors(ctx: &Ctx) -> Result<Selectors, ApiError> {

@@ -1,0 +1,107 @@
+//! State shared by every reconcile: the client, the Event recorder, metrics, the workload API
+//! chosen per kind, and per-database retry counters for exponential backoff.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use shared_types::DbKind;
+use shared_types::api::DatabasePhase;
+use shared_types::contract::PROVISIONER_REPORTER;
+use shared_types::runtime::metrics::ReconcileMetrics;
+
+use crate::workload_choice::WorkloadChoice;
+
+/// `(kind, namespace, name)` of one database.
+pub type DbKey = (DbKind, String, String);
+
+/// Backoff for a wait the user fixes outside the spec (a missing Secret): 30 s, doubling.
+pub const WAIT_BACKOFF_START: Duration = Duration::from_secs(30);
+/// Backoff after an API error: 1 s, doubling.
+pub const ERROR_BACKOFF_START: Duration = Duration::from_secs(1);
+pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// Fallback requeue of a converged database (everything else is event-driven).
+pub const RESYNC: Duration = Duration::from_secs(3600);
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: ReconcileMetrics,
+    workloads: BTreeMap<DbKind, WorkloadChoice>,
+    phases: Mutex<HashMap<DbKey, DatabasePhase>>,
+    failures: Mutex<HashMap<DbKey, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        metrics: ReconcileMetrics,
+        workloads: BTreeMap<DbKind, WorkloadChoice>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: PROVISIONER_REPORTER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            workloads,
+            phases: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+
+    pub fn workload(&self, kind: DbKind) -> WorkloadChoice {
+        self.workloads
+            .get(&kind)
+            .cloned()
+            .unwrap_or_else(|| crate::workload_choice::choose(Default::default(), kind, false))
+    }
+
+    /// Keeps the `dbtls_databases{kind, state}` gauge in line (None: the database is gone).
+    pub fn record_phase(&self, key: &DbKey, phase: Option<DatabasePhase>) {
+        let Ok(mut phases) = self.phases.lock() else {
+            return;
+        };
+        let kind = key.0.to_string();
+        let previous = match phase {
+            Some(p) => phases.insert(key.clone(), p),
+            None => phases.remove(key),
+        };
+        if previous == phase {
+            return;
+        }
+        if let Some(old) = previous {
+            self.metrics
+                .databases
+                .with_label_values(&[kind.as_str(), old.as_str()])
+                .dec();
+        }
+        if let Some(new) = phase {
+            self.metrics
+                .databases
+                .with_label_values(&[kind.as_str(), new.as_str()])
+                .inc();
+        }
+    }
+
+    /// The next delay for `key`: `start` doubled per consecutive call, capped at 5 minutes.
+    pub fn backoff(&self, key: &DbKey, start: Duration) -> Duration {
+        let Ok(mut failures) = self.failures.lock() else {
+            return start;
+        };
+        let n = failures.entry(key.clone()).or_insert(0);
+        let delay = start.saturating_mul(2u32.saturating_pow((*n).min(16)));
+        *n = n.saturating_add(1);
+        delay.min(BACKOFF_CAP)
+    }
+
+    /// Forgets the failures of `key` (it reconciled cleanly).
+    pub fn reset_backoff(&self, key: &DbKey) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
+}

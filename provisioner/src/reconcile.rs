@@ -1,0 +1,561 @@
+//! The generic pipeline every kind runs: dereference -> validate -> build -> apply ->
+//! update_status. Each child is applied only when the live object differs from the desired one,
+//! and the status only when it changed, so that a converged database costs zero writes.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+use shared_types::api::DatabaseStatus;
+use shared_types::contract::{PROVISIONER_MANAGER, names};
+use shared_types::petset::PetSet;
+use shared_types::runtime::{conditions, ssa};
+
+use crate::build::{self, auth, services, workload::Workload};
+use crate::context::{Context, DbKey, ERROR_BACKOFF_START, RESYNC, WAIT_BACKOFF_START};
+use crate::facts::{DbFacts, Provisionable};
+use crate::status::{self, Observation, WorkloadReport};
+use crate::tls_secrets::{self, TlsSecretsState};
+use crate::validate::{self, Invalid};
+use crate::workload_choice::WorkloadApi;
+use crate::{deletion, diff, finalizer};
+
+/// Failures talking to the API server, by pipeline step (spec problems are not errors: they are
+/// reported on the status).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading {what}: {source}")]
+    Dereference {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("applying {what}: {source}")]
+    Apply {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting {what}: {source}")]
+    Delete {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] kube::Error),
+    #[error("status: {0}")]
+    Status(#[source] kube::Error),
+    #[error("serialising {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// A short label for the errors metric.
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            Error::Dereference { .. } => "read",
+            Error::Apply { .. } => "apply",
+            Error::Delete { .. } => "delete",
+            Error::Finalizer(_) => "finalizer",
+            Error::Status(_) => "status",
+            Error::Serialize(_) => "serialize",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub fn key_of<K: Provisionable>(db: &K) -> DbKey {
+    (K::KIND, db.namespace().unwrap_or_default(), db.name_any())
+}
+
+/// Entry point of every controller.
+pub async fn reconcile<K: Provisionable>(db: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let kind = K::KIND.to_string();
+    let result = if db.meta().deletion_timestamp.is_some() {
+        deletion::finalize(&*db, &ctx).await
+    } else {
+        provision(&*db, &ctx).await
+    };
+    match &result {
+        Ok(_) => ctx.metrics.observe_ok(&kind, started.elapsed()),
+        Err(e) => ctx
+            .metrics
+            .observe_error(&kind, e.metric_reason(), started.elapsed()),
+    }
+    result
+}
+
+/// Error policy: exponential backoff per database, capped at 5 minutes.
+pub fn error_policy<K: Provisionable>(db: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff(&key_of(&*db), ERROR_BACKOFF_START);
+    tracing::warn!(db = %db.name_any(), namespace = ?db.namespace(), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+fn read_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Dereference { what, source }
+}
+
+fn apply_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Apply { what, source }
+}
+
+/// Deletes `name` if it exists; a write only when there is something to delete.
+pub async fn delete_if_present<T>(api: &Api<T>, name: &str, what: &str) -> Result<()>
+where
+    T: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get_opt(name).await.map_err(read_err(what))? {
+        None => Ok(()),
+        Some(_) => match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(source) => Err(Error::Delete {
+                what: what.to_string(),
+                source,
+            }),
+        },
+    }
+}
+
+/// Applies `desired` unless the live object already holds it.
+async fn apply_if_changed<T>(api: &Api<T>, name: &str, desired: &T, what: &str) -> Result<bool>
+where
+    T: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if let Some(live) = api.get_opt(name).await.map_err(read_err(what))?
+        && diff::up_to_date(desired, &live)
+    {
+        return Ok(false);
+    }
+    ssa::apply(api, name, PROVISIONER_MANAGER, desired)
+        .await
+        .map_err(apply_err(what))?;
+    Ok(true)
+}
+
+/// The live workload, as JSON (either API) with its ready replicas.
+pub struct LiveWorkload {
+    pub value: Value,
+    pub ready: i32,
+}
+
+pub async fn live_workload(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    api: WorkloadApi,
+) -> Result<Option<LiveWorkload>> {
+    let what = format!("{} {name}", api.kind());
+    Ok(match api {
+        WorkloadApi::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(read_err(what))?
+            .map(|s| -> Result<LiveWorkload> {
+                Ok(LiveWorkload {
+                    ready: s
+                        .status
+                        .as_ref()
+                        .and_then(|st| st.ready_replicas)
+                        .unwrap_or(0),
+                    value: serde_json::to_value(&s)?,
+                })
+            })
+            .transpose()?,
+        WorkloadApi::PetSet => Api::<PetSet>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(read_err(what))?
+            .map(|p| -> Result<LiveWorkload> {
+                Ok(LiveWorkload {
+                    ready: p
+                        .status
+                        .as_ref()
+                        .and_then(|st| st.ready_replicas)
+                        .unwrap_or(0),
+                    value: serde_json::to_value(&p)?,
+                })
+            })
+            .transpose()?,
+    })
+}
+
+/// StatefulSet fields the API server refuses to change (PetSets mirror them).
+const IMMUTABLE_FIELDS: &[&str] = &["serviceName", "selector", "volumeClaimTemplates"];
+
+/// The first immutable field the desired workload would change, as `spec.<field>`.
+pub fn immutable_change(desired: &Value, live: &Value) -> Option<String> {
+    IMMUTABLE_FIELDS
+        .iter()
+        .find(|field| {
+            let d = desired
+                .pointer(&format!("/spec/{field}"))
+                .unwrap_or(&Value::Null);
+            let l = live
+                .pointer(&format!("/spec/{field}"))
+                .unwrap_or(&Value::Null);
+            let d_empty = d.is_null() || d.as_array().is_some_and(Vec::is_empty);
+            let l_empty = l.is_null() || l.as_array().is_some_and(Vec::is_empty);
+            if d_empty || l_empty {
+                d_empty != l_empty
+            } else {
+                !diff::is_subset(d, l)
+            }
+        })
+        .map(|field| format!("spec.{field}"))
+}
+
+async fn apply_workload(
+    client: &kube::Client,
+    namespace: &str,
+    workload: &Workload,
+) -> Result<(), kube::Error> {
+    match workload {
+        Workload::StatefulSet(s) => {
+            let api = Api::<StatefulSet>::namespaced(client.clone(), namespace);
+            ssa::apply(&api, &s.name_any(), PROVISIONER_MANAGER, s).await?;
+        }
+        Workload::PetSet(p) => {
+            let api = Api::<PetSet>::namespaced(client.clone(), namespace);
+            ssa::apply(&api, &p.name_any(), PROVISIONER_MANAGER, p).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn publish_events<K: Provisionable>(
+    ctx: &Context,
+    db: &K,
+    transitions: &[status::Transition],
+) {
+    let reference = db.object_ref(&());
+    for t in transitions {
+        let event = Event {
+            type_: if t.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: t.reason.clone(),
+            note: Some(t.message.chars().take(1000).collect()),
+            action: "Provision".to_string(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            // Events are best effort: the status carries the same information.
+            tracing::warn!(%error, reason = %t.reason, "could not publish event");
+        }
+    }
+}
+
+/// Computes the status, writes it only if it changed, and emits Events for transitions.
+pub async fn update_status<K: Provisionable>(
+    ctx: &Context,
+    db: &K,
+    observation: &Observation<'_>,
+) -> Result<()> {
+    let existing: Option<&DatabaseStatus> = db.db_status();
+    let plan = status::plan(
+        existing,
+        observation,
+        db.meta().generation,
+        &conditions::now(),
+    );
+    ctx.record_phase(&key_of(db), Some(plan.phase));
+    if !plan.changed {
+        return Ok(());
+    }
+    let body = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"name": db.name_any(), "namespace": db.namespace()},
+        "status": {
+            "phase": plan.phase,
+            "observedGeneration": plan.observed_generation,
+            "conditions": plan.conditions,
+        }
+    });
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &db.namespace().unwrap_or_default());
+    match api
+        .patch_status(
+            &db.name_any(),
+            &PatchParams::apply(PROVISIONER_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => {}
+        // Deleted meanwhile: nothing to report on.
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(Error::Status(e)),
+    }
+    publish_events(ctx, db, &plan.transitions).await;
+    Ok(())
+}
+
+/// Reports an invalid database and decides when to look again.
+async fn report_invalid<K: Provisionable>(
+    ctx: &Context,
+    db: &K,
+    invalid: &Invalid,
+    workload: WorkloadReport,
+) -> Result<Action> {
+    let observation = Observation {
+        invalid: Some(invalid),
+        tls: None,
+        workload,
+        halted: false,
+        deletion_blocked: false,
+    };
+    update_status(ctx, db, &observation).await?;
+    Ok(if invalid.fixed_outside_spec() {
+        Action::requeue(ctx.backoff(&key_of(db), WAIT_BACKOFF_START))
+    } else {
+        // A spec edit triggers the next reconcile.
+        Action::requeue(RESYNC)
+    })
+}
+
+/// The live workload's state, for the WorkloadReady condition.
+fn exists_report(what: &str, live: &LiveWorkload, replicas: i32) -> WorkloadReport {
+    WorkloadReport::Exists {
+        what: what.to_string(),
+        ready: live.ready,
+        replicas,
+    }
+}
+
+async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
+    let namespace = db.namespace().unwrap_or_default();
+    let client = &ctx.client;
+    let db_api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    if !finalizer::has_finalizer(db) {
+        finalizer::add(&db_api, db)
+            .await
+            .map_err(Error::Finalizer)?;
+    }
+    let facts = DbFacts::of(db);
+    let choice = ctx.workload(K::KIND);
+    let workload_name = names::workload(&facts.name);
+    let what = format!("{} {workload_name} ({})", choice.api.kind(), choice.why);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+
+    // dereference
+    let live = live_workload(client, &namespace, &workload_name, choice.api).await?;
+    let live_report = |fallback: String| match &live {
+        Some(l) => exists_report(&what, l, facts.replicas()),
+        None => WorkloadReport::NotCreated(fallback),
+    };
+
+    // validate: the spec, then the Secrets it names
+    let image = match validate::spec(&facts) {
+        Ok(image) => image,
+        Err(invalid) => {
+            let report = live_report(format!("not created: {invalid}"));
+            return report_invalid(ctx, db, &invalid, report).await;
+        }
+    };
+    if let Some(name) = facts.user_auth_secret() {
+        let found = secrets.get_opt(name).await.map_err(read_err(name))?;
+        if let Err(invalid) = validate::user_auth_secret(name, found.as_ref()) {
+            let report = live_report(format!("not created: {invalid}"));
+            return report_invalid(ctx, db, &invalid, report).await;
+        }
+    }
+    if let Some(name) = facts.extras.license_secret {
+        let found = secrets.get_opt(name).await.map_err(read_err(name))?;
+        if let Err(invalid) = validate::license_secret(name, found.as_ref()) {
+            let report = live_report(format!("not created: {invalid}"));
+            return report_invalid(ctx, db, &invalid, report).await;
+        }
+    }
+
+    // Halted: no workload, no Services; data and Secrets stay.
+    if facts.common.halted {
+        deletion::delete_runtime_objects(client, &namespace, &facts.name, choice.api).await?;
+        let observation = Observation {
+            invalid: None,
+            tls: None,
+            workload: WorkloadReport::Halted,
+            halted: true,
+            deletion_blocked: false,
+        };
+        update_status(ctx, db, &observation).await?;
+        ctx.reset_backoff(&key_of(db));
+        return Ok(Action::requeue(RESYNC));
+    }
+
+    // build + apply: auth Secret (created once, never rewritten) and Services
+    if facts.user_auth_secret().is_none() {
+        let name = names::auth_secret(&facts.name);
+        if secrets
+            .get_opt(&name)
+            .await
+            .map_err(read_err(&name))?
+            .is_none()
+        {
+            let secret = auth::auth_secret(&facts, &auth::generate_password());
+            ssa::apply(&secrets, &name, PROVISIONER_MANAGER, &secret)
+                .await
+                .map_err(apply_err(&name))?;
+        }
+    }
+    let services_api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    for service in [services::primary(&facts), services::governing(&facts)] {
+        let name = service.name_any();
+        apply_if_changed(&services_api, &name, &service, &name).await?;
+    }
+
+    // TLS Secrets: all must exist and be usable before the workload is written.
+    let tls_state = match facts.tls {
+        None => TlsSecretsState::NotConfigured,
+        Some(_) => {
+            let mut found = Vec::new();
+            for (_, name) in build::tls_secret_names(&facts) {
+                let secret = secrets.get_opt(&name).await.map_err(read_err(&name))?;
+                found.push((name, secret));
+            }
+            tls_secrets::check(&found)
+        }
+    };
+    let tls_ready = matches!(
+        tls_state,
+        TlsSecretsState::Ready | TlsSecretsState::NotConfigured
+    );
+
+    let workload_report = if !tls_ready {
+        live_report(format!(
+            "{} {workload_name} is created once every TLS Secret is ready",
+            choice.api.kind()
+        ))
+    } else {
+        let (workload, config) = build::workload_for(&facts, &image, choice.api);
+        let config_name = names::config_secret(&facts.name);
+        match &config {
+            Some(config) => {
+                apply_if_changed(&secrets, &config_name, config, &config_name).await?;
+            }
+            None => {
+                if let Some(existing) = secrets
+                    .get_opt(&config_name)
+                    .await
+                    .map_err(read_err(&config_name))?
+                    && deletion::controlled_by(&existing.metadata, db)
+                {
+                    delete_if_present(&secrets, &config_name, &config_name).await?;
+                }
+            }
+        }
+        let desired = workload.to_value()?;
+        match &live {
+            Some(l) if diff::is_subset(&desired, &l.value) => {
+                exists_report(&what, l, facts.replicas())
+            }
+            Some(l) => match immutable_change(&desired, &l.value) {
+                Some(field) => WorkloadReport::ImmutableField {
+                    what: what.clone(),
+                    field,
+                },
+                None => {
+                    apply_and_report(
+                        client,
+                        &namespace,
+                        &workload,
+                        &what,
+                        facts.replicas(),
+                        Some(l.ready),
+                    )
+                    .await?
+                }
+            },
+            None => {
+                apply_and_report(client, &namespace, &workload, &what, facts.replicas(), None)
+                    .await?
+            }
+        }
+    };
+    let immutable = matches!(workload_report, WorkloadReport::ImmutableField { .. });
+
+    // update_status
+    let observation = Observation {
+        invalid: None,
+        tls: Some(&tls_state),
+        workload: workload_report,
+        halted: false,
+        deletion_blocked: false,
+    };
+    update_status(ctx, db, &observation).await?;
+    if immutable {
+        // Only a spec edit or a deleted workload can fix this: no retry loop.
+        return Ok(Action::requeue(
+            ctx.backoff(&key_of(db), Duration::from_secs(300)),
+        ));
+    }
+    ctx.reset_backoff(&key_of(db));
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Applies the workload; a 422 from the API server (an immutable field) is reported, not retried.
+async fn apply_and_report(
+    client: &kube::Client,
+    namespace: &str,
+    workload: &Workload,
+    what: &str,
+    replicas: i32,
+    live_ready: Option<i32>,
+) -> Result<WorkloadReport> {
+    match apply_workload(client, namespace, workload).await {
+        Ok(()) => Ok(WorkloadReport::Exists {
+            what: what.to_string(),
+            ready: live_ready.unwrap_or(0),
+            replicas,
+        }),
+        Err(kube::Error::Api(s)) if s.code == 422 => Ok(WorkloadReport::ImmutableField {
+            what: what.to_string(),
+            field: format!("a field the API server refused ({})", s.message),
+        }),
+        Err(source) => Err(Error::Apply {
+            what: what.to_string(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn immutable_changes_are_named() {
+        let live = json!({"spec": {"serviceName": "db-pods", "selector": {"matchLabels": {"a": "b"}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "1Gi"}}, "volumeMode": "Filesystem"}}],
+            "replicas": 1}});
+        let same = json!({"spec": {"serviceName": "db-pods", "selector": {"matchLabels": {"a": "b"}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "1Gi"}}}}],
+            "replicas": 3}});
+        assert_eq!(immutable_change(&same, &live), None);
+        let bigger = json!({"spec": {"serviceName": "db-pods", "selector": {"matchLabels": {"a": "b"}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "2Gi"}}}}]}});
+        assert_eq!(
+            immutable_change(&bigger, &live).as_deref(),
+            Some("spec.volumeClaimTemplates")
+        );
+        let ephemeral =
+            json!({"spec": {"serviceName": "db-pods", "selector": {"matchLabels": {"a": "b"}}}});
+        assert_eq!(
+            immutable_change(&ephemeral, &live).as_deref(),
+            Some("spec.volumeClaimTemplates")
+        );
+    }
+}

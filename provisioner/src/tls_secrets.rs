@@ -1,0 +1,123 @@
+//! Whether every TLS Secret a database needs exists and has the shape a server can use.
+use k8s_openapi::api::core::v1::Secret;
+
+use crate::build::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
+
+pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
+/// The state of a database's TLS Secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsSecretsState {
+    /// No `spec.tls`.
+    NotConfigured,
+    /// Some Secrets do not exist yet (names), and none is invalid.
+    Missing(Vec<String>),
+    /// Some Secrets exist but cannot be used (one problem per Secret), plus the missing ones.
+    Invalid {
+        problems: Vec<String>,
+        missing: Vec<String>,
+    },
+    Ready,
+}
+
+/// What is wrong with `secret`, if anything.
+pub fn problem(secret: &Secret) -> Option<String> {
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    let mut wrong = Vec::new();
+    let type_ = secret.type_.as_deref().unwrap_or("Opaque");
+    if type_ != TLS_SECRET_TYPE {
+        wrong.push(format!("type is {type_}, not {TLS_SECRET_TYPE}"));
+    }
+    let missing: Vec<&str> = [CA_KEY, CERT_KEY, KEY_KEY]
+        .into_iter()
+        .filter(|key| {
+            let in_data = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(*key))
+                .is_some_and(|v| !v.0.is_empty());
+            let in_string_data = secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(*key))
+                .is_some_and(|v| !v.is_empty());
+            !(in_data || in_string_data)
+        })
+        .collect();
+    if !missing.is_empty() {
+        wrong.push(format!("missing key(s) {}", missing.join(", ")));
+    }
+    (!wrong.is_empty()).then(|| format!("Secret {name}: {}", wrong.join("; ")))
+}
+
+/// Classifies the Secrets found for each required name (`None`: not found).
+pub fn check(found: &[(String, Option<Secret>)]) -> TlsSecretsState {
+    let missing: Vec<String> = found
+        .iter()
+        .filter(|(_, s)| s.is_none())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let problems: Vec<String> = found
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().and_then(problem))
+        .collect();
+    if !problems.is_empty() {
+        TlsSecretsState::Invalid { problems, missing }
+    } else if !missing.is_empty() {
+        TlsSecretsState::Missing(missing)
+    } else {
+        TlsSecretsState::Ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use k8s_openapi::ByteString;
+    use std::collections::BTreeMap;
+
+    fn secret(name: &str, type_: &str, keys: &[&str]) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.name = Some(name.into());
+        s.type_ = Some(type_.into());
+        s.data = Some(
+            keys.iter()
+                .map(|k| (k.to_string(), ByteString(b"x".to_vec())))
+                .collect::<BTreeMap<_, _>>(),
+        );
+        s
+    }
+
+    #[test]
+    fn all_present_and_well_formed_is_ready() {
+        let ok = secret("a", TLS_SECRET_TYPE, &["ca.crt", "tls.crt", "tls.key"]);
+        assert_eq!(check(&[("a".into(), Some(ok))]), TlsSecretsState::Ready);
+    }
+
+    #[test]
+    fn missing_secrets_are_named() {
+        let ok = secret("a", TLS_SECRET_TYPE, &["ca.crt", "tls.crt", "tls.key"]);
+        assert_eq!(
+            check(&[("a".into(), Some(ok)), ("b".into(), None)]),
+            TlsSecretsState::Missing(vec!["b".into()])
+        );
+    }
+
+    #[test]
+    fn wrong_type_and_missing_keys_are_invalid() {
+        let opaque = secret("a", "Opaque", &["ca.crt", "tls.crt", "tls.key"]);
+        let no_ca = secret("b", TLS_SECRET_TYPE, &["tls.crt", "tls.key"]);
+        let state = check(&[
+            ("a".into(), Some(opaque)),
+            ("b".into(), Some(no_ca)),
+            ("c".into(), None),
+        ]);
+        let TlsSecretsState::Invalid { problems, missing } = state else {
+            panic!("expected Invalid, got {state:?}");
+        };
+        assert_eq!(missing, ["c"]);
+        assert!(problems[0].contains("Secret a: type is Opaque"));
+        assert!(problems[1].contains("Secret b: missing key(s) ca.crt"));
+    }
+}

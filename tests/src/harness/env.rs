@@ -1,0 +1,540 @@
+//! [`Env`]: one test's cluster, namespace, operators and cert-manager.
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Resource;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+};
+use kube::discovery::{ApiCapabilities, Scope};
+use serde::Deserialize as _;
+use shared_types::DbKind;
+use shared_types::api::Condition;
+use shared_types::certmanager::{ClusterIssuer, Issuer, TLS_CRT, TLS_KEY, TLS_SECRET_TYPE};
+
+use super::cluster::Cluster;
+use super::crds;
+use super::manifests;
+use super::operators::{self, Operator};
+use crate::apiserver::{ApiServerConfig, TestApiServer};
+use crate::certmanager::{self, StandInConfig};
+
+/// The field manager the tests' own applies use.
+pub const TEST_MANAGER: &str = "e2e";
+/// Overrides the stand-in's cluster resource namespace (a real cert-manager's, usually
+/// `cert-manager`).
+pub const CLUSTER_RESOURCE_NAMESPACE_ENV: &str = "DBTLS_E2E_CLUSTER_RESOURCE_NAMESPACE";
+
+/// What an [`Env`] starts.
+#[derive(Debug, Clone)]
+pub struct EnvOptions {
+    /// Start the real provisioner binary.
+    pub provisioner: bool,
+    /// Start the real ops-manager binary.
+    pub ops_manager: bool,
+    /// Run the cert-manager stand-in in-process. On a real cluster it runs only when
+    /// cert-manager's CRDs were absent (no real cert-manager to play).
+    pub cert_manager: bool,
+    /// Extra flags for the provisioner, e.g. `--workload=statefulset`.
+    pub provisioner_args: Vec<String>,
+    pub ops_manager_args: Vec<String>,
+    /// Testbed only.
+    pub api_server: ApiServerConfig,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        EnvOptions {
+            provisioner: true,
+            ops_manager: true,
+            cert_manager: true,
+            provisioner_args: Vec::new(),
+            ops_manager_args: Vec::new(),
+            api_server: ApiServerConfig::default(),
+        }
+    }
+}
+
+/// One test's world. Dropping it stops the operators and the stand-in, and on a real cluster
+/// deletes the namespace and the ClusterIssuers it created.
+pub struct Env {
+    cluster: Cluster,
+    client: kube::Client,
+    namespace: String,
+    cluster_resource_namespace: String,
+    operators: Vec<Operator>,
+    stand_in: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
+    work_dir: PathBuf,
+    resources: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
+    cluster_issuers: Mutex<Vec<String>>,
+}
+
+fn random_suffix(len: usize) -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    if api.get_opt(name).await?.is_none() {
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        api.patch(
+            name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&ns),
+        )
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    }
+    Ok(())
+}
+
+impl Env {
+    /// Starts (or connects to) the API server, installs the CRDs, starts what `options` asks
+    /// for and creates a fresh namespace `e2e-<random>`.
+    pub async fn start(options: EnvOptions) -> anyhow::Result<Env> {
+        let cluster = Cluster::connect(options.api_server.clone()).await?;
+        let client = cluster.client_as("admin").await?;
+        let created_crds = crds::install(&client).await?;
+        let cert_manager_absent = created_crds
+            .iter()
+            .any(|n| n == "certificates.cert-manager.io");
+
+        let namespace = format!("e2e-{}", random_suffix(8));
+        ensure_namespace(&client, &namespace).await?;
+        let cluster_resource_namespace = std::env::var(CLUSTER_RESOURCE_NAMESPACE_ENV)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| StandInConfig::default().cluster_resource_namespace);
+        ensure_namespace(&client, &cluster_resource_namespace).await?;
+
+        let work_dir = std::env::temp_dir().join(format!("dbtls-{namespace}"));
+        std::fs::create_dir_all(&work_dir)
+            .with_context(|| format!("creating {}", work_dir.display()))?;
+
+        let mut env = Env {
+            client,
+            namespace,
+            cluster_resource_namespace: cluster_resource_namespace.clone(),
+            operators: Vec::new(),
+            stand_in: None,
+            work_dir,
+            resources: Mutex::default(),
+            cluster_issuers: Mutex::default(),
+            cluster,
+        };
+
+        if options.cert_manager && (!env.cluster.is_real() || cert_manager_absent) {
+            let client = env.cluster.client_as("cert-manager").await?;
+            let config = StandInConfig {
+                cluster_resource_namespace,
+                ..StandInConfig::default()
+            };
+            let (tx, mut rx) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(certmanager::run(client, config, async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }));
+            env.stand_in = Some((tx, task));
+        }
+
+        let wanted = [
+            (
+                "provisioner",
+                options.provisioner,
+                &options.provisioner_args,
+            ),
+            (
+                "ops-manager",
+                options.ops_manager,
+                &options.ops_manager_args,
+            ),
+        ];
+        if wanted.iter().any(|(_, on, _)| *on) {
+            let bin_dir = operators::build_once().await?;
+            for (name, on, args) in wanted {
+                if on {
+                    let kubeconfig = env.cluster.kubeconfig_for(&env.work_dir, name)?;
+                    env.operators
+                        .push(Operator::start(name, &bin_dir, &kubeconfig, args).await?);
+                }
+            }
+        }
+        Ok(env)
+    }
+
+    /// The admin client.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// The test's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Where the stand-in (and this env's ClusterIssuers) keep ClusterIssuer CA Secrets.
+    pub fn cluster_resource_namespace(&self) -> &str {
+        &self.cluster_resource_namespace
+    }
+
+    /// A namespaced Api in the test namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The in-memory API server (fault injection, request log); None on a real cluster.
+    pub fn api_server(&self) -> Option<&TestApiServer> {
+        self.cluster.api_server()
+    }
+
+    /// Polls `check` every 50 ms until it returns `Ok(Some(t))` or `deadline` passes.
+    pub async fn eventually<T, F, Fut>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut check: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<Option<T>>>,
+    {
+        let until = Instant::now() + deadline;
+        loop {
+            let last = match check().await {
+                Ok(Some(t)) => return Ok(t),
+                Ok(None) => "not yet (None)".to_string(),
+                Err(e) => format!("{e:#}"),
+            };
+            if Instant::now() >= until {
+                anyhow::bail!(
+                    "timed out after {deadline:?} waiting for {what}; last: {last}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn resource_for(
+        &self,
+        gvk: &GroupVersionKind,
+    ) -> anyhow::Result<(ApiResource, ApiCapabilities)> {
+        let key = (gvk.api_version(), gvk.kind.clone());
+        if let Some(found) = self
+            .resources
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            return Ok(found);
+        }
+        let found = kube::discovery::pinned_kind(&self.client, gvk)
+            .await
+            .with_context(|| format!("discovering {}/{}", key.0, key.1))?;
+        if let Ok(mut map) = self.resources.lock() {
+            map.insert(key, found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Applies YAML (one or more documents) server-side as field manager `e2e`, in the test
+    /// namespace (for namespaced kinds).
+    pub async fn apply_yaml(&self, yaml: &str) -> anyhow::Result<()> {
+        for document in serde_yaml::Deserializer::from_str(yaml) {
+            let value = serde_yaml::Value::deserialize(document)?;
+            if value.is_null() {
+                continue;
+            }
+            let mut obj: DynamicObject =
+                serde_yaml::from_value(value).context("parsing a YAML document")?;
+            let types = obj
+                .types
+                .clone()
+                .context("document without apiVersion/kind")?;
+            let gvk = GroupVersionKind::try_from(&types)?;
+            let (resource, caps) = self.resource_for(&gvk).await?;
+            let name = obj
+                .metadata
+                .name
+                .clone()
+                .context("document without metadata.name")?;
+            let api: Api<DynamicObject> = if caps.scope == Scope::Namespaced {
+                obj.metadata.namespace = Some(self.namespace.clone());
+                Api::namespaced_with(self.client.clone(), &self.namespace, &resource)
+            } else {
+                Api::all_with(self.client.clone(), &resource)
+            };
+            api.patch(
+                &name,
+                &PatchParams::apply(TEST_MANAGER).force(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .with_context(|| format!("applying {} {name}", gvk.kind))?;
+        }
+        Ok(())
+    }
+
+    async fn apply_ca_secret(&self, namespace: &str, name: &str) -> anyhow::Result<String> {
+        let (cert, key) = manifests::self_signed_ca(name)?;
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some(namespace.to_string()),
+                ..Default::default()
+            },
+            type_: Some(TLS_SECRET_TYPE.into()),
+            data: Some(
+                [
+                    (TLS_CRT.to_string(), ByteString(cert.clone().into_bytes())),
+                    (TLS_KEY.to_string(), ByteString(key.into_bytes())),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let mut body = serde_json::to_value(&secret)?;
+        body["apiVersion"] = "v1".into();
+        body["kind"] = "Secret".into();
+        api.patch(
+            name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .with_context(|| format!("creating CA Secret {namespace}/{name}"))?;
+        Ok(cert)
+    }
+
+    /// A self-signed CA in Secret `<name>-ca` and a CA Issuer `<name>` in the test namespace;
+    /// returns the CA certificate PEM.
+    pub async fn create_ca_issuer(&self, name: &str) -> anyhow::Result<String> {
+        let secret = format!("{name}-ca");
+        let cert = self.apply_ca_secret(&self.namespace, &secret).await?;
+        let issuer = serde_json::json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {"ca": {"secretName": secret}},
+        });
+        self.api::<Issuer>()
+            .patch(
+                name,
+                &PatchParams::apply(TEST_MANAGER).force(),
+                &Patch::Apply(&issuer),
+            )
+            .await
+            .with_context(|| format!("creating Issuer {name}"))?;
+        Ok(cert)
+    }
+
+    /// A self-signed CA in Secret `<name>-ca` in the cluster resource namespace and a CA
+    /// ClusterIssuer `<name>`; returns the CA certificate PEM.
+    pub async fn create_ca_cluster_issuer(&self, name: &str) -> anyhow::Result<String> {
+        let secret = format!("{name}-ca");
+        let cert = self
+            .apply_ca_secret(&self.cluster_resource_namespace, &secret)
+            .await?;
+        let issuer = serde_json::json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+            "metadata": {"name": name},
+            "spec": {"ca": {"secretName": secret}},
+        });
+        if let Ok(mut names) = self.cluster_issuers.lock() {
+            names.push(name.to_string());
+        }
+        Api::<ClusterIssuer>::all(self.client.clone())
+            .patch(
+                name,
+                &PatchParams::apply(TEST_MANAGER).force(),
+                &Patch::Apply(&issuer),
+            )
+            .await
+            .with_context(|| format!("creating ClusterIssuer {name}"))?;
+        Ok(cert)
+    }
+
+    /// See [`manifests::tls_database`].
+    pub fn tls_database(kind: DbKind, name: &str, issuer_kind: &str, issuer: &str) -> String {
+        manifests::tls_database(kind, name, issuer_kind, issuer)
+    }
+
+    /// See [`manifests::no_tls_database`].
+    pub fn no_tls_database(kind: DbKind, name: &str) -> String {
+        manifests::no_tls_database(kind, name)
+    }
+
+    /// The database's status conditions (empty when it has none yet).
+    pub async fn conditions(&self, kind: DbKind, name: &str) -> anyhow::Result<Vec<Condition>> {
+        let profile = kind.profile();
+        let (group, version) = profile
+            .api_version
+            .split_once('/')
+            .context("api_version without a group")?;
+        let gvk = GroupVersionKind::gvk(group, version, profile.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, profile.plural);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        let obj = api
+            .get(name)
+            .await
+            .with_context(|| format!("getting {kind} {name}"))?;
+        let conditions = obj
+            .data
+            .pointer("/status/conditions")
+            .cloned()
+            .unwrap_or(serde_json::Value::Array(Vec::new()));
+        serde_json::from_value(conditions).context("parsing status.conditions")
+    }
+
+    /// One condition of the database, if present.
+    pub async fn condition(
+        &self,
+        kind: DbKind,
+        name: &str,
+        type_: &str,
+    ) -> anyhow::Result<Option<Condition>> {
+        Ok(self
+            .conditions(kind, name)
+            .await?
+            .into_iter()
+            .find(|c| c.type_ == type_))
+    }
+
+    /// `(reason, note)` of the Events about the object `name` in the test namespace, oldest
+    /// first. Reads events.k8s.io/v1 and core/v1 (the same Events on a real cluster, so they are
+    /// de-duplicated by name).
+    pub async fn events_for(&self, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+        use k8s_openapi::api::core::v1::Event as CoreEvent;
+        use k8s_openapi::api::events::v1::Event;
+        let mut found = std::collections::BTreeMap::new();
+        for ev in self.api::<Event>().list(&Default::default()).await? {
+            if ev.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name) {
+                let time = ev.event_time.as_ref().map(|t| t.0.to_string());
+                found.insert(
+                    ev.metadata.name.clone().unwrap_or_default(),
+                    (
+                        time.unwrap_or_default(),
+                        ev.reason.unwrap_or_default(),
+                        ev.note.unwrap_or_default(),
+                    ),
+                );
+            }
+        }
+        for ev in self.api::<CoreEvent>().list(&Default::default()).await? {
+            if ev.involved_object.name.as_deref() == Some(name) {
+                let key = ev.metadata.name.clone().unwrap_or_default();
+                let time = ev
+                    .event_time
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .or_else(|| ev.last_timestamp.as_ref().map(|t| t.0.to_string()));
+                found.entry(key).or_insert((
+                    time.unwrap_or_default(),
+                    ev.reason.unwrap_or_default(),
+                    ev.message.unwrap_or_default(),
+                ));
+            }
+        }
+        let mut events: Vec<_> = found.into_values().collect();
+        events.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(events.into_iter().map(|(_, r, n)| (r, n)).collect())
+    }
+
+    /// Captured stdout+stderr of the operators so far.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for op in &self.operators {
+            out.push_str(&format!("--- {} log ---\n{}", op.name, op.logs()));
+        }
+        out
+    }
+
+    fn operator(&self, which: &str) -> anyhow::Result<&Operator> {
+        self.operators
+            .iter()
+            .find(|o| o.name == which)
+            .with_context(|| format!("operator {which:?} is not running in this Env"))
+    }
+
+    /// `kill -9` one operator ("provisioner" | "ops-manager").
+    pub async fn kill_operator(&self, which: &str) -> anyhow::Result<()> {
+        self.operator(which)?.kill().await
+    }
+
+    /// Kill (if running) and start one operator again with the same arguments.
+    pub async fn restart_operator(&self, which: &str) -> anyhow::Result<()> {
+        self.operator(which)?.restart().await
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some((stop, task)) = self.stand_in.take() {
+            let _ = stop.send(true);
+            task.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.work_dir);
+        if !self.cluster.is_real() {
+            return;
+        }
+        // Real cluster: clean up from a separate thread with its own runtime and client, since
+        // Drop cannot await on the test's (possibly single-threaded) runtime.
+        let Cluster::Real { kubeconfig } = &self.cluster else {
+            return;
+        };
+        let cluster = Cluster::Real {
+            kubeconfig: kubeconfig.clone(),
+        };
+        let namespace = self.namespace.clone();
+        let issuers = self
+            .cluster_issuers
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        let crn = self.cluster_resource_namespace.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(client) = cluster.client_as("admin").await else {
+                    return;
+                };
+                let dp = DeleteParams::background();
+                let _ = Api::<Namespace>::all(client.clone())
+                    .delete(&namespace, &dp)
+                    .await;
+                for name in issuers {
+                    let _ = Api::<ClusterIssuer>::all(client.clone())
+                        .delete(&name, &dp)
+                        .await;
+                    let _ = Api::<Secret>::namespaced(client.clone(), &crn)
+                        .delete(&format!("{name}-ca"), &dp)
+                        .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
