@@ -3,4 +3,5 @@
 pub mod apiserver;
 pub mod certmanager;
 pub mod harness;
+pub mod sandbox;
 pub mod workload_sim;

@@ -133,7 +133,7 @@ const UNIQUE_ALIASES: &str = "!has(self.certificates) || self.certificates.all(c
 pub struct TlsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_ref: Option<IssuerRef>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_CERTIFICATES))]
     pub certificates: Vec<CertificateSpec>,
 }
@@ -145,7 +145,7 @@ pub struct TlsConfig {
 pub struct MssqlTlsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_ref: Option<IssuerRef>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_CERTIFICATES))]
     pub certificates: Vec<CertificateSpec>,
     /// Makes the SQL Server listener force TLS (`mssql.conf` `[network] forceencryption`).

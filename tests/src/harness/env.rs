@@ -1,5 +1,4 @@
 //! [`Env`]: one test's cluster, namespace, operators and cert-manager.
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -12,12 +11,11 @@ use kube::Resource;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
 };
-use kube::discovery::{ApiCapabilities, Scope};
-use serde::Deserialize as _;
 use shared_types::DbKind;
 use shared_types::api::Condition;
 use shared_types::certmanager::{ClusterIssuer, Issuer, TLS_CRT, TLS_KEY, TLS_SECRET_TYPE};
 
+use super::apply;
 use super::cluster::Cluster;
 use super::crds;
 use super::manifests;
@@ -74,7 +72,7 @@ pub struct Env {
         tokio::task::JoinHandle<()>,
     )>,
     work_dir: PathBuf,
-    resources: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
+    kinds: apply::KindCache,
     cluster_issuers: Mutex<Vec<String>>,
 }
 
@@ -132,7 +130,7 @@ impl Env {
             operators: Vec::new(),
             stand_in: None,
             work_dir,
-            resources: Mutex::default(),
+            kinds: apply::KindCache::default(),
             cluster_issuers: Mutex::default(),
             cluster,
         };
@@ -232,63 +230,17 @@ impl Env {
         }
     }
 
-    async fn resource_for(
-        &self,
-        gvk: &GroupVersionKind,
-    ) -> anyhow::Result<(ApiResource, ApiCapabilities)> {
-        let key = (gvk.api_version(), gvk.kind.clone());
-        if let Some(found) = self
-            .resources
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).cloned())
-        {
-            return Ok(found);
-        }
-        let found = kube::discovery::pinned_kind(&self.client, gvk)
-            .await
-            .with_context(|| format!("discovering {}/{}", key.0, key.1))?;
-        if let Ok(mut map) = self.resources.lock() {
-            map.insert(key, found.clone());
-        }
-        Ok(found)
-    }
-
     /// Applies YAML (one or more documents) server-side as field manager `e2e`, in the test
     /// namespace (for namespaced kinds).
     pub async fn apply_yaml(&self, yaml: &str) -> anyhow::Result<()> {
-        for document in serde_yaml::Deserializer::from_str(yaml) {
-            let value = serde_yaml::Value::deserialize(document)?;
-            if value.is_null() {
-                continue;
-            }
-            let mut obj: DynamicObject =
-                serde_yaml::from_value(value).context("parsing a YAML document")?;
-            let types = obj
-                .types
-                .clone()
-                .context("document without apiVersion/kind")?;
-            let gvk = GroupVersionKind::try_from(&types)?;
-            let (resource, caps) = self.resource_for(&gvk).await?;
-            let name = obj
-                .metadata
-                .name
-                .clone()
-                .context("document without metadata.name")?;
-            let api: Api<DynamicObject> = if caps.scope == Scope::Namespaced {
-                obj.metadata.namespace = Some(self.namespace.clone());
-                Api::namespaced_with(self.client.clone(), &self.namespace, &resource)
-            } else {
-                Api::all_with(self.client.clone(), &resource)
-            };
-            api.patch(
-                &name,
-                &PatchParams::apply(TEST_MANAGER).force(),
-                &Patch::Apply(&obj),
-            )
-            .await
-            .with_context(|| format!("applying {} {name}", gvk.kind))?;
-        }
+        apply::apply_yaml(
+            &self.client,
+            &self.kinds,
+            yaml,
+            Some(&self.namespace),
+            TEST_MANAGER,
+        )
+        .await?;
         Ok(())
     }
 

@@ -1,11 +1,12 @@
 //! The end-to-end harness: one [`Env`] per test, against the in-memory API server or a real
 //! cluster (`DBTLS_E2E_KUBECONFIG`). Scenarios use only the Kubernetes API through kube-rs, so the
 //! same test runs unchanged in both places.
-mod cluster;
-mod crds;
+pub mod apply;
+pub mod cluster;
+pub mod crds;
 mod env;
-mod manifests;
-mod operators;
+pub mod manifests;
+pub mod operators;
 
 pub use env::{Env, EnvOptions};
 pub use manifests::{no_tls_database, tls_database};

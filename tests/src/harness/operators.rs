@@ -82,14 +82,16 @@ impl Operator {
         kubeconfig: &Path,
         extra: &[String],
     ) -> anyhow::Result<Operator> {
-        let mut args = vec![
-            "--kubeconfig".to_string(),
-            kubeconfig.display().to_string(),
-            "--metrics-addr".into(),
-            "127.0.0.1:0".into(),
-            "--log-format".into(),
-            "text".into(),
-        ];
+        let mut args = vec!["--kubeconfig".to_string(), kubeconfig.display().to_string()];
+        // Defaults the caller may override (clap refuses a flag given twice).
+        for (flag, value) in [("--metrics-addr", "127.0.0.1:0"), ("--log-format", "text")] {
+            if !extra
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+            {
+                args.extend([flag.to_string(), value.to_string()]);
+            }
+        }
         args.extend(extra.iter().cloned());
         let operator = Operator {
             name: name.to_string(),

@@ -1,0 +1,153 @@
+//! What happens to Certificates and TLS Secrets when a database is deleted or drops `spec.tls`
+//! (contract.md, KubeDB's deletionPolicy): Certificates go; WipeOut deletes the issued Secrets,
+//! every other policy keeps them and removes the database's ownerReference. A Secret the user
+//! provided is never touched (it was never adopted, see `plan::conflict`).
+
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use shared_types::Database;
+use shared_types::api::DeletionPolicy;
+use shared_types::certmanager::{Certificate, annotations};
+
+use crate::apply::{self, ApplyError};
+use crate::context::Context;
+use crate::db::DbRef;
+use crate::dereference::database_selector;
+use crate::events;
+use crate::finalizer::{self, FinalizerError};
+use crate::status::{self, StatusError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("listing {what}: {source}")]
+    List {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] ApplyError),
+    #[error(transparent)]
+    Finalizer(#[from] FinalizerError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}
+
+/// The database is being deleted.
+pub async fn on_delete<K: Database>(
+    db: &K,
+    db_ref: &DbRef,
+    ctx: &Context,
+) -> Result<Action, CleanupError> {
+    if !finalizer::has(db) {
+        ctx.certificate_metrics.forget(db_ref);
+        return Ok(Action::await_change());
+    }
+    let policy = db.common().deletion_policy;
+    if policy == DeletionPolicy::DoNotTerminate {
+        // The provisioner refuses the deletion and says so; nothing is released until the
+        // policy changes (which triggers a reconcile).
+        return Ok(Action::await_change());
+    }
+    release(db_ref, policy, ctx).await?;
+    finalizer::remove(db, ctx).await?;
+    ctx.certificate_metrics.forget(db_ref);
+    Ok(Action::await_change())
+}
+
+/// `spec.tls` was removed from a live database.
+pub async fn tls_removed<K: Database>(
+    db: &K,
+    db_ref: &DbRef,
+    regarding: &ObjectReference,
+    ctx: &Context,
+) -> Result<Action, CleanupError> {
+    if !finalizer::has(db) {
+        status::clear(db, ctx).await?;
+        ctx.certificate_metrics.forget(db_ref);
+        return Ok(Action::await_change());
+    }
+    let released = release(db_ref, db.common().deletion_policy, ctx).await?;
+    status::clear(db, ctx).await?;
+    finalizer::remove(db, ctx).await?;
+    ctx.certificate_metrics.forget(db_ref);
+    events::publish(
+        ctx,
+        regarding,
+        EventType::Normal,
+        "TLSRemoved",
+        "ReconcileCertificates",
+        format!(
+            "spec.tls was removed: deleted {released} Certificate(s) of {}",
+            db_ref.display()
+        ),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// Deletes the database's Certificates, then deletes (WipeOut) or releases its TLS Secrets.
+/// Certificates go first so that cert-manager does not re-issue a deleted Secret.
+async fn release(db: &DbRef, policy: DeletionPolicy, ctx: &Context) -> Result<usize, CleanupError> {
+    let selector = database_selector(db);
+    let certificates: Api<Certificate> = Api::namespaced(ctx.client.clone(), &db.namespace);
+    let owned = certificates
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| CleanupError::List {
+            what: format!("Certificates of {}", db.display()),
+            source,
+        })?;
+    let mut deleted = 0;
+    for cert in &owned.items {
+        let owners = cert
+            .metadata
+            .owner_references
+            .as_deref()
+            .unwrap_or_default();
+        if let Some(name) = cert.metadata.name.as_deref()
+            && db.controls(owners)
+        {
+            apply::delete_certificate(&certificates, name).await?;
+            deleted += 1;
+        }
+    }
+
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &db.namespace);
+    let labelled = secrets
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| CleanupError::List {
+            what: format!("Secrets of {}", db.display()),
+            source,
+        })?;
+    for secret in &labelled.items {
+        let Some(name) = secret.metadata.name.as_deref() else {
+            continue;
+        };
+        let issued_for_us = secret
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(annotations::CERTIFICATE_NAME))
+            .is_some_and(|c| c == name);
+        let adopted = secret
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == db.uid);
+        if !issued_for_us || !adopted {
+            continue;
+        }
+        let version = secret.metadata.resource_version.clone();
+        if policy == DeletionPolicy::WipeOut {
+            apply::delete_secret(&secrets, name, version).await?;
+        } else if let (Some(version), Some(uid)) = (version, secret.metadata.uid.as_deref()) {
+            apply::release_secret(&secrets, &db.namespace, name, uid, &version).await?;
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,198 @@
+//! Certificate metrics (docs/operations.md), next to the shared `ReconcileMetrics`:
+//! `dbtls_certificates{kind, alias, ready}`, and per database and alias the expiry and renewal
+//! times cert-manager reports in the Certificate status.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+
+use crate::db::DbRef;
+use crate::plan::AliasReport;
+
+type AliasKey = (String, String, &'static str);
+
+#[derive(Clone)]
+struct Series {
+    kind: &'static str,
+    ready: bool,
+}
+
+pub struct CertificateMetrics {
+    certificates: IntGaugeVec,
+    expiry: GaugeVec,
+    renewal: GaugeVec,
+    /// What each (namespace, database, alias) currently counts as, so that the gauge can move
+    /// an alias from one series to the other.
+    known: Mutex<HashMap<AliasKey, Series>>,
+}
+
+impl CertificateMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let certificates = IntGaugeVec::new(
+            Opts::new(
+                "dbtls_certificates",
+                "Certificates the ops-manager manages, by database kind, alias and readiness.",
+            ),
+            &["kind", "alias", "ready"],
+        )?;
+        let expiry = GaugeVec::new(
+            Opts::new(
+                "dbtls_certificate_expiry_timestamp_seconds",
+                "When the issued certificate expires (Certificate status.notAfter), Unix time.",
+            ),
+            &["namespace", "database", "alias"],
+        )?;
+        let renewal = GaugeVec::new(
+            Opts::new(
+                "dbtls_certificate_renewal_timestamp_seconds",
+                "When cert-manager will renew the certificate (status.renewalTime), Unix time.",
+            ),
+            &["namespace", "database", "alias"],
+        )?;
+        registry.register(Box::new(certificates.clone()))?;
+        registry.register(Box::new(expiry.clone()))?;
+        registry.register(Box::new(renewal.clone()))?;
+        Ok(Self {
+            certificates,
+            expiry,
+            renewal,
+            known: Mutex::default(),
+        })
+    }
+
+    /// Records the current state of every alias of `db` (aliases not listed are forgotten).
+    pub fn record(&self, db: &DbRef, reports: &[AliasReport]) {
+        let kind = db.kind.profile().kind;
+        let Ok(mut known) = self.known.lock() else {
+            return;
+        };
+        let stale: Vec<AliasKey> = known
+            .keys()
+            .filter(|(ns, name, alias)| {
+                *ns == db.namespace
+                    && *name == db.name
+                    && !reports.iter().any(|r| r.alias == *alias)
+            })
+            .cloned()
+            .collect();
+        for key in stale {
+            self.drop_series(&mut known, &key);
+        }
+        for report in reports {
+            let key = (db.namespace.clone(), db.name.clone(), report.alias);
+            let now = Series {
+                kind,
+                ready: report.ready,
+            };
+            match known.insert(key.clone(), now.clone()) {
+                Some(before) if before.ready == now.ready => {}
+                Some(before) => {
+                    self.count(&before, report.alias, -1);
+                    self.count(&now, report.alias, 1);
+                }
+                None => self.count(&now, report.alias, 1),
+            }
+            let labels = [db.namespace.as_str(), db.name.as_str(), report.alias];
+            set_timestamp(&self.expiry, &labels, report.not_after.as_deref());
+            set_timestamp(&self.renewal, &labels, report.renewal_time.as_deref());
+        }
+    }
+
+    /// Removes every series of a database that is gone (or no longer has TLS).
+    pub fn forget(&self, db: &DbRef) {
+        let Ok(mut known) = self.known.lock() else {
+            return;
+        };
+        let keys: Vec<AliasKey> = known
+            .keys()
+            .filter(|(ns, name, _)| *ns == db.namespace && *name == db.name)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.drop_series(&mut known, &key);
+        }
+    }
+
+    fn drop_series(&self, known: &mut HashMap<AliasKey, Series>, key: &AliasKey) {
+        if let Some(series) = known.remove(key) {
+            self.count(&series, key.2, -1);
+        }
+        let labels = [key.0.as_str(), key.1.as_str(), key.2];
+        let _ = self.expiry.remove_label_values(&labels);
+        let _ = self.renewal.remove_label_values(&labels);
+    }
+
+    fn count(&self, series: &Series, alias: &str, delta: i64) {
+        let ready = if series.ready { "true" } else { "false" };
+        self.certificates
+            .with_label_values(&[series.kind, alias, ready])
+            .add(delta);
+    }
+}
+
+fn set_timestamp(gauge: &GaugeVec, labels: &[&str; 3], value: Option<&str>) {
+    match value.and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok()) {
+        Some(time) => gauge.with_label_values(labels).set(time.timestamp() as f64),
+        None => {
+            let _ = gauge.remove_label_values(labels);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use shared_types::DbKind;
+
+    fn db() -> DbRef {
+        DbRef {
+            kind: DbKind::MySQL,
+            name: "my".into(),
+            namespace: "demo".into(),
+            uid: "u".into(),
+        }
+    }
+
+    fn report(alias: &'static str, ready: bool, not_after: Option<&str>) -> AliasReport {
+        AliasReport {
+            alias,
+            ready,
+            not_after: not_after.map(String::from),
+            renewal_time: None,
+        }
+    }
+
+    #[test]
+    fn an_alias_moves_between_ready_series_and_is_forgotten_with_its_database() {
+        let registry = Registry::new();
+        let metrics = CertificateMetrics::register(&registry).unwrap();
+        let gauge = |ready: &str| {
+            metrics
+                .certificates
+                .with_label_values(&["MySQL", "server", ready])
+                .get()
+        };
+        metrics.record(&db(), &[report("server", false, None)]);
+        assert_eq!((gauge("false"), gauge("true")), (1, 0));
+        metrics.record(
+            &db(),
+            &[report("server", true, Some("2030-01-01T00:00:00Z"))],
+        );
+        metrics.record(
+            &db(),
+            &[report("server", true, Some("2030-01-01T00:00:00Z"))],
+        );
+        assert_eq!((gauge("false"), gauge("true")), (0, 1));
+        assert_eq!(
+            metrics
+                .expiry
+                .with_label_values(&["demo", "my", "server"])
+                .get(),
+            1_893_456_000.0
+        );
+        metrics.forget(&db());
+        assert_eq!((gauge("false"), gauge("true")), (0, 0));
+    }
+}

@@ -1,0 +1,121 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use super::*;
+use crate::fixtures::{tls_db, with_db};
+
+fn errors_of(kind: DbKind, extra: &str) -> Vec<ValidationError> {
+    with_db(&tls_db(kind, "db", extra), |db, view| {
+        validate(db.kind, &db.name, &view.unwrap())
+    })
+}
+
+#[test]
+fn a_minimal_database_of_every_kind_is_valid() {
+    for kind in DbKind::ALL {
+        assert_eq!(errors_of(kind, ""), vec![], "{kind}");
+    }
+}
+
+#[test]
+fn an_alias_the_kind_does_not_issue_is_reported_with_the_known_ones() {
+    let errors = errors_of(
+        DbKind::Singlestore,
+        "    certificates:\n    - alias: metrics-exporter\n",
+    );
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].condition(),
+        ("CertificatesReady", "UnknownCertificateAlias")
+    );
+    let message = errors[0].to_string();
+    assert!(message.contains("\"metrics-exporter\""), "{message}");
+    assert!(message.contains("server, client"), "{message}");
+}
+
+#[test]
+fn durations_follow_cert_manager_minimums() {
+    let cases = [
+        ("duration: 30m", "duration"),
+        ("duration: 10d", "duration"),
+        ("renewBefore: 1m", "renewBefore"),
+        ("duration: 2h\n      renewBefore: 3h", "renewBefore"),
+        ("renewBefore: 2200h", "renewBefore"),
+    ];
+    for (fields, field) in cases {
+        let errors = errors_of(
+            DbKind::MySQL,
+            &format!("    certificates:\n    - alias: client\n      {fields}\n"),
+        );
+        assert_eq!(errors.len(), 1, "{fields}: {errors:?}");
+        assert_eq!(
+            errors[0],
+            ValidationError::InvalidCertificateSpec {
+                alias: "client".into(),
+                field: field.into(),
+                why: match &errors[0] {
+                    ValidationError::InvalidCertificateSpec { why, .. } => why.clone(),
+                    _ => unreachable!(),
+                }
+            }
+        );
+        assert_eq!(errors[0].condition().1, "InvalidCertificateSpec");
+    }
+    let ok = errors_of(
+        DbKind::MySQL,
+        "    certificates:\n    - alias: client\n      duration: 1h\n      renewBefore: 5m\n",
+    );
+    assert_eq!(ok, vec![]);
+}
+
+#[test]
+fn sans_must_be_names_addresses_uris_and_emails() {
+    let errors = errors_of(
+        DbKind::MySQL,
+        "    certificates:\n    - alias: server\n      dnsNames: [\"*.ok.example\", \"bad name\"]\n      ipAddresses: [\"10.0.0.1\", \"::1\", \"300.1.1.1\"]\n      uris: [\"spiffe://x/y\", \"no-scheme\"]\n      emailAddresses: [\"a@b.example\", \"Name <a@b.example>\"]\n",
+    );
+    let fields: Vec<String> = errors
+        .iter()
+        .map(|e| match e {
+            ValidationError::InvalidCertificateSpec { alias, field, .. } => {
+                assert_eq!(alias, "server");
+                field.clone()
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        vec!["dnsNames", "ipAddresses", "uris", "emailAddresses"]
+    );
+    assert!(errors[0].to_string().contains("\"bad name\""));
+}
+
+#[test]
+fn issuer_refs_must_name_a_cert_manager_issuer() {
+    let errors = errors_of(
+        DbKind::ProxySQL,
+        "    certificates:\n    - alias: client\n      issuerRef: {apiGroup: example.com, kind: Issuer, name: x}\n",
+    );
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].condition(), ("IssuerReady", "InvalidIssuerRef"));
+    assert!(errors[0].to_string().contains("certificates[0].issuerRef"));
+
+    let yaml = "apiVersion: kubedb.com/v1\nkind: MySQL\nmetadata: {name: db}\nspec:\n  version: \"8.4.3\"\n  tls:\n    certificates:\n    - alias: server\n      issuerRef: {kind: Issuer, name: ca}\n";
+    let errors = with_db(yaml, |db, view| validate(db.kind, &db.name, &view.unwrap()));
+    // client and metrics-exporter have no issuer at all.
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].to_string().contains("\"client\""));
+}
+
+#[test]
+fn two_aliases_cannot_share_a_secret() {
+    let errors = errors_of(
+        DbKind::MySQL,
+        "    certificates:\n    - alias: client\n      secretName: db-server-cert\n",
+    );
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].to_string().contains("\"server\""),
+        "{}",
+        errors[0]
+    );
+}
