@@ -3,5 +3,6 @@
 pub mod apiserver;
 pub mod certmanager;
 pub mod harness;
+pub mod mariadb;
 pub mod sandbox;
 pub mod workload_sim;

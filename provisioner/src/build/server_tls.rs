@@ -178,7 +178,7 @@ pub fn mysql(input: &TlsInput<'_>) -> ServerTls {
     let mut args = vec![
         format!("--ssl-capath={dir}"),
         format!("--ssl-ca={dir}/ca.crt"),
-        format!("--ssl-cert={dir}/tls.crt"),
+        format!("--ssl-cert={dir}/server.crt"),
         format!("--ssl-key={dir}/server.key"),
     ];
     if input.require_ssl {
