@@ -106,8 +106,18 @@ impl StructuralSchema {
     }
 }
 
+/// A CRD's schema says nothing about `metadata` (kube types it as ObjectMeta for every kind):
+/// without this, `metadata.finalizers` would be atomic and two managers' finalizers would
+/// replace each other on every apply.
+fn object_meta() -> &'static dyn SchemaInfo {
+    super::patch::builtin_schema_info("", "")
+}
+
 impl SchemaInfo for StructuralSchema {
     fn list_type(&self, path: &[&str]) -> ListType {
+        if path.first() == Some(&"metadata") {
+            return object_meta().list_type(path);
+        }
         match lists::node_at(&self.root, path).map(|n| &n.list_kind) {
             Some(ListKind::Set) => ListType::Set,
             Some(ListKind::Map(keys)) => ListType::Map(keys.clone()),
@@ -116,6 +126,9 @@ impl SchemaInfo for StructuralSchema {
     }
 
     fn is_atomic_map(&self, path: &[&str]) -> bool {
+        if path.first() == Some(&"metadata") {
+            return object_meta().is_atomic_map(path);
+        }
         lists::node_at(&self.root, path).is_some_and(|n| n.atomic_map)
     }
 }

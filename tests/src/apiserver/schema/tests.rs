@@ -861,3 +861,14 @@ fn cel_rules_on_array_items_report_the_index() {
         vec!["spec.certs[1]: Invalid value: \"object\": alias must not be empty"]
     );
 }
+
+#[test]
+fn object_meta_lists_are_typed_as_kube_types_them_whatever_the_crd_schema() {
+    let s = schema(json!({"type": "object", "properties": {"spec": {"type": "object"}}}));
+    assert_eq!(s.list_type(&["metadata", "finalizers"]), ListType::Set);
+    assert_eq!(
+        s.list_type(&["metadata", "ownerReferences"]),
+        ListType::Map(vec!["uid".to_string()])
+    );
+    assert_eq!(s.list_type(&["spec", "anything"]), ListType::Atomic);
+}
