@@ -8,6 +8,7 @@ use std::time::Duration;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use shared_types::contract::OPS_MANAGER_REPORTER;
+use shared_types::runtime::coalesce::StatusCoalescer;
 use shared_types::runtime::metrics::ReconcileMetrics;
 
 use crate::metrics::CertificateMetrics;
@@ -19,6 +20,8 @@ pub struct Context {
     pub certificate_metrics: CertificateMetrics,
     pub recorder: Recorder,
     pub retries: Retries,
+    /// Holds back status writes that only move a progress message (see `coalesce`).
+    pub status_coalescer: StatusCoalescer,
 }
 
 impl Context {
@@ -39,6 +42,7 @@ impl Context {
             reconcile_metrics,
             certificate_metrics,
             retries: Retries::default(),
+            status_coalescer: StatusCoalescer::default(),
         }
     }
 }

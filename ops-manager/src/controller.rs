@@ -17,6 +17,7 @@ use kube::{Resource, ResourceExt};
 use shared_types::Database;
 use shared_types::certmanager::{self, Certificate, ClusterIssuer, Issuer};
 use shared_types::contract::labels;
+use shared_types::runtime::lean_store;
 
 use crate::context::Context;
 use crate::plan::IssuerKey;
@@ -45,11 +46,10 @@ pub async fn run<K: Database>(
     let kind_selector = labels::kind_selector(K::KIND);
     let by_kind = watcher::Config::default().labels(&kind_selector);
 
-    let controller = Controller::new(api::<K>(&client, ns), watcher::Config::default());
-    let store = controller.store();
+    let (store, databases) = lean_store::watch(api::<K>(&client, ns), watcher::Config::default());
     let cluster_store = store.clone();
 
-    controller
+    Controller::for_stream(databases, store.clone())
         .owns(api::<Certificate>(&client, ns), by_kind.clone())
         .watches(
             api::<PartialObjectMeta<Issuer>>(&client, ns),
@@ -84,6 +84,7 @@ pub async fn run<K: Database>(
             database_of::<K, Service>,
         )
         .with_config(controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(shared_types::runtime::watch_backoff::trigger_backoff())
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {

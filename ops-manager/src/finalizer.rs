@@ -45,11 +45,12 @@ async fn write<K: Database>(db: &K, ctx: &Context, add: bool) -> Result<(), Fina
     let name = db.name_any();
     let namespace = db.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut metadata = json!({"name": name, "namespace": namespace});
+    // The uid is a precondition: kube-apiserver answers 409 instead of creating a database
+    // that is already gone (it checks no resourceVersion when an apply would create).
+    let mut metadata = json!({"name": name, "namespace": namespace, "uid": db.uid()});
     if add {
         metadata["finalizers"] = json!([OPS_MANAGER_FINALIZER]);
     } else {
-        // Precondition: never resurrect a database that is already gone.
         metadata["resourceVersion"] = json!(db.resource_version());
     }
     let body =

@@ -12,6 +12,7 @@ use ops_manager::metrics::CertificateMetrics;
 use shared_types::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 use shared_types::runtime::cli::{self, CommonArgs};
 use shared_types::runtime::http::{self, Readiness};
+use shared_types::runtime::leader::{self, LeaderArgs};
 use shared_types::runtime::metrics::{ReconcileMetrics, registry};
 use shared_types::runtime::telemetry;
 use shared_types::tls::DEFAULT_CLUSTER_DOMAIN;
@@ -25,6 +26,8 @@ use tokio::sync::watch;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    leader: LeaderArgs,
     /// Cluster DNS domain used in the server certificates' fully qualified names.
     #[arg(long, env = "DBTLS_CLUSTER_DOMAIN", default_value = DEFAULT_CLUSTER_DOMAIN)]
     cluster_domain: String,
@@ -70,18 +73,65 @@ async fn main() -> anyhow::Result<()> {
         () = stopped() => return Ok(()),
     }
     let ctx = Arc::new(Context::new(
-        client,
+        client.clone(),
         args.cluster_domain,
         reconcile_metrics,
         certificate_metrics,
     ));
-
     let namespaces: Vec<Option<String>> = if args.common.namespaces.is_empty() {
         vec![None]
     } else {
         args.common.namespaces.iter().cloned().map(Some).collect()
     };
     let concurrency = args.common.concurrency;
+
+    // A follower is ready (it serves and would take over at once) but idle until it leads.
+    readiness.set(true);
+    tracing::info!("ops-manager started");
+    let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let work = {
+        let leading = leading.clone();
+        let stopped = stopped.clone();
+        async move {
+            leading.store(true, std::sync::atomic::Ordering::SeqCst);
+            join_all(spawn_controllers(&ctx, &namespaces, concurrency, &stopped)).await;
+        }
+    };
+    // Shutdown while still waiting for the Lease stops at once; once leading, the controllers
+    // see the stop themselves and finish their reconciles before the Lease is released.
+    let not_leading_at_shutdown = {
+        let stop = stopped();
+        async move {
+            stop.await;
+            if leading.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let elected = tokio::select! {
+        result = leader::run(&args.leader, client, "dbtls-ops-manager", work) => Some(result),
+        () = not_leading_at_shutdown => None,
+    };
+    if let Some(Err(error)) = elected {
+        tracing::error!(error = %format!("{error:#}"), "stopping");
+        return Err(error);
+    }
+    signals.abort();
+    let _ = server.await;
+    Ok(())
+}
+
+/// One controller per kind and watched namespace, each stopping when `stopped` resolves.
+fn spawn_controllers<S, F>(
+    ctx: &Arc<Context>,
+    namespaces: &[Option<String>],
+    concurrency: u16,
+    stopped: &S,
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    S: Fn() -> F,
+    F: std::future::Future<Output = ()> + Send + Sync + 'static,
+{
     let mut controllers = Vec::new();
     for ns in namespaces {
         controllers.push(tokio::spawn(controller::run::<MySQL>(
@@ -110,17 +160,12 @@ async fn main() -> anyhow::Result<()> {
         )));
         controllers.push(tokio::spawn(controller::run::<MSSQLServer>(
             ctx.clone(),
-            ns,
+            ns.clone(),
             concurrency,
             stopped(),
         )));
     }
-    readiness.set(true);
-    tracing::info!("ops-manager started");
-    join_all(controllers).await;
-    signals.abort();
-    let _ = server.await;
-    Ok(())
+    controllers
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C.

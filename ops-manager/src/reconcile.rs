@@ -105,7 +105,7 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
     let observed = dereference::observe(db, &db_ref, &tls_view, ctx).await?;
     let plan = plan::plan(&db_ref, &tls_view, &ctx.cluster_domain, &observed);
     apply::execute(&db_ref, &regarding, &plan, ctx).await?;
-    status::update(
+    let held = status::update_coalesced(
         db,
         &regarding,
         &[plan.issuer_ready.clone(), plan.certificates_ready.clone()],
@@ -116,10 +116,11 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
 
     let key = retry_key(db);
     if plan.waiting {
-        Ok(Action::requeue(ctx.retries.after_wait(&key)))
+        let wait = ctx.retries.after_wait(&key);
+        Ok(Action::requeue(held.map_or(wait, |h| h.min(wait))))
     } else {
         ctx.retries.settled(&key);
-        Ok(Action::await_change())
+        Ok(held.map_or_else(Action::await_change, Action::requeue))
     }
 }
 

@@ -1,6 +1,8 @@
 //! The status step: the ops-manager's own conditions (IssuerReady, CertificatesReady), written
 //! only when they change, with an Event on every transition.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -10,11 +12,13 @@ use shared_types::Database;
 use shared_types::api::Condition;
 use shared_types::contract::OPS_MANAGER_MANAGER;
 use shared_types::contract::conditions::{TRUE, ops_manager};
+use shared_types::runtime::coalesce::only_messages_changed;
 use shared_types::runtime::conditions::{Desired, now, resolve, up_to_date};
 use shared_types::runtime::ssa;
 
 use crate::context::Context;
 use crate::events;
+use crate::reconcile::retry_key;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -39,6 +43,30 @@ pub async fn update<K: Database>(
     desired: &[Desired],
     ctx: &Context,
 ) -> Result<(), StatusError> {
+    update_inner(db, regarding, desired, ctx, false)
+        .await
+        .map(|_| ())
+}
+
+/// Like [`update`], but a change of messages only (progress while Certificates are issued)
+/// within the coalescing window of the previous write is held back: returns `Some(delay)`
+/// after which the caller must reconcile again.
+pub async fn update_coalesced<K: Database>(
+    db: &K,
+    regarding: &ObjectReference,
+    desired: &[Desired],
+    ctx: &Context,
+) -> Result<Option<Duration>, StatusError> {
+    update_inner(db, regarding, desired, ctx, true).await
+}
+
+async fn update_inner<K: Database>(
+    db: &K,
+    regarding: &ObjectReference,
+    desired: &[Desired],
+    ctx: &Context,
+    coalesce: bool,
+) -> Result<Option<Duration>, StatusError> {
     let before = existing(db);
     let time = now();
     let conditions: Vec<Condition> = desired
@@ -55,10 +83,18 @@ pub async fn update<K: Database>(
         .cloned()
         .collect();
     if up_to_date(before, &conditions) {
-        return Ok(());
+        return Ok(None);
+    }
+    let key = retry_key(db);
+    if coalesce
+        && only_messages_changed(before, &conditions)
+        && let Some(delay) = ctx.status_coalescer.hold(&key)
+    {
+        return Ok(Some(delay));
     }
     let all: Vec<&Condition> = kept.iter().chain(conditions.iter()).collect();
     write(db, json!({"conditions": all}), ctx).await?;
+    ctx.status_coalescer.wrote(&key);
     for (want, condition) in desired.iter().zip(&conditions) {
         let previous = before.iter().find(|c| c.type_ == want.type_);
         let transition =
@@ -80,7 +116,7 @@ pub async fn update<K: Database>(
             .await;
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Removes the ops-manager's conditions (TLS removed): applying a status without them releases

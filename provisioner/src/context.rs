@@ -9,6 +9,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use shared_types::DbKind;
 use shared_types::api::DatabasePhase;
 use shared_types::contract::PROVISIONER_REPORTER;
+use shared_types::runtime::coalesce::StatusCoalescer;
 use shared_types::runtime::metrics::ReconcileMetrics;
 
 use crate::workload_choice::WorkloadChoice;
@@ -28,9 +29,14 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: ReconcileMetrics,
+    /// Holds back status writes that only move a progress message (see `coalesce`).
+    pub status_coalescer: StatusCoalescer,
     workloads: BTreeMap<DbKind, WorkloadChoice>,
     phases: Mutex<HashMap<DbKey, DatabasePhase>>,
     failures: Mutex<HashMap<DbKey, u32>>,
+    /// Consecutive failed reconciles, apart from `failures` (waits): a transient API error must
+    /// not inherit the count of earlier waits, nor of errors a successful reconcile has cleared.
+    errors: Mutex<HashMap<DbKey, u32>>,
 }
 
 impl Context {
@@ -47,9 +53,11 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            status_coalescer: StatusCoalescer::default(),
             workloads,
             phases: Mutex::default(),
             failures: Mutex::default(),
+            errors: Mutex::default(),
         }
     }
 
@@ -89,13 +97,20 @@ impl Context {
 
     /// The next delay for `key`: `start` doubled per consecutive call, capped at 5 minutes.
     pub fn backoff(&self, key: &DbKey, start: Duration) -> Duration {
-        let Ok(mut failures) = self.failures.lock() else {
-            return start;
-        };
-        let n = failures.entry(key.clone()).or_insert(0);
-        let delay = start.saturating_mul(2u32.saturating_pow((*n).min(16)));
-        *n = n.saturating_add(1);
-        delay.min(BACKOFF_CAP)
+        next_delay(&self.failures, key, start)
+    }
+
+    /// The next delay after a failed reconcile of `key`: [`ERROR_BACKOFF_START`] doubled per
+    /// consecutive failure, capped at 5 minutes.
+    pub fn error_backoff(&self, key: &DbKey) -> Duration {
+        next_delay(&self.errors, key, ERROR_BACKOFF_START)
+    }
+
+    /// Forgets the consecutive failures of `key` (a reconcile succeeded, waiting or not).
+    pub fn reset_error_backoff(&self, key: &DbKey) {
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.remove(key);
+        }
     }
 
     /// Forgets the failures of `key` (it reconciled cleanly).
@@ -104,4 +119,15 @@ impl Context {
             failures.remove(key);
         }
     }
+}
+
+/// `start` doubled per earlier call for `key` in `series`, capped at [`BACKOFF_CAP`].
+fn next_delay(series: &Mutex<HashMap<DbKey, u32>>, key: &DbKey, start: Duration) -> Duration {
+    let Ok(mut series) = series.lock() else {
+        return start;
+    };
+    let n = series.entry(key.clone()).or_insert(0);
+    let delay = start.saturating_mul(2u32.saturating_pow((*n).min(16)));
+    *n = n.saturating_add(1);
+    delay.min(BACKOFF_CAP)
 }

@@ -15,7 +15,7 @@ use crate::build::auth;
 use crate::context::{Context, RESYNC};
 use crate::facts::{DbFacts, Provisionable};
 use crate::finalizer;
-use crate::reconcile::{Error, Result, delete_if_present, key_of, update_status};
+use crate::reconcile::{Error, Result, delete_if_owned, key_of, update_status};
 use crate::status::{Observation, WorkloadReport};
 use crate::workload_choice::WorkloadApi;
 
@@ -30,31 +30,36 @@ pub fn controlled_by<K: Resource>(meta: &ObjectMeta, db: &K) -> bool {
             .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
 }
 
-/// Deletes the workload, the Services and the config Secret (what Halt removes).
-pub async fn delete_runtime_objects(
+/// Deletes the workload, the Services and the config Secret (what Halt removes), each only if
+/// the database controls it.
+pub async fn delete_runtime_objects<K: Resource>(
     client: &kube::Client,
     namespace: &str,
-    db: &str,
+    db: &K,
     api: WorkloadApi,
 ) -> Result<()> {
-    let workload = names::workload(db);
+    let name = db.meta().name.clone().unwrap_or_default();
+    let workload = names::workload(&name);
     match api {
         WorkloadApi::StatefulSet => {
             let api = Api::<StatefulSet>::namespaced(client.clone(), namespace);
-            delete_if_present(&api, &workload, &workload).await?;
+            delete_if_owned(&api, &workload, &workload, db).await?;
         }
         WorkloadApi::PetSet => {
             let api = Api::<PetSet>::namespaced(client.clone(), namespace);
-            delete_if_present(&api, &workload, &workload).await?;
+            delete_if_owned(&api, &workload, &workload, db).await?;
         }
     }
     let services = Api::<Service>::namespaced(client.clone(), namespace);
-    for name in [names::primary_service(db), names::governing_service(db)] {
-        delete_if_present(&services, &name, &name).await?;
+    for service in [
+        names::primary_service(&name),
+        names::governing_service(&name),
+    ] {
+        delete_if_owned(&services, &service, &service, db).await?;
     }
     let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
-    let config = names::config_secret(db);
-    delete_if_present(&secrets, &config, &config).await?;
+    let config = names::config_secret(&name);
+    delete_if_owned(&secrets, &config, &config, db).await?;
     Ok(())
 }
 
@@ -112,7 +117,7 @@ async fn settle_auth_secret<K: Provisionable>(
         return Ok(());
     }
     if policy == DeletionPolicy::WipeOut {
-        return delete_if_present(&api, &name, &name).await;
+        return delete_if_owned(&api, &name, &name, db).await;
     }
     let released = auth::released_auth_secret(&live);
     match ssa::apply(&api, &name, PROVISIONER_MANAGER, &released).await {
@@ -156,7 +161,7 @@ pub async fn finalize<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action>
         update_status(ctx, db, &observation).await?;
         return Ok(Action::requeue(RESYNC));
     }
-    delete_runtime_objects(client, &namespace, &facts.name, api).await?;
+    delete_runtime_objects(client, &namespace, db, api).await?;
     if matches!(policy, DeletionPolicy::Delete | DeletionPolicy::WipeOut) {
         delete_pvcs(client, &namespace, &facts).await?;
     }

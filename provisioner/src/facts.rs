@@ -81,8 +81,9 @@ impl<'a> DbFacts<'a> {
         }
     }
 
-    /// The replicas to run (KubeDB's default is 1; a Singlestore topology uses its aggregator's).
-    pub fn replicas(&self) -> i32 {
+    /// The replicas asked for, unchecked (KubeDB's default is 1; a Singlestore topology uses its
+    /// aggregator's). `validate::spec` refuses values outside 0..=i32::MAX.
+    pub fn requested_replicas(&self) -> i64 {
         self.common
             .replicas
             .or_else(|| {
@@ -92,6 +93,14 @@ impl<'a> DbFacts<'a> {
                     .and_then(|a| a.replicas)
             })
             .unwrap_or(1)
+    }
+
+    /// The replicas to run (validated; 0 for a value `validate::spec` would have refused).
+    pub fn replicas(&self) -> i32 {
+        i32::try_from(self.requested_replicas())
+            .ok()
+            .filter(|r| *r >= 0)
+            .unwrap_or(0)
     }
 
     /// The Secret holding `username`/`password`: the user's, or `<db>-auth`.

@@ -10,6 +10,8 @@ pub fn has_finalizer<K: Database>(db: &K) -> bool {
     db.finalizers().iter().any(|f| f == PROVISIONER_FINALIZER)
 }
 
+/// The uid is a precondition: kube-apiserver answers 409 instead of creating a database that is
+/// already gone (it checks no resourceVersion when an apply would create).
 fn body<K: Database>(db: &K, finalizers: Value, resource_version: Option<String>) -> Value {
     json!({
         "apiVersion": K::api_version(&()),
@@ -17,6 +19,7 @@ fn body<K: Database>(db: &K, finalizers: Value, resource_version: Option<String>
         "metadata": {
             "name": db.name_any(),
             "namespace": db.namespace(),
+            "uid": db.uid(),
             "finalizers": finalizers,
             "resourceVersion": resource_version,
         }
@@ -35,8 +38,8 @@ pub async fn add<K: Database>(api: &Api<K>, db: &K) -> kube::Result<()> {
     Ok(())
 }
 
-/// Removes the finalizer by applying an empty set of ours; the live resourceVersion is a
-/// precondition, so that a database deleted meanwhile is never re-created by the apply.
+/// Removes the finalizer by applying an empty set of ours. A 404 or 409 means the database is
+/// gone or changed meanwhile: nothing to do now (a change brings another reconcile).
 pub async fn remove<K: Database>(api: &Api<K>, db: &K) -> kube::Result<()> {
     let patch = body(db, json!([]), db.resource_version());
     match api
@@ -48,7 +51,7 @@ pub async fn remove<K: Database>(api: &Api<K>, db: &K) -> kube::Result<()> {
         .await
     {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -7,7 +7,7 @@ use futures::FutureExt;
 use provisioner::context::Context;
 use provisioner::startup::{self, RunOptions};
 use provisioner::workload_choice::WorkloadFlag;
-use shared_types::runtime::{cli, http, metrics, telemetry};
+use shared_types::runtime::{cli, http, leader, metrics, telemetry};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -18,6 +18,8 @@ use shared_types::runtime::{cli, http, metrics, telemetry};
 struct Args {
     #[command(flatten)]
     common: cli::CommonArgs,
+    #[command(flatten)]
+    leader: leader::LeaderArgs,
     /// Workload API: `auto` uses a PetSet for the kinds KubeDB runs on PetSets when the PetSet
     /// API is served, else a StatefulSet.
     #[arg(long, env = "DBTLS_WORKLOAD", value_enum, default_value_t = WorkloadFlag::Auto)]
@@ -73,21 +75,47 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let choices = startup::workload_choices(&client, args.workload).await?;
-    let ctx = Arc::new(Context::new(client, reconcile_metrics, choices));
+    let ctx = Arc::new(Context::new(client.clone(), reconcile_metrics, choices));
     let options = RunOptions {
         namespaces: args.common.namespaces.clone(),
         concurrency: args.common.concurrency,
     };
-    let controllers = tokio::spawn(startup::run_controllers(ctx, options, shutdown.clone()));
+    // A follower is ready (it serves and would take over at once) but idle until it leads.
     readiness.set(true);
     tracing::info!("provisioner ready");
-
-    shutdown.clone().await;
+    let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let work = {
+        let leading = leading.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            leading.store(true, std::sync::atomic::Ordering::SeqCst);
+            startup::run_controllers(ctx, options, shutdown).await
+        }
+    };
+    // Shutdown while still waiting for the Lease stops at once; once leading, the controllers
+    // see the shutdown themselves and finish their reconciles before the Lease is released.
+    let not_leading_at_shutdown = {
+        let shutdown = shutdown.clone();
+        let readiness = readiness.clone();
+        async move {
+            shutdown.await;
+            readiness.set(false);
+            tracing::info!("shutdown requested: finishing running reconciles");
+            if leading.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let elected = tokio::select! {
+        result = leader::run(&args.leader, client, "dbtls-provisioner", work) => Some(result),
+        () = not_leading_at_shutdown => None,
+    };
     readiness.set(false);
-    tracing::info!("shutdown requested: finishing running reconciles");
-    if let Err(error) = controllers.await {
-        tracing::error!(%error, "controllers task failed");
+    if let Some(Err(error)) = elected {
+        tracing::error!(error = %format!("{error:#}"), "stopping");
+        return Err(error);
     }
+    tracing::info!("shut down");
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::error!(%error, "metrics server failed"),

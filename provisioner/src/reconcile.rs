@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use shared_types::api::DatabaseStatus;
 use shared_types::contract::{PROVISIONER_MANAGER, names};
 use shared_types::petset::PetSet;
-use shared_types::runtime::{conditions, ssa};
+use shared_types::runtime::{coalesce, conditions, ssa};
 
 use crate::build::{self, auth, services, workload::Workload};
-use crate::context::{Context, DbKey, ERROR_BACKOFF_START, RESYNC, WAIT_BACKOFF_START};
+use crate::context::{Context, DbKey, RESYNC, WAIT_BACKOFF_START};
 use crate::facts::{DbFacts, Provisionable};
 use crate::status::{self, Observation, WorkloadReport};
 use crate::tls_secrets::{self, TlsSecretsState};
@@ -85,7 +85,10 @@ pub async fn reconcile<K: Provisionable>(db: Arc<K>, ctx: Arc<Context>) -> Resul
         provision(&*db, &ctx).await
     };
     match &result {
-        Ok(_) => ctx.metrics.observe_ok(&kind, started.elapsed()),
+        Ok(_) => {
+            ctx.metrics.observe_ok(&kind, started.elapsed());
+            ctx.reset_error_backoff(&key_of(&*db));
+        }
         Err(e) => ctx
             .metrics
             .observe_error(&kind, e.metric_reason(), started.elapsed()),
@@ -95,7 +98,7 @@ pub async fn reconcile<K: Provisionable>(db: Arc<K>, ctx: Arc<Context>) -> Resul
 
 /// Error policy: exponential backoff per database, capped at 5 minutes.
 pub fn error_policy<K: Provisionable>(db: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff(&key_of(&*db), ERROR_BACKOFF_START);
+    let delay = ctx.error_backoff(&key_of(&*db));
     tracing::warn!(db = %db.name_any(), namespace = ?db.namespace(), %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
@@ -110,13 +113,16 @@ fn apply_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Apply { what, source }
 }
 
-/// Deletes `name` if it exists; a write only when there is something to delete.
-pub async fn delete_if_present<T>(api: &Api<T>, name: &str, what: &str) -> Result<()>
+/// Deletes `name` if it exists and `owner` controls it: an object of the same name that someone
+/// else made is never deleted. A write only when there is something to delete.
+pub async fn delete_if_owned<T, K>(api: &Api<T>, name: &str, what: &str, owner: &K) -> Result<()>
 where
     T: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource,
 {
     match api.get_opt(name).await.map_err(read_err(what))? {
         None => Ok(()),
+        Some(live) if !deletion::controlled_by(live.meta(), owner) => Ok(()),
         Some(_) => match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
@@ -128,20 +134,50 @@ where
     }
 }
 
-/// Applies `desired` unless the live object already holds it.
-async fn apply_if_changed<T>(api: &Api<T>, name: &str, desired: &T, what: &str) -> Result<bool>
+/// What [`apply_owned`] did.
+enum Applied {
+    Unchanged,
+    Written,
+    /// An object of that name exists and this database does not control it: left alone.
+    Foreign,
+}
+
+/// Applies `desired` unless the live object already holds it, and never over an object that
+/// `owner` does not control.
+async fn apply_owned<T, K>(
+    api: &Api<T>,
+    name: &str,
+    desired: &T,
+    what: &str,
+    owner: &K,
+) -> Result<Applied>
 where
     T: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource,
 {
-    if let Some(live) = api.get_opt(name).await.map_err(read_err(what))?
-        && diff::up_to_date(desired, &live)
-    {
-        return Ok(false);
+    if let Some(live) = api.get_opt(name).await.map_err(read_err(what))? {
+        if !deletion::controlled_by(live.meta(), owner) {
+            return Ok(Applied::Foreign);
+        }
+        if diff::up_to_date(desired, &live) {
+            return Ok(Applied::Unchanged);
+        }
     }
     ssa::apply(api, name, PROVISIONER_MANAGER, desired)
         .await
         .map_err(apply_err(what))?;
-    Ok(true)
+    Ok(Applied::Written)
+}
+
+/// The WorkloadReady message for a workload held back by `invalid`.
+fn not_created(invalid: &Invalid) -> String {
+    format!("not created: {invalid}")
+}
+
+/// Whether the live workload (JSON of either API) is controlled by `db`.
+fn workload_controlled_by<K: Resource>(live: &LiveWorkload, db: &K) -> bool {
+    serde_json::from_value(live.value["metadata"].clone())
+        .is_ok_and(|meta: kube::api::ObjectMeta| deletion::controlled_by(&meta, db))
 }
 
 /// The live workload, as JSON (either API) with its ready replicas.
@@ -265,6 +301,26 @@ pub async fn update_status<K: Provisionable>(
     db: &K,
     observation: &Observation<'_>,
 ) -> Result<()> {
+    write_status(ctx, db, observation, false).await.map(|_| ())
+}
+
+/// Like [`update_status`], but a change of messages only (progress while waiting) within the
+/// coalescing window of the previous write is held back: returns `Some(delay)` after which the
+/// caller must reconcile again.
+async fn update_status_coalesced<K: Provisionable>(
+    ctx: &Context,
+    db: &K,
+    observation: &Observation<'_>,
+) -> Result<Option<Duration>> {
+    write_status(ctx, db, observation, true).await
+}
+
+async fn write_status<K: Provisionable>(
+    ctx: &Context,
+    db: &K,
+    observation: &Observation<'_>,
+    coalesce: bool,
+) -> Result<Option<Duration>> {
     let existing: Option<&DatabaseStatus> = db.db_status();
     let plan = status::plan(
         existing,
@@ -274,7 +330,24 @@ pub async fn update_status<K: Provisionable>(
     );
     ctx.record_phase(&key_of(db), Some(plan.phase));
     if !plan.changed {
-        return Ok(());
+        return Ok(None);
+    }
+    let coalesce_key = format!(
+        "{}/{}/{}",
+        K::KIND,
+        db.namespace().unwrap_or_default(),
+        db.name_any()
+    );
+    let progress_only = existing.is_some_and(|s| {
+        s.phase == Some(plan.phase)
+            && s.observed_generation == plan.observed_generation
+            && coalesce::only_messages_changed(&s.conditions, &plan.conditions)
+    });
+    if coalesce
+        && progress_only
+        && let Some(delay) = ctx.status_coalescer.hold(&coalesce_key)
+    {
+        return Ok(Some(delay));
     }
     let body = json!({
         "apiVersion": K::api_version(&()),
@@ -295,13 +368,13 @@ pub async fn update_status<K: Provisionable>(
         )
         .await
     {
-        Ok(_) => {}
+        Ok(_) => ctx.status_coalescer.wrote(&coalesce_key),
         // Deleted meanwhile: nothing to report on.
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
         Err(e) => return Err(Error::Status(e)),
     }
     publish_events(ctx, db, &plan.transitions).await;
-    Ok(())
+    Ok(None)
 }
 
 /// Reports an invalid database and decides when to look again.
@@ -362,28 +435,28 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
     let image = match validate::spec(&facts) {
         Ok(image) => image,
         Err(invalid) => {
-            let report = live_report(format!("not created: {invalid}"));
+            let report = live_report(not_created(&invalid));
             return report_invalid(ctx, db, &invalid, report).await;
         }
     };
     if let Some(name) = facts.user_auth_secret() {
         let found = secrets.get_opt(name).await.map_err(read_err(name))?;
         if let Err(invalid) = validate::user_auth_secret(name, found.as_ref()) {
-            let report = live_report(format!("not created: {invalid}"));
+            let report = live_report(not_created(&invalid));
             return report_invalid(ctx, db, &invalid, report).await;
         }
     }
     if let Some(name) = facts.extras.license_secret {
         let found = secrets.get_opt(name).await.map_err(read_err(name))?;
         if let Err(invalid) = validate::license_secret(name, found.as_ref()) {
-            let report = live_report(format!("not created: {invalid}"));
+            let report = live_report(not_created(&invalid));
             return report_invalid(ctx, db, &invalid, report).await;
         }
     }
 
     // Halted: no workload, no Services; data and Secrets stay.
     if facts.common.halted {
-        deletion::delete_runtime_objects(client, &namespace, &facts.name, choice.api).await?;
+        deletion::delete_runtime_objects(client, &namespace, db, choice.api).await?;
         let observation = Observation {
             invalid: None,
             tls: None,
@@ -414,7 +487,26 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
     let services_api: Api<Service> = Api::namespaced(client.clone(), &namespace);
     for service in [services::primary(&facts), services::governing(&facts)] {
         let name = service.name_any();
-        apply_if_changed(&services_api, &name, &service, &name).await?;
+        if let Applied::Foreign = apply_owned(&services_api, &name, &service, &name, db).await? {
+            let invalid = Invalid::NameConflict {
+                what: format!("Service {name}"),
+            };
+            return report_invalid(ctx, db, &invalid, live_report(not_created(&invalid))).await;
+        }
+    }
+    if let Some(l) = &live
+        && !workload_controlled_by(l, db)
+    {
+        let invalid = Invalid::NameConflict {
+            what: format!("{} {workload_name}", choice.api.kind()),
+        };
+        return report_invalid(
+            ctx,
+            db,
+            &invalid,
+            WorkloadReport::NotCreated(not_created(&invalid)),
+        )
+        .await;
     }
 
     // TLS Secrets: all must exist and be usable before the workload is written.
@@ -426,7 +518,7 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
                 let secret = secrets.get_opt(&name).await.map_err(read_err(&name))?;
                 found.push((name, secret));
             }
-            tls_secrets::check(&found)
+            tls_secrets::check_for(facts.kind, &facts.name, &found)
         }
     };
     let tls_ready = matches!(
@@ -444,18 +536,17 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
         let config_name = names::config_secret(&facts.name);
         match &config {
             Some(config) => {
-                apply_if_changed(&secrets, &config_name, config, &config_name).await?;
-            }
-            None => {
-                if let Some(existing) = secrets
-                    .get_opt(&config_name)
-                    .await
-                    .map_err(read_err(&config_name))?
-                    && deletion::controlled_by(&existing.metadata, db)
+                if let Applied::Foreign =
+                    apply_owned(&secrets, &config_name, config, &config_name, db).await?
                 {
-                    delete_if_present(&secrets, &config_name, &config_name).await?;
+                    let invalid = Invalid::NameConflict {
+                        what: format!("Secret {config_name}"),
+                    };
+                    return report_invalid(ctx, db, &invalid, live_report(not_created(&invalid)))
+                        .await;
                 }
             }
+            None => delete_if_owned(&secrets, &config_name, &config_name, db).await?,
         }
         let desired = workload.to_value()?;
         match &live {
@@ -495,7 +586,7 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
         halted: false,
         deletion_blocked: false,
     };
-    update_status(ctx, db, &observation).await?;
+    let held = update_status_coalesced(ctx, db, &observation).await?;
     if immutable {
         // Only a spec edit or a deleted workload can fix this: no retry loop.
         return Ok(Action::requeue(
@@ -503,7 +594,7 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
         ));
     }
     ctx.reset_backoff(&key_of(db));
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(held.unwrap_or(RESYNC)))
 }
 
 /// Applies the workload; a 422 from the API server (an immutable field) is reported, not retried.

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::Resource;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -18,6 +19,7 @@ use shared_types::DbKind;
 use shared_types::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 use shared_types::contract::labels;
 use shared_types::petset::PetSet;
+use shared_types::runtime::lean_store;
 
 use crate::context::Context;
 use crate::facts::Provisionable;
@@ -132,12 +134,19 @@ async fn run_kind<K>(
     let runs = namespaces.into_iter().map(|namespace| {
         let ns = namespace.as_deref();
         let client = &ctx.client;
-        let controller = Controller::new(api::<K>(client, ns), watcher::Config::default())
+        let (store, databases) =
+            lean_store::watch(api::<K>(client, ns), watcher::Config::default());
+        let controller = Controller::for_stream(databases, store)
             .with_config(controller::Config::default().concurrency(options.concurrency))
+            .trigger_backoff(shared_types::runtime::watch_backoff::trigger_backoff())
             .owns(api::<Service>(client, ns), children())
-            .watches(api::<Secret>(client, ns), children(), |secret: Secret| {
-                owner_of::<K>(&secret.metadata)
-            });
+            // Metadata only: the labels name the database; the Secret's data is read by the
+            // reconcile, never from the watch (nor is it worth keeping in flight).
+            .watches(
+                api::<PartialObjectMeta<Secret>>(client, ns),
+                children(),
+                |secret: PartialObjectMeta<Secret>| owner_of::<K>(&secret.metadata),
+            );
         let controller = match workload_api {
             WorkloadApi::StatefulSet => controller.owns(api::<StatefulSet>(client, ns), children()),
             WorkloadApi::PetSet => controller.owns(api::<PetSet>(client, ns), children()),

@@ -1,5 +1,7 @@
 //! Whether every TLS Secret a database needs exists and has the shape a server can use.
 use k8s_openapi::api::core::v1::Secret;
+use shared_types::DbKind;
+use shared_types::contract::labels;
 
 use crate::build::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
 
@@ -50,8 +52,33 @@ pub fn problem(secret: &Secret) -> Option<String> {
     (!wrong.is_empty()).then(|| format!("Secret {name}: {}", wrong.join("; ")))
 }
 
+/// A Secret whose labels say it is another database's (another database issued it under the
+/// same `secretName`): mounting it would give this database that one's identity.
+pub fn foreign(kind: DbKind, db: &str, secret: &Secret) -> Option<String> {
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    let labels = secret.metadata.labels.as_ref()?;
+    match labels::database_of(labels) {
+        Some((owner_kind, owner)) if (owner_kind, owner) != (kind, db) => Some(format!(
+            "Secret {name}: belongs to {owner_kind} {owner}; give this database its own secretName"
+        )),
+        _ => None,
+    }
+}
+
+/// [`check`] for database `db` of `kind`: also refuses Secrets of another database.
+pub fn check_for(kind: DbKind, db: &str, found: &[(String, Option<Secret>)]) -> TlsSecretsState {
+    classify(found, |s| problem(s).or_else(|| foreign(kind, db, s)))
+}
+
 /// Classifies the Secrets found for each required name (`None`: not found).
 pub fn check(found: &[(String, Option<Secret>)]) -> TlsSecretsState {
+    classify(found, problem)
+}
+
+fn classify(
+    found: &[(String, Option<Secret>)],
+    problem: impl Fn(&Secret) -> Option<String>,
+) -> TlsSecretsState {
     let missing: Vec<String> = found
         .iter()
         .filter(|(_, s)| s.is_none())
@@ -59,7 +86,7 @@ pub fn check(found: &[(String, Option<Secret>)]) -> TlsSecretsState {
         .collect();
     let problems: Vec<String> = found
         .iter()
-        .filter_map(|(_, s)| s.as_ref().and_then(problem))
+        .filter_map(|(_, s)| s.as_ref().and_then(&problem))
         .collect();
     if !problems.is_empty() {
         TlsSecretsState::Invalid { problems, missing }
@@ -119,5 +146,26 @@ mod tests {
         assert_eq!(missing, ["c"]);
         assert!(problems[0].contains("Secret a: type is Opaque"));
         assert!(problems[1].contains("Secret b: missing key(s) ca.crt"));
+    }
+
+    #[test]
+    fn another_databases_secret_is_refused() {
+        let mut other = secret("shared", TLS_SECRET_TYPE, &[CA_KEY, CERT_KEY, KEY_KEY]);
+        other.metadata.labels = Some(labels::for_database(DbKind::MySQL, "first"));
+        let found = [("shared".to_string(), Some(other))];
+        assert_eq!(check(&found), TlsSecretsState::Ready);
+        assert_eq!(
+            check_for(DbKind::MySQL, "first", &found),
+            TlsSecretsState::Ready
+        );
+        match check_for(DbKind::MySQL, "second", &found) {
+            TlsSecretsState::Invalid { problems, .. } => {
+                assert!(
+                    problems[0].contains("belongs to MySQL first"),
+                    "{problems:?}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

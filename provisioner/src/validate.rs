@@ -33,6 +33,8 @@ pub enum Invalid {
     MssqlIssuerMissing,
     #[error("spec.requireSSL needs spec.tls: add spec.tls.issuerRef or drop requireSSL")]
     RequireSslWithoutTls,
+    #[error("spec.replicas {replicas} is out of range: use a number from 0 to 2147483647")]
+    ReplicasOutOfRange { replicas: i64 },
     #[error(
         "auth Secret {name} named in spec.authSecret.name does not exist: create it with keys `username` and `password`"
     )]
@@ -45,6 +47,10 @@ pub enum Invalid {
     LicenseSecretMissing { name: String },
     #[error("license Secret {name} lacks key `license`")]
     LicenseSecretInvalid { name: String },
+    #[error(
+        "{what} already exists and is not owned by this database; it is never modified or deleted: rename or delete it, or give the database another name"
+    )]
+    NameConflict { what: String },
 }
 
 impl Invalid {
@@ -53,6 +59,7 @@ impl Invalid {
         match self {
             Invalid::AuthSecretMissing { .. } => reasons::AUTH_SECRET_MISSING,
             Invalid::AuthSecretInvalid { .. } => reasons::AUTH_SECRET_INVALID,
+            Invalid::NameConflict { .. } => reasons::NAME_CONFLICT,
             _ => reasons::INVALID_SPEC,
         }
     }
@@ -66,6 +73,8 @@ impl Invalid {
                 | Invalid::AuthSecretInvalid { .. }
                 | Invalid::LicenseSecretMissing { .. }
                 | Invalid::LicenseSecretInvalid { .. }
+                // Removing the other object is not a change of this database: only a retry sees it.
+                | Invalid::NameConflict { .. }
         )
     }
 }
@@ -102,6 +111,10 @@ pub fn spec(db: &DbFacts<'_>) -> Result<String, Invalid> {
     }
     if db.require_ssl && db.tls.is_none() {
         return Err(Invalid::RequireSslWithoutTls);
+    }
+    let replicas = db.requested_replicas();
+    if i32::try_from(replicas).is_err() || replicas < 0 {
+        return Err(Invalid::ReplicasOutOfRange { replicas });
     }
     Ok(image)
 }
@@ -214,6 +227,19 @@ mod tests {
             "metadata: {name: a, namespace: n}\nspec: {version: '8.4.3', storageType: Ephemeral, requireSSL: true}",
         );
         assert_eq!(spec(&DbFacts::of(&my)), Err(Invalid::RequireSslWithoutTls));
+    }
+
+    #[test]
+    fn replicas_outside_int32_are_reported_not_undecodable() {
+        for replicas in ["4294967296", "-1"] {
+            let db: MySQL = parse(&format!(
+                "metadata: {{name: a, namespace: n}}\nspec: {{version: '8.4.3', storageType: Ephemeral, replicas: {replicas}}}"
+            ));
+            let err = spec(&DbFacts::of(&db)).unwrap_err();
+            assert!(matches!(err, Invalid::ReplicasOutOfRange { .. }), "{err}");
+            assert!(err.to_string().contains(replicas), "{err}");
+            assert_eq!(err.reason(), reasons::INVALID_SPEC);
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ async fn env() -> Env {
     Env::start(EnvOptions {
         ops_manager: false,
         cert_manager: false,
+        // Some scenarios watch the workload stay unready.
+        simulate_workloads: false,
         ..EnvOptions::default()
     })
     .await
@@ -381,7 +383,7 @@ fn config_reads(env: &Env, db: &str) -> usize {
                 .snapshot()
                 .iter()
                 .filter(|r| {
-                    r.user == "provisioner"
+                    r.user == testbed::harness::identities::PROVISIONER_USER
                         && r.method == "GET"
                         && r.name.as_deref() == Some(name.as_str())
                 })
@@ -433,8 +435,76 @@ async fn a_converged_database_costs_no_writes() {
     let writes: Vec<_> = log
         .snapshot()
         .into_iter()
-        .filter(|r| r.user == "provisioner" && r.verb.is_write())
+        .filter(|r| r.user == testbed::harness::identities::PROVISIONER_USER && r.verb.is_write())
         .map(|r| format!("{} {} {:?} {:?}", r.method, r.path, r.subresource, r.wrote))
         .collect();
     assert!(writes.is_empty(), "writes while converged: {writes:#?}");
+}
+
+/// A Service and a StatefulSet that someone else made, with the names the database would use,
+/// are reported, never modified, and survive the database's WipeOut deletion.
+#[tokio::test]
+async fn objects_of_the_same_name_made_by_someone_else_are_never_touched() {
+    let env = env().await;
+    env.apply_yaml(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: taken\nspec:\n  ports:\n  - port: 80\n",
+    )
+    .await
+    .unwrap();
+    let service_before = env.api::<Service>().get("taken").await.unwrap();
+    env.apply_yaml(&Env::no_tls_database(KIND, "taken"))
+        .await
+        .unwrap();
+
+    let message = wait_condition(&env, "taken", "Ready", "False", "NameConflict").await;
+    assert!(message.contains("Service taken"), "{message}");
+    let events = env.events_for("taken").await.unwrap();
+    assert!(
+        events.iter().any(|(reason, _)| reason == "NameConflict"),
+        "{events:?}"
+    );
+    assert!(
+        env.api::<StatefulSet>()
+            .get_opt("taken")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Once the Service is out of the way, a foreign StatefulSet is the next conflict.
+    env.api::<Service>()
+        .delete("taken", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.apply_yaml(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: taken\nspec:\n  serviceName: other\n  selector:\n    matchLabels: {app: other}\n  template:\n    metadata:\n      labels: {app: other}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n",
+    )
+    .await
+    .unwrap();
+    let sts_before = env.api::<StatefulSet>().get("taken").await.unwrap();
+    let message = env
+        .eventually("the StatefulSet conflict", DEADLINE, || async {
+            Ok(env
+                .condition(KIND, "taken", "Ready")
+                .await?
+                .and_then(|c| c.message)
+                .filter(|m| m.contains("StatefulSet taken")))
+        })
+        .await
+        .unwrap();
+    assert!(message.contains("not owned by this database"), "{message}");
+    let provisioned = env.condition(KIND, "taken", "Provisioned").await.unwrap();
+    assert!(
+        provisioned.as_ref().is_none_or(|c| c.status != "True"),
+        "{provisioned:?}"
+    );
+
+    env.api::<MySQL>()
+        .delete("taken", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_absent(&env, &env.api::<MySQL>(), "taken").await;
+    let sts_after = env.api::<StatefulSet>().get("taken").await.unwrap();
+    assert_eq!(sts_before.resource_version(), sts_after.resource_version());
+    assert_eq!(service_before.metadata.name, Some("taken".to_string()));
 }

@@ -320,7 +320,7 @@ impl DatabaseStatus {
 #[derive(Clone, Copy, Debug)]
 pub struct CommonSpec<'a> {
     pub version: &'a str,
-    pub replicas: Option<i32>,
+    pub replicas: Option<i64>,
     pub storage_type: Option<StorageType>,
     pub storage: Option<&'a PersistentVolumeClaimSpec>,
     pub auth_secret: Option<&'a SecretReference>,

@@ -102,8 +102,10 @@ database_kind! {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SinglestoreNode {
+    // i64 for the same reason as `spec.replicas` (the schema says int32).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replicas: Option<i32>,
+    #[schemars(with = "Option<i32>")]
+    pub replicas: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suffix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

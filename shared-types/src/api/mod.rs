@@ -54,8 +54,12 @@ macro_rules! database_kind {
         pub struct $spec {
             /// The database version; picks the image from the catalogue in `crate::kinds`.
             pub version: String,
+            // `format: int32` in the schema, which the API server does not enforce: held as
+            // i64 so that an out-of-range value is reported (provisioner `InvalidSpec`) instead
+            // of making the object undecodable and stalling the watch of every database.
             #[serde(default, skip_serializing_if = "Option::is_none")]
-            pub replicas: Option<i32>,
+            #[schemars(with = "Option<i32>")]
+            pub replicas: Option<i64>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub storage_type: Option<crate::api::StorageType>,
             #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,9 +2,12 @@
 //! logging, the metrics/health HTTP server, reconcile metrics, server-side apply, conditions,
 //! leader election.
 pub mod cli;
+pub mod coalesce;
 pub mod conditions;
 pub mod http;
 pub mod leader;
+pub mod lean_store;
 pub mod metrics;
 pub mod ssa;
 pub mod telemetry;
+pub mod watch_backoff;

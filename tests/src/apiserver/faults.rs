@@ -17,6 +17,22 @@ struct FaultState {
     drop_watches_every: Option<Duration>,
     /// Bumped to ask the server to forget all watch history now.
     compact_requests: u64,
+    /// What was injected so far (kept across `reset`).
+    counts: FaultCounts,
+}
+
+/// How many faults the server has injected, for reports: 5xx and conflicts are also visible in
+/// the request log, but dropped watches and in-stream 410s are not (the watch answered 200).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Requests answered 500/503 by the injector.
+    pub errors: u64,
+    /// Writes answered 409 by the injector.
+    pub conflicts: u64,
+    /// Watch streams closed by `drop_watches_every`.
+    pub watches_dropped: u64,
+    /// Watches answered with a 410 Gone ERROR event (resourceVersion older than history).
+    pub watches_expired: u64,
 }
 
 /// Shared handle; clones control the same server.
@@ -68,11 +84,25 @@ impl FaultInjector {
 
     /// Switch everything off.
     pub fn reset(&self) {
-        let compact = self.lock().compact_requests;
-        *self.lock() = FaultState {
-            compact_requests: compact,
+        let mut s = self.lock();
+        *s = FaultState {
+            compact_requests: s.compact_requests,
+            counts: s.counts,
             ..FaultState::default()
         };
+    }
+
+    /// What has been injected since the server started.
+    pub fn counts(&self) -> FaultCounts {
+        self.lock().counts
+    }
+
+    pub(crate) fn note_watch_dropped(&self) {
+        self.lock().counts.watches_dropped += 1;
+    }
+
+    pub(crate) fn note_watch_expired(&self) {
+        self.lock().counts.watches_expired += 1;
     }
 
     pub(crate) fn latency(&self) -> Duration {
@@ -89,7 +119,7 @@ impl FaultInjector {
 
     /// Roll the dice for one request.
     pub(crate) fn decide(&self, verb: Verb) -> Injected {
-        let s = self.lock();
+        let mut s = self.lock();
         let rate = s
             .error_rates
             .get(&Some(verb))
@@ -98,9 +128,11 @@ impl FaultInjector {
             .unwrap_or(0.0);
         let mut rng = rand::rng();
         if rate > 0.0 && rng.random_bool(rate) {
+            s.counts.errors += 1;
             return Injected::Error(if rng.random_bool(0.5) { 500 } else { 503 });
         }
         if verb.is_write() && s.conflict_rate > 0.0 && rng.random_bool(s.conflict_rate) {
+            s.counts.conflicts += 1;
             return Injected::Conflict;
         }
         Injected::None

@@ -48,6 +48,8 @@ pub fn prepare_create(
     } else if is(def, "apps", "statefulsets") {
         default_statefulset(obj);
         check_selector(obj)?;
+    } else if is(def, "apps", "deployments") {
+        check_selector(obj)?;
     }
     Ok(())
 }

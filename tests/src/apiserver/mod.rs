@@ -6,6 +6,7 @@ pub mod schema;
 mod auth;
 mod config;
 mod crd;
+mod events;
 mod faults;
 mod gc;
 mod http;
@@ -23,7 +24,7 @@ mod validation;
 mod writes;
 
 pub use config::ApiServerConfig;
-pub use faults::FaultInjector;
+pub use faults::{FaultCounts, FaultInjector};
 pub use rbac::UserInfo;
 pub use request_log::{RequestLog, RequestRecord, Verb};
 pub use server::TestApiServer;

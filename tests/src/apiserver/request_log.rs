@@ -94,6 +94,14 @@ impl RequestLog {
         self.lock().clone()
     }
 
+    /// A copy of the records from index `from` on (cheaper than a whole snapshot when polling).
+    pub fn since(&self, from: usize) -> Vec<RequestRecord> {
+        self.lock()
+            .get(from..)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default()
+    }
+
     pub fn clear(&self) {
         self.lock().clear();
     }

@@ -169,6 +169,17 @@ pub fn builtins() -> Vec<ResourceDef> {
             &["sts"],
             true,
         ),
+        // Served so the operators' own manifests (deploy/) can be dry-run; no controller.
+        builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            true,
+            true,
+            &["deploy"],
+            true,
+        ),
         builtin(
             "coordination.k8s.io",
             "v1",

@@ -23,6 +23,8 @@ pub struct WriteCtx {
     /// Manager name derived from the user agent when no `fieldManager` is given (as kube does).
     pub default_manager: String,
     pub dry_run: bool,
+    /// `fieldValidation=Strict`: refuse (400) instead of pruning fields the schema does not know.
+    pub strict_fields: bool,
     /// RFC 3339 timestamp of this request.
     pub now: String,
 }
@@ -242,9 +244,24 @@ fn check_namespace(
 }
 
 /// Runs CRD schema defaulting, pruning and validation on a custom resource.
-fn apply_schema(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+fn apply_schema(
+    def: &ResourceDef,
+    obj: &mut Value,
+    old: Option<&Value>,
+    strict_fields: bool,
+) -> Result<(), ApiError> {
     if let Some(schema) = def.schema(&def.storage_version) {
+        let sent = strict_fields.then(|| obj.clone());
         schema.default_and_prune(obj);
+        if let Some(sent) = sent {
+            let mut unknown = Vec::new();
+            pruned_fields(&sent, obj, "", &mut unknown);
+            if let Some(first) = unknown.first() {
+                return Err(ApiError::bad_request(format!(
+                    "strict decoding error: unknown field \"{first}\""
+                )));
+            }
+        }
         let causes = schema.validate(obj, old);
         if !causes.is_empty() {
             let name = meta_str(obj, "name").unwrap_or_default().to_string();
@@ -252,6 +269,25 @@ fn apply_schema(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> Resu
         }
     }
     Ok(())
+}
+
+/// Paths (`spec.tls.clientTLS`) of the non-null fields `sent` had that pruning removed.
+fn pruned_fields(sent: &Value, kept: &Value, path: &str, out: &mut Vec<String>) {
+    let (Value::Object(sent), Value::Object(kept)) = (sent, kept) else {
+        return;
+    };
+    for (key, value) in sent {
+        let here = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        match kept.get(key) {
+            None if !value.is_null() => out.push(here),
+            Some(child) => pruned_fields(value, child, &here, out),
+            None => {}
+        }
+    }
 }
 
 /// POST: creates an object.
@@ -352,7 +388,7 @@ fn create_named(
         m.remove("status");
     }
     kinds::prepare_create(store, def, &mut obj).map_err(|c| invalid(def, name, c))?;
-    apply_schema(def, &mut obj, None)?;
+    apply_schema(def, &mut obj, None, ctx.strict_fields)?;
     if def.group == "apiextensions.k8s.io" {
         crd::resource_def(&obj).map_err(|c| invalid(def, name, c))?;
         crd::set_established_status(&mut obj, &ctx.now);
@@ -673,7 +709,7 @@ fn commit_update(
         m.remove("managedFields");
     }
     kinds::prepare_update(def, &old, &mut new).map_err(|c| invalid(def, &name, c))?;
-    apply_schema(def, &mut new, Some(&old))?;
+    apply_schema(def, &mut new, Some(&old), ctx.strict_fields)?;
     if def.group == "apiextensions.k8s.io" {
         crd::resource_def(&new).map_err(|c| invalid(def, &name, c))?;
         crd::set_established_status(&mut new, &ctx.now);

@@ -18,10 +18,12 @@ use shared_types::certmanager::{ClusterIssuer, Issuer, TLS_CRT, TLS_KEY, TLS_SEC
 use super::apply;
 use super::cluster::Cluster;
 use super::crds;
+use super::identities;
 use super::manifests;
 use super::operators::{self, Operator};
 use crate::apiserver::{ApiServerConfig, TestApiServer};
 use crate::certmanager::{self, StandInConfig};
+use crate::workload_sim;
 
 /// The field manager the tests' own applies use.
 pub const TEST_MANAGER: &str = "e2e";
@@ -42,9 +44,17 @@ pub struct EnvOptions {
     /// Extra flags for the provisioner, e.g. `--workload=statefulset`.
     pub provisioner_args: Vec<String>,
     pub ops_manager_args: Vec<String>,
-    /// Testbed only.
+    /// Run the workload-status stand-in ([`crate::workload_sim`]), so StatefulSets and PetSets
+    /// report all replicas ready. On a real cluster (whose controller-manager does that for
+    /// real) it runs only when `DBTLS_E2E_SIMULATE_WORKLOADS=1` is set as well.
+    pub simulate_workloads: bool,
+    /// Testbed only. `enforce_rbac` is always turned on: the operators run under their
+    /// `deploy/` RBAC.
     pub api_server: ApiServerConfig,
 }
+
+/// Opts in to the workload-status stand-in on a real cluster.
+pub const SIMULATE_WORKLOADS_ENV: &str = "DBTLS_E2E_SIMULATE_WORKLOADS";
 
 impl Default for EnvOptions {
     fn default() -> Self {
@@ -54,6 +64,7 @@ impl Default for EnvOptions {
             cert_manager: true,
             provisioner_args: Vec::new(),
             ops_manager_args: Vec::new(),
+            simulate_workloads: true,
             api_server: ApiServerConfig::default(),
         }
     }
@@ -67,10 +78,9 @@ pub struct Env {
     namespace: String,
     cluster_resource_namespace: String,
     operators: Vec<Operator>,
-    stand_in: Option<(
-        tokio::sync::watch::Sender<bool>,
-        tokio::task::JoinHandle<()>,
-    )>,
+    /// Stop signal of the in-process stand-ins (cert-manager, workload status).
+    stop_stand_ins: tokio::sync::watch::Sender<bool>,
+    stand_ins: Vec<tokio::task::JoinHandle<()>>,
     work_dir: PathBuf,
     kinds: apply::KindCache,
     cluster_issuers: Mutex<Vec<String>>,
@@ -104,9 +114,17 @@ impl Env {
     /// Starts (or connects to) the API server, installs the CRDs, starts what `options` asks
     /// for and creates a fresh namespace `e2e-<random>`.
     pub async fn start(options: EnvOptions) -> anyhow::Result<Env> {
-        let cluster = Cluster::connect(options.api_server.clone()).await?;
+        let api_config = ApiServerConfig {
+            enforce_rbac: true,
+            ..options.api_server.clone()
+        };
+        let cluster = Cluster::connect(api_config).await?;
         let client = cluster.client_as("admin").await?;
         let created_crds = crds::install(&client).await?;
+        let kinds = apply::KindCache::default();
+        if !cluster.is_real() {
+            identities::install(&client, &kinds).await?;
+        }
         let cert_manager_absent = created_crds
             .iter()
             .any(|n| n == "certificates.cert-manager.io");
@@ -128,24 +146,31 @@ impl Env {
             namespace,
             cluster_resource_namespace: cluster_resource_namespace.clone(),
             operators: Vec::new(),
-            stand_in: None,
+            stop_stand_ins: tokio::sync::watch::channel(false).0,
+            stand_ins: Vec::new(),
             work_dir,
-            kinds: apply::KindCache::default(),
+            kinds,
             cluster_issuers: Mutex::default(),
             cluster,
         };
 
         if options.cert_manager && (!env.cluster.is_real() || cert_manager_absent) {
-            let client = env.cluster.client_as("cert-manager").await?;
+            let client = env.cluster.client_as(identities::CERT_MANAGER_USER).await?;
             let config = StandInConfig {
                 cluster_resource_namespace,
                 ..StandInConfig::default()
             };
-            let (tx, mut rx) = tokio::sync::watch::channel(false);
-            let task = tokio::spawn(certmanager::run(client, config, async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            }));
-            env.stand_in = Some((tx, task));
+            let stop = env.stand_in_stopped();
+            env.stand_ins
+                .push(tokio::spawn(certmanager::run(client, config, stop)));
+        }
+        let simulate_here =
+            !env.cluster.is_real() || std::env::var(SIMULATE_WORKLOADS_ENV).is_ok_and(|v| v == "1");
+        if options.simulate_workloads && simulate_here {
+            let client = env.cluster.client_as(identities::WORKLOAD_SIM_USER).await?;
+            let stop = env.stand_in_stopped();
+            env.stand_ins
+                .push(tokio::spawn(workload_sim::run(client, stop)));
         }
 
         let wanted = [
@@ -164,13 +189,44 @@ impl Env {
             let bin_dir = operators::build_once().await?;
             for (name, on, args) in wanted {
                 if on {
-                    let kubeconfig = env.cluster.kubeconfig_for(&env.work_dir, name)?;
+                    let kubeconfig = env.operator_kubeconfig(name)?;
                     env.operators
                         .push(Operator::start(name, &bin_dir, &kubeconfig, args).await?);
                 }
             }
         }
         Ok(env)
+    }
+
+    /// Resolves once the Env is dropped: stops the stand-ins.
+    fn stand_in_stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.stop_stand_ins.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+
+    /// Writes (testbed) or names (real cluster: the one kubeconfig) a kubeconfig with which an
+    /// operator ("provisioner" | "ops-manager") runs as its own ServiceAccount, so tests can
+    /// start more operator processes, or act as an operator, under its `deploy/` RBAC.
+    pub fn operator_kubeconfig(&self, which: &str) -> anyhow::Result<PathBuf> {
+        let user = identities::operator_user(which)?;
+        self.cluster.kubeconfig_for(&self.work_dir, user)
+    }
+
+    /// A client acting as `user` (on a real cluster: the kubeconfig's identity), e.g.
+    /// [`identities::PROVISIONER_USER`] to check what an operator may do.
+    pub async fn client_as(&self, user: &str) -> anyhow::Result<kube::Client> {
+        self.cluster.client_as(user).await
+    }
+
+    /// `http://<addr>` of an operator's `/metrics`, `/healthz` and `/readyz` server.
+    pub fn metrics_url(&self, which: &str) -> anyhow::Result<String> {
+        let addr = self
+            .operator(which)?
+            .metrics_addr()
+            .with_context(|| format!("{which} runs with an unknown --metrics-addr"))?;
+        Ok(format!("http://{addr}"))
     }
 
     /// The admin client.
@@ -439,8 +495,8 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        if let Some((stop, task)) = self.stand_in.take() {
-            let _ = stop.send(true);
+        let _ = self.stop_stand_ins.send(true);
+        for task in self.stand_ins.drain(..) {
             task.abort();
         }
         let _ = std::fs::remove_dir_all(&self.work_dir);

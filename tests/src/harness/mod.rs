@@ -5,8 +5,10 @@ pub mod apply;
 pub mod cluster;
 pub mod crds;
 mod env;
+pub mod http;
+pub mod identities;
 pub mod manifests;
 pub mod operators;
 
-pub use env::{Env, EnvOptions};
+pub use env::{Env, EnvOptions, SIMULATE_WORKLOADS_ENV};
 pub use manifests::{no_tls_database, tls_database};

@@ -1,5 +1,6 @@
 //! Building and running the operator binaries as child processes, with their output captured so
 //! that a failing test can show it.
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -71,10 +72,32 @@ pub struct Operator {
     args: Vec<String>,
     child: tokio::sync::Mutex<Option<Child>>,
     log: Arc<Mutex<String>>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (kept across restarts).
+    metrics_addr: Option<SocketAddr>,
+}
+
+/// A port on 127.0.0.1 that was free a moment ago: the operator binds it itself, so the test
+/// knows the address without parsing logs (a race with another process grabbing it in between
+/// is possible but harmless: the operator then fails to start and the test says so).
+fn free_local_addr() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?)
+}
+
+/// The value of `--flag value` or `--flag=value` in `args`.
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let prefix = format!("{flag}=");
+    args.iter().enumerate().find_map(|(i, a)| {
+        if a == flag {
+            args.get(i + 1).map(String::as_str)
+        } else {
+            a.strip_prefix(&prefix)
+        }
+    })
 }
 
 impl Operator {
-    /// Starts `<bin_dir>/<name> --kubeconfig <kubeconfig> --metrics-addr 127.0.0.1:0
+    /// Starts `<bin_dir>/<name> --kubeconfig <kubeconfig> --metrics-addr 127.0.0.1:<free port>
     /// --log-format text <extra>`.
     pub async fn start(
         name: &str,
@@ -83,8 +106,16 @@ impl Operator {
         extra: &[String],
     ) -> anyhow::Result<Operator> {
         let mut args = vec!["--kubeconfig".to_string(), kubeconfig.display().to_string()];
+        let metrics_addr = match flag_value(extra, "--metrics-addr") {
+            Some(given) => given.parse().ok(),
+            None => Some(free_local_addr()?),
+        };
+        let default_metrics = metrics_addr.map(|a| a.to_string()).unwrap_or_default();
         // Defaults the caller may override (clap refuses a flag given twice).
-        for (flag, value) in [("--metrics-addr", "127.0.0.1:0"), ("--log-format", "text")] {
+        for (flag, value) in [
+            ("--metrics-addr", default_metrics.as_str()),
+            ("--log-format", "text"),
+        ] {
             if !extra
                 .iter()
                 .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
@@ -99,6 +130,7 @@ impl Operator {
             args,
             child: tokio::sync::Mutex::new(None),
             log: Arc::default(),
+            metrics_addr,
         };
         operator.spawn().await?;
         Ok(operator)
@@ -138,6 +170,17 @@ impl Operator {
         self.kill().await?;
         self.note(&format!("--- {} restarted by the test ---", self.name));
         self.spawn().await
+    }
+
+    /// The address of the operator's HTTP server (None when the caller passed an address that
+    /// is not a plain socket address).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The process id of the running child (None when killed), for `/proc` accounting.
+    pub async fn pid(&self) -> Option<u32> {
+        self.child.lock().await.as_ref().and_then(Child::id)
     }
 
     pub fn logs(&self) -> String {

@@ -1,6 +1,7 @@
 //! The HTTP front: authentication, request logging, fault injection, routing, and the
 //! get/list/write handlers on top of the store.
 pub mod discovery;
+pub mod printers;
 pub mod route;
 pub mod table;
 pub mod watch;
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::auth;
 use super::config::ApiServerConfig;
+use super::events;
 use super::faults::{FaultInjector, Injected};
 use super::gc::{self, DeleteOpts, DeleteOutcome, Propagation};
 use super::rbac;
@@ -301,14 +303,24 @@ fn serve_resource_inner(
     body: &[u8],
 ) -> Result<(Response, bool), ApiError> {
     let p = &ctx.path;
-    let def = {
+    let (def, storage_def) = {
         let store = shared.lock_store();
-        store
+        let def = store
             .def(&p.group, &p.resource)
             .filter(|d| d.serves(&p.version))
             .cloned()
-    }
-    .ok_or_else(ApiError::not_found_path)?;
+            .ok_or_else(ApiError::not_found_path)?;
+        // events.k8s.io Events live in the core Event storage (see `events`).
+        let (sg, sr) = events::storage_resource(&def);
+        let storage_def = store.def(&sg, &sr).cloned().unwrap_or_else(|| def.clone());
+        (def, storage_def)
+    };
+    // Writes go to the storage resource, in its version.
+    let write_version = if events::is_events_view(&def) {
+        storage_def.storage_version.clone()
+    } else {
+        p.version.clone()
+    };
     if p.namespace.is_some() && !def.namespaced {
         return Err(ApiError::not_found_path());
     }
@@ -335,7 +347,7 @@ fn serve_resource_inner(
         Injected::None => {}
     }
     let present = |obj: &Value| -> Value {
-        let mut o = obj.clone();
+        let mut o = events::view(&def, obj).into_owned();
         o["apiVersion"] = json!(def.api_version(&p.version));
         o
     };
@@ -359,6 +371,7 @@ fn serve_resource_inner(
             .unwrap_or("unknown")
             .to_string(),
         dry_run: ctx.q("dryRun") == Some("All"),
+        strict_fields: ctx.q("fieldValidation") == Some("Strict"),
         now: now_rfc3339(),
     };
     let parse_body = || -> Result<Value, ApiError> {
@@ -385,7 +398,7 @@ fn serve_resource_inner(
             name.to_string(),
         )
     };
-    let gr = (def.group.clone(), def.plural.clone());
+    let gr = events::storage_resource(&def);
     match verb {
         Verb::Get => {
             let name = p.name.clone().unwrap_or_default();
@@ -435,30 +448,32 @@ fn serve_resource_inner(
             Ok((watch::start(shared.clone(), req), false))
         }
         Verb::Create => {
-            let obj = parse_body()?;
+            let obj = events::to_storage(&def, &p.version, parse_body()?)?;
             let out = writes::create(
                 &mut shared.lock_store(),
-                &def,
-                &p.version,
+                &storage_def,
+                &write_version,
                 &ns,
                 obj,
                 &write_ctx(),
-            )?;
+            )
+            .map_err(|e| events::retarget_error(&def, e))?;
             Ok((json_response(201, &present(&out.object)), out.wrote))
         }
         Verb::Update => {
-            let obj = parse_body()?;
+            let obj = events::to_storage(&def, &p.version, parse_body()?)?;
             let name = p.name.clone().unwrap_or_default();
             let out = writes::update(
                 &mut shared.lock_store(),
-                &def,
-                &p.version,
+                &storage_def,
+                &write_version,
                 &ns,
                 &name,
                 obj,
                 p.subresource.as_deref(),
                 &write_ctx(),
-            )?;
+            )
+            .map_err(|e| events::retarget_error(&def, e))?;
             Ok((json_response(200, &present(&out.object)), out.wrote))
         }
         Verb::Patch | Verb::Apply => {
@@ -473,25 +488,46 @@ fn serve_resource_inner(
             let name = p.name.clone().unwrap_or_default();
             let force = ctx.q("force") == Some("true");
             let mut store = shared.lock_store();
+            let names_uid = patch
+                .pointer("/metadata/uid")
+                .and_then(|u| u.as_str())
+                .is_some_and(|u| !u.is_empty());
             if verb == Verb::Apply
                 && shared.config.enforce_rbac
+                && !names_uid
                 && store.get(&gr, &key(&name)).is_none()
             {
-                // kube authorizes an apply that creates the object as a create as well.
+                // kube authorizes an apply that creates the object as a create as well; a uid in
+                // the configuration fails the create earlier (409, uid mismatch) in kube's store.
                 check_rbac(&store, ctx, "create", &def, Some(&name))?;
             }
-            let out = writes::patch(
-                &mut store,
-                &def,
-                &p.version,
-                &ns,
-                &name,
-                kind,
-                &patch,
-                p.subresource.as_deref(),
-                force,
-                &write_ctx(),
-            )?;
+            let out = if events::is_events_view(&def) {
+                events::patch_view(
+                    &mut store,
+                    &def,
+                    &storage_def,
+                    &p.version,
+                    &ns,
+                    &name,
+                    kind,
+                    &patch,
+                    force,
+                    &write_ctx(),
+                )
+            } else {
+                writes::patch(
+                    &mut store,
+                    &def,
+                    &p.version,
+                    &ns,
+                    &name,
+                    kind,
+                    &patch,
+                    p.subresource.as_deref(),
+                    force,
+                    &write_ctx(),
+                )
+            }?;
             Ok((
                 json_response(if out.created { 201 } else { 200 }, &present(&out.object)),
                 out.wrote,
@@ -520,7 +556,7 @@ fn serve_resource_inner(
             let mut store = shared.lock_store();
             let keys: Vec<ObjectKey> = store
                 .iter(&gr, p.namespace.as_deref())
-                .filter(|(_, o)| sel.matches(o))
+                .filter(|(_, o)| sel.matches(&events::view(&def, o)))
                 .map(|(k, _)| k.clone())
                 .collect();
             let mut items = Vec::new();
@@ -686,7 +722,7 @@ fn list(
         ),
         None => None,
     };
-    let gr = (def.group.clone(), def.plural.clone());
+    let gr = events::storage_resource(def);
     let store = shared.lock_store();
     if let Some((rv, _)) = &cont
         && *rv < store.compacted_rv_for_continue()
@@ -720,7 +756,8 @@ fn list(
         {
             continue;
         }
-        if !sel.matches(o) {
+        let viewed = events::view(def, o);
+        if !sel.matches(&viewed) {
             continue;
         }
         if let Some(l) = limit
@@ -729,7 +766,7 @@ fn list(
             next = Some(encode_continue(list_rv, &k_prev(&items, k)));
             break;
         }
-        let mut item = (**o).clone();
+        let mut item = viewed.into_owned();
         item["apiVersion"] = api_version.clone();
         items.push(item);
     }

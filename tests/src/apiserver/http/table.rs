@@ -1,7 +1,9 @@
 //! `meta.k8s.io/v1` Table output for kubectl's human-readable `get`.
 use serde_json::{Value, json};
 
+use super::super::events;
 use super::super::resources::{PrinterColumn, ResourceDef, simple_json_path};
+use super::printers;
 
 /// Whether the Accept header asks for a Table.
 pub fn wants_table(accept: &str) -> bool {
@@ -80,27 +82,54 @@ fn cell(col: &PrinterColumn, obj: &Value, now: chrono::DateTime<chrono::Utc>) ->
     }
 }
 
-/// A Table of `objects`; `include` is the `includeObject` parameter.
+/// A Table of `objects`; `include` is the `includeObject` parameter. Built-in kinds with a kube
+/// printer get its columns (see `printers`), others Name/Age or the CRD's printer columns.
 pub fn table(def: &ResourceDef, objects: &[Value], list_meta: Value, include: &str) -> Value {
+    if let Some(cols) = printers::columns(def) {
+        let defs: Vec<Value> = cols
+            .iter()
+            .map(|c| {
+                json!({"name": c.name, "type": "string", "format": c.format,
+                       "description": c.description, "priority": c.priority})
+            })
+            .collect();
+        let now = chrono::Utc::now();
+        return assemble(objects, list_meta, include, defs, |o| {
+            printers::cells(def, &events::as_core(def, o), now)
+        });
+    }
     let cols = columns(def);
     let now = chrono::Utc::now();
+    let defs: Vec<Value> = cols
+        .iter()
+        .map(|c| {
+            json!({"name": c.name, "type": if c.type_ == "date" { "string" } else { c.type_.as_str() },
+                   "format": if c.name == "Name" { "name" } else { "" }, "description": c.description, "priority": c.priority})
+        })
+        .collect();
+    assemble(objects, list_meta, include, defs, |o| {
+        cols.iter().map(|c| cell(c, o, now)).collect()
+    })
+}
+
+/// The Table object around computed rows.
+fn assemble(
+    objects: &[Value],
+    list_meta: Value,
+    include: &str,
+    defs: Vec<Value>,
+    row_cells: impl Fn(&Value) -> Vec<Value>,
+) -> Value {
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let cells: Vec<Value> = cols.iter().map(|c| cell(c, o, now)).collect();
+            let cells = row_cells(o);
             let object = match include {
                 "None" => Value::Null,
                 "Object" => o.clone(),
                 _ => json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))}),
             };
             json!({"cells": cells, "object": object})
-        })
-        .collect();
-    let defs: Vec<Value> = cols
-        .iter()
-        .map(|c| {
-            json!({"name": c.name, "type": if c.type_ == "date" { "string" } else { c.type_.as_str() },
-                   "format": if c.name == "Name" { "name" } else { "" }, "description": c.description, "priority": c.priority})
         })
         .collect();
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": defs, "rows": rows})

@@ -11,6 +11,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
+use super::super::events;
 use super::super::resources::ResourceDef;
 use super::super::selectors::Selectors;
 use super::super::status::ApiError;
@@ -30,6 +31,9 @@ pub struct WatchRequest {
     pub timeout: Option<Duration>,
     pub as_table: bool,
 }
+
+/// How often an open stream checks whether `drop_watches_every` wants it closed.
+const WATCH_DROP_CHECK: Duration = Duration::from_millis(100);
 
 /// Serialises one event line.
 fn line(type_: &str, object: &Value) -> Bytes {
@@ -61,6 +65,16 @@ fn bookmark(req: &WatchRequest, rv: u64, initial_end: bool) -> Bytes {
     )
 }
 
+/// A stored object as the watched resource serves it (events.k8s.io Events are stored as core
+/// Events); selectors apply to this form.
+fn viewed(req: &WatchRequest, stored: &Arc<Value>) -> Arc<Value> {
+    if events::is_events_view(&req.def) {
+        Arc::new(events::view(&req.def, stored).into_owned())
+    } else {
+        stored.clone()
+    }
+}
+
 /// The event (if any) a filtered watcher sees for a stored event.
 fn translate(req: &WatchRequest, e: &StoredEvent) -> Option<(&'static str, Arc<Value>)> {
     if let Some(ns) = &req.namespace
@@ -68,15 +82,19 @@ fn translate(req: &WatchRequest, e: &StoredEvent) -> Option<(&'static str, Arc<V
     {
         return None;
     }
-    let now = req.selectors.matches(&e.object);
-    let before = e.old.as_ref().is_some_and(|o| req.selectors.matches(o));
+    let object = viewed(req, &e.object);
+    let now = req.selectors.matches(&object);
+    let before = e
+        .old
+        .as_ref()
+        .is_some_and(|o| req.selectors.matches(&viewed(req, o)));
     match e.type_ {
-        EventType::Added => now.then(|| ("ADDED", e.object.clone())),
-        EventType::Deleted => (before || now).then(|| ("DELETED", e.object.clone())),
+        EventType::Added => now.then_some(("ADDED", object)),
+        EventType::Deleted => (before || now).then_some(("DELETED", object)),
         EventType::Modified => match (before, now) {
-            (true, true) => Some(("MODIFIED", e.object.clone())),
-            (false, true) => Some(("ADDED", e.object.clone())),
-            (true, false) => Some(("DELETED", e.object.clone())),
+            (true, true) => Some(("MODIFIED", object)),
+            (false, true) => Some(("ADDED", object)),
+            (true, false) => Some(("DELETED", object)),
             (false, false) => None,
         },
     }
@@ -85,7 +103,7 @@ fn translate(req: &WatchRequest, e: &StoredEvent) -> Option<(&'static str, Arc<V
 /// Starts the stream. Registration (snapshot/replay + subscribe) happens under the store lock so
 /// no event is missed or duplicated.
 pub fn start(shared: Arc<Shared>, req: WatchRequest) -> Response {
-    let gr = (req.def.group.clone(), req.def.plural.clone());
+    let gr = events::storage_resource(&req.def);
     let mut first: Vec<Bytes> = Vec::new();
     let since;
     let rx: Option<broadcast::Receiver<Arc<StoredEvent>>>;
@@ -112,8 +130,9 @@ pub fn start(shared: Arc<Shared>, req: WatchRequest) -> Response {
                     None => {
                         since = current;
                         for (_, o) in store.iter(&gr, req.namespace.as_deref()) {
-                            if req.selectors.matches(o) {
-                                first.push(line("ADDED", &present(&req, o)));
+                            let o = viewed(&req, o);
+                            if req.selectors.matches(&o) {
+                                first.push(line("ADDED", &present(&req, &o)));
                             }
                         }
                         if req.send_initial_events && req.bookmarks {
@@ -127,6 +146,7 @@ pub fn start(shared: Arc<Shared>, req: WatchRequest) -> Response {
                 since = 0;
                 let rv = req.resource_version.unwrap_or(0);
                 let err = ApiError::gone(format!("too old resource version: {rv} ({oldest})"));
+                shared.faults.note_watch_expired();
                 first.push(line("ERROR", &err.to_status()));
             }
         }
@@ -169,9 +189,10 @@ async fn pump(
     tokio::pin!(deadline);
     let mut ticker = tokio::time::interval(shared.config.bookmark_interval);
     ticker.tick().await;
-    let drop_after = shared.faults.watch_drop_interval();
-    let dropper = tokio::time::sleep(drop_after.unwrap_or(Duration::from_secs(86_400 * 365)));
-    tokio::pin!(dropper);
+    // The drop interval is re-read while the stream runs, so switching the fault on also
+    // closes streams that were opened before it.
+    let opened = tokio::time::Instant::now();
+    let mut drop_check = tokio::time::interval(WATCH_DROP_CHECK);
     let mut shutdown = shared.shutdown.clone();
     loop {
         tokio::select! {
@@ -201,7 +222,16 @@ async fn pump(
                 }
                 return;
             }
-            _ = &mut dropper, if drop_after.is_some() => return,
+            _ = drop_check.tick() => {
+                if shared
+                    .faults
+                    .watch_drop_interval()
+                    .is_some_and(|every| opened.elapsed() >= every)
+                {
+                    shared.faults.note_watch_dropped();
+                    return;
+                }
+            }
             _ = shutdown.changed() => return,
             _ = tx.closed() => return,
         }

@@ -1,0 +1,58 @@
+//! The benchmark's logic at N = 10 in a debug build, so that it keeps compiling and working:
+//! every database converges and nobody writes while idle or after an operator restart. No
+//! timings are asserted (CI machines vary); `docs/benchmarks.md` has the release figures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use testbed::bench::{self, BenchOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_databases_converge_with_no_idle_writes() {
+    let options = BenchOptions {
+        databases: 10,
+        unrelated_secrets: 20,
+        namespaces: 2,
+        idle: Duration::from_secs(3),
+        single_creates: 2,
+        create_parallelism: 4,
+        deadline: Duration::from_secs(180),
+        restarts: true,
+    };
+    let report = bench::run(options, |line| eprintln!("{line}"))
+        .await
+        .unwrap();
+    eprintln!("{}", bench::report::render(&report));
+
+    assert_eq!(report.kinds.len(), 10);
+    assert_eq!(report.single_workload.len(), 2);
+    assert_eq!(report.operators.len(), 2);
+    for op in &report.operators {
+        assert!(op.converge.writes > 0, "{} wrote nothing", op.name);
+        assert!(
+            op.converge.writes >= op.minimum_writes,
+            "{}: fewer writes than objects",
+            op.name
+        );
+        assert_eq!(op.idle_writes, 0, "{} wrote while idle", op.name);
+        let (restart, _, _) = op.restart.as_ref().expect("restart measured");
+        assert_eq!(
+            restart.all_writes(),
+            0,
+            "{} wrote after a restart: {restart:?}",
+            op.name
+        );
+        assert!(
+            restart.reads > 0,
+            "{} did not re-read after its restart",
+            op.name
+        );
+        assert!(op.after_idle.peak_rss > 0);
+    }
+    assert!(report.idle_writes_zero());
+    assert!(
+        report.idle_writes_all.is_empty(),
+        "writes while idle: {:?}",
+        report.idle_writes_all
+    );
+}
