@@ -1,13 +1,12 @@
 //! What every reconcile shares: the client, flags, metrics, the event recorder and the per-object
 //! retry state.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use shared_types::contract::OPS_MANAGER_REPORTER;
+use shared_types::runtime::backoff::BackoffSeries;
 use shared_types::runtime::coalesce::StatusCoalescer;
 use shared_types::runtime::metrics::ReconcileMetrics;
 
@@ -51,48 +50,34 @@ impl Context {
 /// on objects no watch reports reliably (30 s growing to 5 min, contract.md).
 #[derive(Default)]
 pub struct Retries {
-    errors: Mutex<HashMap<String, u32>>,
-    waits: Mutex<HashMap<String, u32>>,
+    errors: BackoffSeries<String>,
+    waits: BackoffSeries<String>,
 }
 
-const MAX_DELAY: Duration = Duration::from_secs(300);
 const FIRST_ERROR_DELAY: Duration = Duration::from_millis(500);
 const FIRST_WAIT_DELAY: Duration = Duration::from_secs(30);
 
 impl Retries {
     pub fn after_error(&self, key: &str) -> Duration {
-        next(&self.errors, key, FIRST_ERROR_DELAY)
+        self.errors.next(&key.to_string(), FIRST_ERROR_DELAY)
     }
     pub fn after_wait(&self, key: &str) -> Duration {
-        next(&self.waits, key, FIRST_WAIT_DELAY)
+        self.waits.next(&key.to_string(), FIRST_WAIT_DELAY)
     }
     /// Forgets the error series after a successful reconcile.
     pub fn succeeded(&self, key: &str) {
-        if let Ok(mut errors) = self.errors.lock() {
-            errors.remove(key);
-        }
+        self.errors.reset(&key.to_string());
     }
     /// Forgets the waiting series once nothing is missing any more.
     pub fn settled(&self, key: &str) {
-        if let Ok(mut waits) = self.waits.lock() {
-            waits.remove(key);
-        }
+        self.waits.reset(&key.to_string());
     }
-}
-
-fn next(series: &Mutex<HashMap<String, u32>>, key: &str, first: Duration) -> Duration {
-    let Ok(mut series) = series.lock() else {
-        return MAX_DELAY;
-    };
-    let attempt = series.entry(key.to_string()).or_insert(0);
-    let delay = first.saturating_mul(1u32 << (*attempt).min(16));
-    *attempt = attempt.saturating_add(1);
-    delay.min(MAX_DELAY)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared_types::runtime::backoff::CAP;
 
     #[test]
     fn delays_grow_to_five_minutes_and_reset_on_success() {
@@ -103,7 +88,7 @@ mod tests {
         for _ in 0..20 {
             retries.after_error("a");
         }
-        assert_eq!(retries.after_error("a"), MAX_DELAY);
+        assert_eq!(retries.after_error("a"), CAP);
         retries.succeeded("a");
         assert_eq!(retries.after_error("a"), Duration::from_millis(500));
         assert_eq!(retries.after_wait("a"), Duration::from_secs(30));

@@ -9,6 +9,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use shared_types::DbKind;
 use shared_types::api::DatabasePhase;
 use shared_types::contract::PROVISIONER_REPORTER;
+use shared_types::runtime::backoff::BackoffSeries;
 use shared_types::runtime::coalesce::StatusCoalescer;
 use shared_types::runtime::metrics::ReconcileMetrics;
 
@@ -21,7 +22,6 @@ pub type DbKey = (DbKind, String, String);
 pub const WAIT_BACKOFF_START: Duration = Duration::from_secs(30);
 /// Backoff after an API error: 1 s, doubling.
 pub const ERROR_BACKOFF_START: Duration = Duration::from_secs(1);
-pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// Fallback requeue of a converged database (everything else is event-driven).
 pub const RESYNC: Duration = Duration::from_secs(3600);
 
@@ -33,10 +33,10 @@ pub struct Context {
     pub status_coalescer: StatusCoalescer,
     workloads: BTreeMap<DbKind, WorkloadChoice>,
     phases: Mutex<HashMap<DbKey, DatabasePhase>>,
-    failures: Mutex<HashMap<DbKey, u32>>,
+    failures: BackoffSeries<DbKey>,
     /// Consecutive failed reconciles, apart from `failures` (waits): a transient API error must
     /// not inherit the count of earlier waits, nor of errors a successful reconcile has cleared.
-    errors: Mutex<HashMap<DbKey, u32>>,
+    errors: BackoffSeries<DbKey>,
 }
 
 impl Context {
@@ -56,8 +56,8 @@ impl Context {
             status_coalescer: StatusCoalescer::default(),
             workloads,
             phases: Mutex::default(),
-            failures: Mutex::default(),
-            errors: Mutex::default(),
+            failures: BackoffSeries::default(),
+            errors: BackoffSeries::default(),
         }
     }
 
@@ -97,37 +97,22 @@ impl Context {
 
     /// The next delay for `key`: `start` doubled per consecutive call, capped at 5 minutes.
     pub fn backoff(&self, key: &DbKey, start: Duration) -> Duration {
-        next_delay(&self.failures, key, start)
+        self.failures.next(key, start)
     }
 
     /// The next delay after a failed reconcile of `key`: [`ERROR_BACKOFF_START`] doubled per
     /// consecutive failure, capped at 5 minutes.
     pub fn error_backoff(&self, key: &DbKey) -> Duration {
-        next_delay(&self.errors, key, ERROR_BACKOFF_START)
+        self.errors.next(key, ERROR_BACKOFF_START)
     }
 
     /// Forgets the consecutive failures of `key` (a reconcile succeeded, waiting or not).
     pub fn reset_error_backoff(&self, key: &DbKey) {
-        if let Ok(mut errors) = self.errors.lock() {
-            errors.remove(key);
-        }
+        self.errors.reset(key);
     }
 
     /// Forgets the failures of `key` (it reconciled cleanly).
     pub fn reset_backoff(&self, key: &DbKey) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(key);
-        }
+        self.failures.reset(key);
     }
-}
-
-/// `start` doubled per earlier call for `key` in `series`, capped at [`BACKOFF_CAP`].
-fn next_delay(series: &Mutex<HashMap<DbKey, u32>>, key: &DbKey, start: Duration) -> Duration {
-    let Ok(mut series) = series.lock() else {
-        return start;
-    };
-    let n = series.entry(key.clone()).or_insert(0);
-    let delay = start.saturating_mul(2u32.saturating_pow((*n).min(16)));
-    *n = n.saturating_add(1);
-    delay.min(BACKOFF_CAP)
 }

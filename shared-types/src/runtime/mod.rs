@@ -1,6 +1,7 @@
 //! Code both operator binaries share that is neither a type nor a name: command-line flags,
 //! logging, the metrics/health HTTP server, reconcile metrics, server-side apply, conditions,
 //! leader election.
+pub mod backoff;
 pub mod cli;
 pub mod coalesce;
 pub mod conditions;
