@@ -237,6 +237,17 @@ impl DbKind {
         Some(format!("{}:{tag}", profile.image))
     }
 
+    /// The kind's API resource, for dynamic clients (`Api::<DynamicObject>::namespaced_with`).
+    pub fn api_resource(self) -> kube::core::ApiResource {
+        let profile = self.profile();
+        let (group, version) = profile
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", profile.api_version));
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, profile.kind);
+        kube::core::ApiResource::from_gvk_with_plural(&gvk, profile.plural)
+    }
+
     /// The versions the catalogue knows, for error messages.
     pub fn known_versions(self) -> Vec<&'static str> {
         self.profile().versions.iter().map(|(v, _)| *v).collect()
@@ -342,6 +353,19 @@ mod tests {
         assert!(!DbKind::Singlestore.knows_alias("metrics-exporter"));
         assert!(!DbKind::MSSQLServer.knows_alias("router"));
         assert_eq!(DbKind::MSSQLServer.profile().admin_user, "sa");
+    }
+
+    #[test]
+    fn api_resources_match_the_crd_types() {
+        let resource = DbKind::Singlestore.api_resource();
+        assert_eq!(resource.group, "kubedb.com");
+        assert_eq!(resource.version, "v1alpha2");
+        assert_eq!(resource.kind, "Singlestore");
+        assert_eq!(resource.plural, Singlestore::plural(&()));
+        assert_eq!(
+            DbKind::MySQL.api_resource().api_version,
+            MySQL::api_version(&())
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use shared_types::DbKind;
 use testbed::apiserver::Verb;
 use testbed::harness::http::get as http_get;
@@ -121,12 +121,7 @@ async fn health_readiness_and_the_documented_series() {
     // reconcile errors (a counter vec without children is not rendered at all).
     server.faults().set_error_rate(Some(Verb::Apply), 1.0);
     let kind = DbKind::MySQL;
-    let profile = kind.profile();
-    let (group, version) = profile.api_version.split_once('/').unwrap();
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(group, version, profile.kind),
-        profile.plural,
-    );
+    let resource = kind.api_resource();
     let db: DynamicObject =
         serde_yaml::from_str(&Env::tls_database(kind, "metered", "Issuer", "ca")).unwrap();
     Api::<DynamicObject>::namespaced_with(env.client(), env.namespace(), &resource)

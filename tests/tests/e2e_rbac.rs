@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use serde_json::json;
 use shared_types::DbKind;
 use shared_types::certmanager::Certificate;
@@ -96,11 +96,7 @@ async fn enforcement_is_on_for_the_operators_identities() {
 }
 
 fn database_api(env: &Env, kind: DbKind) -> Api<DynamicObject> {
-    let profile = kind.profile();
-    let (group, version) = profile.api_version.split_once('/').unwrap();
-    let gvk = GroupVersionKind::gvk(group, version, profile.kind);
-    let resource = ApiResource::from_gvk_with_plural(&gvk, profile.plural);
-    Api::namespaced_with(env.client(), env.namespace(), &resource)
+    Api::namespaced_with(env.client(), env.namespace(), &kind.api_resource())
 }
 
 /// Every kind, on its default workload API (PetSets where KubeDB uses them), from creation to

@@ -9,7 +9,7 @@ mod bad_input_support;
 use bad_input_support::*;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Secret};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::DynamicObject;
 use shared_types::DbKind;
 use testbed::harness::{Env, EnvOptions};
 
@@ -125,12 +125,7 @@ async fn no_password_key_or_license_appears_in_logs_events_or_status() {
         haystack.push_str(&format!("{:?}\n", (ev.reason, ev.message)));
     }
     for kind in DbKind::ALL {
-        let profile = kind.profile();
-        let (group, version) = profile.api_version.split_once('/').unwrap();
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, profile.kind),
-            profile.plural,
-        );
+        let resource = kind.api_resource();
         let api =
             kube::Api::<DynamicObject>::namespaced_with(env.client(), env.namespace(), &resource);
         let db = api.get(&db_name(kind)).await.unwrap();

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt as _};
@@ -126,14 +126,7 @@ impl Tracker {
     pub fn watch(&self, client: &kube::Client) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         for kind in DbKind::ALL {
-            let profile = kind.profile();
-            let (group, version) = profile
-                .api_version
-                .split_once('/')
-                .unwrap_or(("", profile.api_version));
-            let gvk = GroupVersionKind::gvk(group, version, profile.kind);
-            let resource = ApiResource::from_gvk_with_plural(&gvk, profile.plural);
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
             let tracker = self.clone();
             tasks.push(tokio::spawn(async move {
                 let stream = watcher::watcher(api, watcher::Config::default());

@@ -8,9 +8,7 @@ use anyhow::Context as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Resource;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use shared_types::DbKind;
 use shared_types::api::Condition;
 use shared_types::certmanager::{ClusterIssuer, Issuer, TLS_CRT, TLS_KEY, TLS_SECRET_TYPE};
@@ -391,15 +389,8 @@ impl Env {
 
     /// The database's status conditions (empty when it has none yet).
     pub async fn conditions(&self, kind: DbKind, name: &str) -> anyhow::Result<Vec<Condition>> {
-        let profile = kind.profile();
-        let (group, version) = profile
-            .api_version
-            .split_once('/')
-            .context("api_version without a group")?;
-        let gvk = GroupVersionKind::gvk(group, version, profile.kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, profile.plural);
         let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+            Api::namespaced_with(self.client.clone(), &self.namespace, &kind.api_resource());
         let obj = api
             .get(name)
             .await

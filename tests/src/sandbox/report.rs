@@ -3,7 +3,7 @@ use std::fmt::Write as _;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, DynamicObject};
 use shared_types::api::Condition;
 use shared_types::certmanager::Certificate;
 use shared_types::contract::conditions::{TRUE, ops_manager, provisioner};
@@ -77,14 +77,8 @@ pub async fn collect(client: &kube::Client, namespace: &str) -> anyhow::Result<V
     let petsets: Api<PetSet> = Api::namespaced(client.clone(), namespace);
     let mut rows = Vec::new();
     for kind in DbKind::ALL {
-        let profile = kind.profile();
-        let (group, version) = profile
-            .api_version
-            .split_once('/')
-            .unwrap_or(("", profile.api_version));
-        let gvk = GroupVersionKind::gvk(group, version, profile.kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, profile.plural);
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
         for db in api.list(&Default::default()).await? {
             let name = db.metadata.name.clone().unwrap_or_default();
             let status = db.data.get("status");

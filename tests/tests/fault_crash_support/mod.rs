@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, ObjectMeta, Patch, PatchParams,
-};
+use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams};
 use shared_types::DbKind;
 use shared_types::api::TlsConfig;
 use shared_types::certmanager::Certificate;
@@ -343,14 +341,7 @@ fn required_names(kind: DbKind, db: &str) -> Vec<(&'static str, String)> {
 }
 
 async fn databases(env: &Env, kind: DbKind, ns: &str) -> anyhow::Result<Vec<DynamicObject>> {
-    let profile = kind.profile();
-    let (group, version) = profile
-        .api_version
-        .split_once('/')
-        .context("api_version without a group")?;
-    let gvk = GroupVersionKind::gvk(group, version, profile.kind);
-    let resource = ApiResource::from_gvk_with_plural(&gvk, profile.plural);
-    let api: Api<DynamicObject> = Api::namespaced_with(env.client(), ns, &resource);
+    let api: Api<DynamicObject> = Api::namespaced_with(env.client(), ns, &kind.api_resource());
     Ok(api.list(&ListParams::default()).await?.items)
 }
 
