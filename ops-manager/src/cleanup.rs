@@ -70,8 +70,10 @@ pub async fn tls_removed<K: Database>(
         return Ok(Action::await_change());
     }
     let released = release(db_ref, db.common().deletion_policy, ctx).await?;
-    status::clear(db, ctx).await?;
+    // The finalizer goes before the status write: that write moves the resourceVersion the
+    // removal is conditional on, and the removal would then wait for another reconcile.
     finalizer::remove(db, ctx).await?;
+    status::clear(db, ctx).await?;
     ctx.certificate_metrics.forget(db_ref);
     events::publish(
         ctx,

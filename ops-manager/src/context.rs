@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use shared_types::contract::OPS_MANAGER_REPORTER;
 use shared_types::runtime::backoff::BackoffSeries;
 use shared_types::runtime::coalesce::StatusCoalescer;
+use shared_types::runtime::events;
 use shared_types::runtime::metrics::ReconcileMetrics;
 
 use crate::metrics::CertificateMetrics;
@@ -30,12 +31,8 @@ impl Context {
         reconcile_metrics: ReconcileMetrics,
         certificate_metrics: CertificateMetrics,
     ) -> Self {
-        let reporter = Reporter {
-            controller: OPS_MANAGER_REPORTER.to_string(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: events::recorder(client.clone(), OPS_MANAGER_REPORTER),
             client,
             cluster_domain,
             reconcile_metrics,

@@ -1,8 +1,8 @@
-//! Events on the database from the ops-manager's reporter. A failed event is logged, never a
-//! reason to fail the reconcile.
+//! Events on the database from the ops-manager's reporter (the shared, size-checked publisher).
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
+use shared_types::runtime::events;
 
 use crate::context::Context;
 
@@ -14,14 +14,6 @@ pub async fn publish(
     action: &str,
     note: String,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note),
-        action: action.to_string(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, regarding).await {
-        tracing::warn!(%error, reason, object = ?regarding.name, "could not publish event");
-    }
+    let warning = type_ == EventType::Warning;
+    events::publish(&ctx.recorder, regarding, warning, reason, action, &note).await;
 }

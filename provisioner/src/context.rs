@@ -5,12 +5,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use shared_types::DbKind;
 use shared_types::api::DatabasePhase;
 use shared_types::contract::PROVISIONER_REPORTER;
 use shared_types::runtime::backoff::BackoffSeries;
 use shared_types::runtime::coalesce::StatusCoalescer;
+use shared_types::runtime::events;
 use shared_types::runtime::metrics::ReconcileMetrics;
 
 use crate::workload_choice::WorkloadChoice;
@@ -45,12 +46,8 @@ impl Context {
         metrics: ReconcileMetrics,
         workloads: BTreeMap<DbKind, WorkloadChoice>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: PROVISIONER_REPORTER.to_string(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: events::recorder(client.clone(), PROVISIONER_REPORTER),
             client,
             metrics,
             status_coalescer: StatusCoalescer::default(),

@@ -7,14 +7,13 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use shared_types::api::DeletionPolicy;
-use shared_types::contract::{PROVISIONER_MANAGER, labels, names};
+use shared_types::contract::{PROVISIONER_FINALIZER, PROVISIONER_MANAGER, labels, names};
 use shared_types::petset::PetSet;
-use shared_types::runtime::ssa;
+use shared_types::runtime::{finalizer, ssa};
 
 use crate::build::auth;
 use crate::context::{Context, RESYNC};
 use crate::facts::{DbFacts, Provisionable};
-use crate::finalizer;
 use crate::reconcile::{Error, Result, delete_if_owned, key_of, update_status};
 use crate::status::{Observation, WorkloadReport};
 use crate::workload_choice::WorkloadApi;
@@ -120,17 +119,18 @@ async fn settle_auth_secret<K: Provisionable>(
         return delete_if_owned(&api, &name, &name, db).await;
     }
     let released = auth::released_auth_secret(&live);
-    match ssa::apply(&api, &name, PROVISIONER_MANAGER, &released).await {
+    let uid = live.metadata.uid.clone().unwrap_or_default();
+    match ssa::update(&api, &name, PROVISIONER_MANAGER, &released, &uid).await {
         Ok(_) => Ok(()),
-        // Deleted meanwhile: nothing left to keep.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        // Deleted (or replaced) meanwhile: nothing of ours left to keep.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
         Err(source) => Err(Error::Apply { what: name, source }),
     }
 }
 
 /// Runs on a database being deleted that still carries the provisioner's finalizer.
 pub async fn finalize<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
-    if !finalizer::has_finalizer(db) {
+    if !finalizer::has(db, PROVISIONER_FINALIZER) {
         ctx.record_phase(&key_of(db), None);
         return Ok(Action::await_change());
     }
@@ -167,7 +167,7 @@ pub async fn finalize<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action>
     }
     settle_auth_secret(client, &namespace, db, &facts, policy).await?;
     let db_api: Api<K> = Api::namespaced(client.clone(), &namespace);
-    finalizer::remove(&db_api, db)
+    finalizer::remove(&db_api, db, PROVISIONER_MANAGER, PROVISIONER_FINALIZER)
         .await
         .map_err(Error::Finalizer)?;
     ctx.record_phase(&key_of(db), None);

@@ -9,7 +9,6 @@ pub mod context;
 pub mod deletion;
 pub mod diff;
 pub mod facts;
-pub mod finalizer;
 pub mod reconcile;
 pub mod startup;
 pub mod status;

@@ -6,15 +6,14 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use shared_types::api::DatabaseStatus;
-use shared_types::contract::{PROVISIONER_MANAGER, names};
+use shared_types::contract::{PROVISIONER_FINALIZER, PROVISIONER_MANAGER, names};
 use shared_types::petset::PetSet;
-use shared_types::runtime::{coalesce, conditions, ssa};
+use shared_types::runtime::{coalesce, conditions, events, finalizer, ssa};
 
 use crate::build::{self, auth, services, workload::Workload};
 use crate::context::{Context, DbKey, RESYNC, WAIT_BACKOFF_START};
@@ -23,7 +22,7 @@ use crate::status::{self, Observation, WorkloadReport};
 use crate::tls_secrets::{self, TlsSecretsState};
 use crate::validate::{self, Invalid};
 use crate::workload_choice::WorkloadApi;
-use crate::{deletion, diff, finalizer};
+use crate::{deletion, diff};
 
 /// Failures talking to the API server, by pipeline step (spec problems are not errors: they are
 /// reported on the status).
@@ -123,14 +122,15 @@ where
     match api.get_opt(name).await.map_err(read_err(what))? {
         None => Ok(()),
         Some(live) if !deletion::controlled_by(live.meta(), owner) => Ok(()),
-        Some(_) => match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(source) => Err(Error::Delete {
-                what: what.to_string(),
-                source,
-            }),
-        },
+        Some(live) => {
+            let uid = live.meta().uid.clone().unwrap_or_default();
+            ssa::delete_uid(api, name, &uid)
+                .await
+                .map_err(|source| Error::Delete {
+                    what: what.to_string(),
+                    source,
+                })
+        }
     }
 }
 
@@ -155,17 +155,16 @@ where
     T: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
     K: Resource,
 {
-    if let Some(live) = api.get_opt(name).await.map_err(read_err(what))? {
-        if !deletion::controlled_by(live.meta(), owner) {
-            return Ok(Applied::Foreign);
+    match api.get_opt(name).await.map_err(read_err(what))? {
+        Some(live) if !deletion::controlled_by(live.meta(), owner) => return Ok(Applied::Foreign),
+        Some(live) if diff::up_to_date(desired, &live) => return Ok(Applied::Unchanged),
+        Some(live) => {
+            let uid = live.meta().uid.clone().unwrap_or_default();
+            ssa::update(api, name, PROVISIONER_MANAGER, desired, &uid).await
         }
-        if diff::up_to_date(desired, &live) {
-            return Ok(Applied::Unchanged);
-        }
+        None => ssa::create(api, name, PROVISIONER_MANAGER, desired).await,
     }
-    ssa::apply(api, name, PROVISIONER_MANAGER, desired)
-        .await
-        .map_err(apply_err(what))?;
+    .map_err(apply_err(what))?;
     Ok(Applied::Written)
 }
 
@@ -252,22 +251,43 @@ pub fn immutable_change(desired: &Value, live: &Value) -> Option<String> {
         .map(|field| format!("spec.{field}"))
 }
 
+/// Creates the workload (`live_uid` None: none existed when read) or updates the live one the
+/// database controls, never one someone else made in between.
 async fn apply_workload(
     client: &kube::Client,
     namespace: &str,
     workload: &Workload,
+    live_uid: Option<&str>,
 ) -> Result<(), kube::Error> {
+    async fn write<T>(api: Api<T>, object: &T, live_uid: Option<&str>) -> kube::Result<()>
+    where
+        T: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let name = object.meta().name.clone().unwrap_or_default();
+        match live_uid {
+            Some(uid) => ssa::update(&api, &name, PROVISIONER_MANAGER, object, uid).await?,
+            None => ssa::create(&api, &name, PROVISIONER_MANAGER, object).await?,
+        };
+        Ok(())
+    }
     match workload {
         Workload::StatefulSet(s) => {
-            let api = Api::<StatefulSet>::namespaced(client.clone(), namespace);
-            ssa::apply(&api, &s.name_any(), PROVISIONER_MANAGER, s).await?;
+            write(
+                Api::<StatefulSet>::namespaced(client.clone(), namespace),
+                s,
+                live_uid,
+            )
+            .await
         }
         Workload::PetSet(p) => {
-            let api = Api::<PetSet>::namespaced(client.clone(), namespace);
-            ssa::apply(&api, &p.name_any(), PROVISIONER_MANAGER, p).await?;
+            write(
+                Api::<PetSet>::namespaced(client.clone(), namespace),
+                p,
+                live_uid,
+            )
+            .await
         }
     }
-    Ok(())
 }
 
 async fn publish_events<K: Provisionable>(
@@ -277,21 +297,15 @@ async fn publish_events<K: Provisionable>(
 ) {
     let reference = db.object_ref(&());
     for t in transitions {
-        let event = Event {
-            type_: if t.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: t.reason.clone(),
-            note: Some(t.message.chars().take(1000).collect()),
-            action: "Provision".to_string(),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-            // Events are best effort: the status carries the same information.
-            tracing::warn!(%error, reason = %t.reason, "could not publish event");
-        }
+        events::publish(
+            &ctx.recorder,
+            &reference,
+            t.warning,
+            &t.reason,
+            "Provision",
+            &t.message,
+        )
+        .await;
     }
 }
 
@@ -413,11 +427,9 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
     let namespace = db.namespace().unwrap_or_default();
     let client = &ctx.client;
     let db_api: Api<K> = Api::namespaced(client.clone(), &namespace);
-    if !finalizer::has_finalizer(db) {
-        finalizer::add(&db_api, db)
-            .await
-            .map_err(Error::Finalizer)?;
-    }
+    finalizer::add(&db_api, db, PROVISIONER_MANAGER, PROVISIONER_FINALIZER)
+        .await
+        .map_err(Error::Finalizer)?;
     let facts = DbFacts::of(db);
     let choice = ctx.workload(K::KIND);
     let workload_name = names::workload(&facts.name);
@@ -479,7 +491,7 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
             .is_none()
         {
             let secret = auth::auth_secret(&facts, &auth::generate_password());
-            ssa::apply(&secrets, &name, PROVISIONER_MANAGER, &secret)
+            ssa::create(&secrets, &name, PROVISIONER_MANAGER, &secret)
                 .await
                 .map_err(apply_err(&name))?;
         }
@@ -565,7 +577,7 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
                         &workload,
                         &what,
                         facts.replicas(),
-                        Some(l.ready),
+                        Some(l),
                     )
                     .await?
                 }
@@ -604,12 +616,13 @@ async fn apply_and_report(
     workload: &Workload,
     what: &str,
     replicas: i32,
-    live_ready: Option<i32>,
+    live: Option<&LiveWorkload>,
 ) -> Result<WorkloadReport> {
-    match apply_workload(client, namespace, workload).await {
+    let live_uid = live.and_then(|l| l.value.pointer("/metadata/uid")?.as_str());
+    match apply_workload(client, namespace, workload, live_uid).await {
         Ok(()) => Ok(WorkloadReport::Exists {
             what: what.to_string(),
-            ready: live_ready.unwrap_or(0),
+            ready: live.map_or(0, |l| l.ready),
             replicas,
         }),
         Err(kube::Error::Api(s)) if s.code == 422 => Ok(WorkloadReport::ImmutableField {

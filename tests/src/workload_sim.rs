@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::{Api, Patch, PatchParams};
@@ -32,14 +32,23 @@ const REPLICA_FIELDS: [&str; 5] = [
     "availableReplicas",
 ];
 
-/// Runs until `shutdown` completes, keeping the status of every StatefulSet and PetSet in the
-/// cluster at "all replicas ready".
-pub async fn run(client: kube::Client, shutdown: impl Future) {
-    let statefulsets = reconcile_kind::<StatefulSet>(client.clone());
-    let petsets = reconcile_kind::<PetSet>(client);
+/// Runs until `shutdown` completes, keeping the status of every StatefulSet and PetSet in
+/// `namespaces` (empty: the whole cluster) at "all replicas ready".
+pub async fn run(client: kube::Client, namespaces: Vec<String>, shutdown: impl Future) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let controllers = scopes.iter().flat_map(|ns| {
+        [
+            reconcile_kind::<StatefulSet>(client.clone(), ns.as_deref()).boxed(),
+            reconcile_kind::<PetSet>(client.clone(), ns.as_deref()).boxed(),
+        ]
+    });
     tokio::select! {
         _ = shutdown => {}
-        _ = futures::future::join(statefulsets, petsets) => {}
+        _ = futures::future::join_all(controllers) => {}
     }
 }
 
@@ -73,7 +82,7 @@ enum SimError {
 
 /// One controller per kind; objects of a kind whose resource is not served (no PetSet CRD)
 /// just produce watch errors, which are retried with backoff.
-async fn reconcile_kind<K>(client: kube::Client)
+async fn reconcile_kind<K>(client: kube::Client, namespace: Option<&str>)
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -84,7 +93,11 @@ where
         + Sync
         + 'static,
 {
-    Controller::new(Api::<K>::all(client.clone()), watcher::Config::default())
+    let api = match namespace {
+        Some(ns) => Api::<K>::namespaced(client.clone(), ns),
+        None => Api::<K>::all(client.clone()),
+    };
+    Controller::new(api, watcher::Config::default())
         .run(reconcile::<K>, error_policy::<K>, Arc::new(client))
         .for_each(|result| async move {
             if let Err(e) = result {

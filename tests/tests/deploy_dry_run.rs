@@ -12,6 +12,7 @@ use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostPa
 use kube::discovery::Scope;
 use serde::Deserialize as _;
 use testbed::apiserver::{ApiServerConfig, TestApiServer};
+use testbed::harness::cluster::Played;
 use testbed::harness::crds;
 
 const MANAGER: &str = "dbtls-deploy";
@@ -68,7 +69,7 @@ async fn server_for_manifests() -> (TestApiServer, kube::Client) {
         .await
         .unwrap();
     let client = server.client_as("admin").await.unwrap();
-    crds::install(&client).await.unwrap();
+    crds::install(&client, Played::ByStandIn).await.unwrap();
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [
         permissive_crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),

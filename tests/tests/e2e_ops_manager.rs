@@ -271,23 +271,32 @@ async fn removing_tls_deletes_certificates_and_releases_the_secrets() {
 
     let no_tls = Env::no_tls_database(kind, "my").replace("WipeOut", "Delete");
     env.apply_yaml(&no_tls).await.unwrap();
-    env.eventually("Certificates deleted and Secrets released", DEADLINE, || async {
-        let certs = env.api::<Certificate>().list(&ListParams::default()).await?.items;
-        let secret = env.api::<Secret>().get("my-server-cert").await?;
-        let conditions = env.conditions(kind, "my").await?;
-        let released = !secret.owner_references().iter().any(|o| o.uid == uid);
-        let cleared = !conditions.iter().any(|c| c.type_ == "CertificatesReady");
-        if certs.is_empty() && released && cleared {
-            return Ok(Some(()));
-        }
-        anyhow::bail!(
-            "{} Certificates left, Secret released: {released}, conditions cleared: {cleared}, tls: {:?}",
-            certs.len(),
-            env.api::<MySQL>().get("my").await?.spec.tls
-        )
-    })
+    env.eventually(
+        "Certificates deleted and Secrets released",
+        DEADLINE,
+        || async {
+            let certs = env
+                .api::<Certificate>()
+                .list(&ListParams::default())
+                .await?
+                .items;
+            let secret = env.api::<Secret>().get("my-server-cert").await?;
+            let conditions = env.conditions(kind, "my").await?;
+            let released = !secret.owner_references().iter().any(|o| o.uid == uid);
+            let cleared = !conditions.iter().any(|c| c.type_ == "CertificatesReady");
+            let db = env.api::<MySQL>().get("my").await?;
+            let unfinalized = !db.finalizers().iter().any(|f| f == OPS_MANAGER_FINALIZER);
+            if certs.is_empty() && released && cleared && unfinalized {
+                return Ok(Some(()));
+            }
+            anyhow::bail!(
+                "{} Certificates left, Secret released: {released}, conditions cleared: {cleared}, \
+             finalizer removed: {unfinalized}, tls: {:?}",
+                certs.len(),
+                db.spec.tls
+            )
+        },
+    )
     .await
     .unwrap();
-    let db = env.api::<MySQL>().get("my").await.unwrap();
-    assert!(!db.finalizers().iter().any(|f| f == OPS_MANAGER_FINALIZER));
 }

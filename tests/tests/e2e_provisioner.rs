@@ -482,8 +482,10 @@ async fn objects_of_the_same_name_made_by_someone_else_are_never_touched() {
     .await
     .unwrap();
     let sts_before = env.api::<StatefulSet>().get("taken").await.unwrap();
+    // Deleting a foreign object triggers no watch of ours (it never carried our labels): the
+    // database is looked at again on its name-conflict backoff, 30 s after the first report.
     let message = env
-        .eventually("the StatefulSet conflict", DEADLINE, || async {
+        .eventually("the StatefulSet conflict", DEADLINE * 2, || async {
             Ok(env
                 .condition(KIND, "taken", "Ready")
                 .await?

@@ -179,8 +179,10 @@ async fn ops_manager_cluster_issuer_missing() {
 async fn ops_manager_issuer_in_another_namespace() {
     let env = full_env().await;
     let other = env.cluster_resource_namespace().to_string();
+    // Named after the test's namespace: tests sharing a cluster share the other namespace.
+    let elsewhere = format!("{}-elsewhere", env.namespace());
     let issuer = format!(
-        "apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata:\n  name: elsewhere\n  namespace: {other}\nspec:\n  selfSigned: {{}}\n"
+        "apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata:\n  name: {elsewhere}\n  namespace: {other}\nspec:\n  selfSigned: {{}}\n"
     );
     let (api, obj) = {
         let value: serde_json::Value = serde_yaml::from_str(&issuer).unwrap();
@@ -188,16 +190,16 @@ async fn ops_manager_issuer_in_another_namespace() {
         (kube::Api::<Issuer>::namespaced(env.client(), &other), obj)
     };
     api.create(&PostParams::default(), &obj).await.unwrap();
-    env.apply_yaml(&mysql("db", "elsewhere")).await.unwrap();
+    env.apply_yaml(&mysql("db", &elsewhere)).await.unwrap();
     let message = condition(&env, MY, "db", "IssuerReady", "False", "IssuerNotFound").await;
     assert!(
-        message.contains(&format!("Issuer {}/elsewhere", env.namespace())),
+        message.contains(&format!("Issuer {}/{elsewhere}", env.namespace())),
         "{message}"
     );
     event(&env, "db", "IssuerNotFound").await;
     assert_no_hot_loop(&env, "db").await;
     assert_no_workload_or_certificates(&env, MY, "db").await;
-    api.delete("elsewhere", &DeleteParams::default())
+    api.delete(&elsewhere, &DeleteParams::default())
         .await
         .unwrap();
 }

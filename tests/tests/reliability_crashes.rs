@@ -15,6 +15,7 @@ use fault_crash_support::{
 };
 use rand::Rng as _;
 
+use testbed::harness::cluster::testbed_only;
 use testbed::harness::identities::{OPS_MANAGER_USER, PROVISIONER_USER};
 
 /// The operators' names in the harness, and the users they run as.
@@ -23,6 +24,12 @@ const OPERATOR_USERS: [&str; 2] = [PROVISIONER_USER, OPS_MANAGER_USER];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn databases_converge_through_operator_crashes() {
+    if testbed_only(
+        "databases_converge_through_operator_crashes",
+        "it counts every operator request in the testbed's request log",
+    ) {
+        return;
+    }
     let (n, kills) = if full_run() { (100, 20) } else { (30, 8) };
     let env = start_env().await;
     let fleet = Fleet::prepare(&env, n).await;

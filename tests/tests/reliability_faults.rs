@@ -10,6 +10,7 @@ mod fault_crash_support;
 use std::time::{Duration, Instant};
 
 use fault_crash_support::{Fleet, await_quiet, full_run, start_env, writes_since};
+use testbed::harness::cluster::testbed_only;
 use testbed::harness::identities::{OPS_MANAGER_USER, PROVISIONER_USER};
 
 /// Injected on every verb (500 or 503).
@@ -25,6 +26,12 @@ const CREATE_PACE: Duration = Duration::from_millis(100);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn databases_converge_through_api_faults_without_duplicates_or_orphans() {
+    if testbed_only(
+        "databases_converge_through_api_faults_without_duplicates_or_orphans",
+        "fault injection",
+    ) {
+        return;
+    }
     let n = if full_run() { 200 } else { 30 };
     let env = start_env().await;
     let fleet = Fleet::prepare(&env, n).await;

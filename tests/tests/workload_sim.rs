@@ -103,7 +103,7 @@ async fn statefulsets_and_petsets_become_ready() {
         .unwrap();
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let sim = tokio::spawn(workload_sim::run(client.clone(), async move {
+    let sim = tokio::spawn(workload_sim::run(client.clone(), Vec::new(), async move {
         let _ = stop_rx.await;
     }));
 

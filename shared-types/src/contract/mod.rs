@@ -8,9 +8,10 @@ pub mod names;
 pub const PROVISIONER_MANAGER: &str = "kubedb-provisioner";
 /// Server-side apply field manager of the ops-manager.
 pub const OPS_MANAGER_MANAGER: &str = "kubedb-ops-manager";
-/// Event reporter names (`reportingController`).
-pub const PROVISIONER_REPORTER: &str = "KubeDB Provisioner";
-pub const OPS_MANAGER_REPORTER: &str = "KubeDB Ops-manager Operator";
+/// Event reporter names (`reportingController`): events.k8s.io/v1 requires a qualified name
+/// (an optional DNS-subdomain prefix, `/`, and at most 63 alphanumeric, `-`, `_` or `.`).
+pub const PROVISIONER_REPORTER: &str = "kubedb.com/provisioner";
+pub const OPS_MANAGER_REPORTER: &str = "kubedb.com/ops-manager";
 
 /// Finalizer the provisioner puts on every database, so that `deletionPolicy` is carried out
 /// (and DoNotTerminate can refuse) before Kubernetes garbage-collects the owned objects.

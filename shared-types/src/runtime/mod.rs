@@ -5,6 +5,8 @@ pub mod backoff;
 pub mod cli;
 pub mod coalesce;
 pub mod conditions;
+pub mod events;
+pub mod finalizer;
 pub mod http;
 pub mod leader;
 pub mod lean_store;

@@ -52,7 +52,7 @@ impl Target<'_> {
 }
 
 impl ApiError {
-    fn plain(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn plain(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             code,
             reason,

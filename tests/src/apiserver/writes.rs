@@ -7,10 +7,12 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::crd;
+use super::event_validation;
 use super::gc;
 use super::kinds;
 use super::patch::SchemaInfo;
 use super::patching::{self, ApplyInput, PatchFailure};
+use super::qualified_name::qualified_name_errors;
 use super::resources::ResourceDef;
 use super::status::{ApiError, Cause, Target, cause};
 use super::store::{GroupResource, ObjectKey, Store, meta_str};
@@ -27,6 +29,8 @@ pub struct WriteCtx {
     pub strict_fields: bool,
     /// RFC 3339 timestamp of this request.
     pub now: String,
+    /// The request came through events.k8s.io/v1 (Events get its stricter validation).
+    pub events_api: bool,
 }
 
 impl WriteCtx {
@@ -388,6 +392,8 @@ fn create_named(
         m.remove("status");
     }
     kinds::prepare_create(store, def, &mut obj).map_err(|c| invalid(def, name, c))?;
+    check_event(def, &obj, None, ctx).map_err(|c| invalid(def, name, c))?;
+    check_finalizers(&obj).map_err(|c| invalid(def, name, c))?;
     apply_schema(def, &mut obj, None, ctx.strict_fields)?;
     if def.group == "apiextensions.k8s.io" {
         crd::resource_def(&obj).map_err(|c| invalid(def, name, c))?;
@@ -419,6 +425,48 @@ fn create_named(
         wrote: true,
         created: true,
     })
+}
+
+/// kube-apiserver's Event validation, for writes to the (core) Event storage.
+fn check_event(
+    def: &ResourceDef,
+    obj: &Value,
+    old: Option<&Value>,
+    ctx: &WriteCtx,
+) -> Result<(), Vec<Cause>> {
+    if !(def.group.is_empty() && def.plural == "events") {
+        return Ok(());
+    }
+    let causes = event_validation::validate(obj, old, ctx.events_api);
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(causes)
+    }
+}
+
+/// `ValidateObjectMeta`: every finalizer is a qualified name.
+fn check_finalizers(obj: &Value) -> Result<(), Vec<Cause>> {
+    let causes: Vec<Cause> = finalizers(obj)
+        .iter()
+        .flat_map(|f| {
+            qualified_name_errors(f).into_iter().map(move |message| {
+                cause(
+                    "FieldValueInvalid",
+                    "metadata.finalizers",
+                    format!(
+                        "Invalid value: {}: {message}",
+                        serde_json::to_string(f).unwrap_or_default()
+                    ),
+                )
+            })
+        })
+        .collect();
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(causes)
+    }
 }
 
 /// Keeps derived state in sync after an object is stored (CRDs register their resources).
@@ -477,17 +525,36 @@ pub fn update(
     let (_, _, old) = lookup(store, def, ns, name)?;
     let rv = meta_str(&obj, "resourceVersion").unwrap_or_default();
     if rv.is_empty() && def.is_custom() {
-        return Err(invalid(
-            def,
-            name,
-            vec![cause(
-                "FieldValueInvalid",
-                "metadata.resourceVersion",
-                "Invalid value: 0x0: must be specified for an update",
-            )],
-        ));
+        return Err(resource_version_required(def, name));
     }
     commit_update(store, def, old, obj, subresource, ctx, Managed::Update)
+}
+
+/// kube-apiserver's answer to an update of a custom resource without a resourceVersion: their
+/// strategy allows no unconditional update (built-in kinds take the live resourceVersion).
+/// This error names the resource (`mysqls.kubedb.com`), not the kind: it comes from the
+/// generic store.
+fn resource_version_required(def: &ResourceDef, name: &str) -> ApiError {
+    ApiError::invalid(
+        &def.group,
+        &def.plural,
+        name,
+        vec![cause(
+            "FieldValueInvalid",
+            "metadata.resourceVersion",
+            "Invalid value: 0: must be specified for an update",
+        )],
+    )
+}
+
+/// Whether an apply configuration sets `metadata.resourceVersion` to null or "": the merge
+/// then erases the live object's, which kube-apiserver treats as an update without one.
+fn erases_resource_version(applied: &Value) -> bool {
+    applied
+        .pointer("/metadata")
+        .and_then(Value::as_object)
+        .and_then(|m| m.get("resourceVersion"))
+        .is_some_and(|rv| rv.is_null() || rv.as_str() == Some(""))
 }
 
 /// PATCH (merge, JSON, apply) on the main resource or `/status`; apply creates missing objects.
@@ -542,6 +609,9 @@ pub fn patch(
                 && meta_str(old, "resourceVersion") != Some(rv)
             {
                 return Err(ApiError::conflict(&target(def, name)));
+            }
+            if live.is_some() && def.is_custom() && erases_resource_version(&applied) {
+                return Err(resource_version_required(def, name));
             }
             let api_version = def.api_version(&def.storage_version);
             let input = ApplyInput {
@@ -709,6 +779,8 @@ fn commit_update(
         m.remove("managedFields");
     }
     kinds::prepare_update(def, &old, &mut new).map_err(|c| invalid(def, &name, c))?;
+    check_event(def, &new, Some(&old), ctx).map_err(|c| invalid(def, &name, c))?;
+    check_finalizers(&new).map_err(|c| invalid(def, &name, c))?;
     apply_schema(def, &mut new, Some(&old), ctx.strict_fields)?;
     if def.group == "apiextensions.k8s.io" {
         crd::resource_def(&new).map_err(|c| invalid(def, &name, c))?;

@@ -21,6 +21,7 @@ use shared_types::DbKind;
 
 use crate::apiserver::{ApiServerConfig, RequestLog, TestApiServer};
 use crate::certmanager::{self, StandInConfig};
+use crate::harness::cluster::Played;
 use crate::harness::operators::{self, Operator};
 use crate::harness::{apply, crds, manifests};
 use crate::workload_sim;
@@ -283,7 +284,7 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
     .await?;
     let log = server.request_log();
     let admin = server.client_as("admin").await?;
-    crds::install(&admin).await?;
+    crds::install(&admin, Played::ByStandIn).await?;
     let bench = server.client_as(BENCH_USER).await?;
     seed(&bench, &options).await?;
     progress(&format!(
@@ -309,6 +310,7 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
     ));
     let workloads = tokio::spawn(workload_sim::run(
         server.client_as("kube-controller-manager").await?,
+        Vec::new(),
         stopped(),
     ));
     let tracker = Tracker::default();

@@ -39,6 +39,10 @@ pub struct StandInConfig {
     pub field_manager: String,
     /// Certificates reconciled at once.
     pub concurrency: u16,
+    /// Watch Certificates, Issuers and Secrets in these namespaces only (empty: the whole
+    /// cluster), so that stand-ins of tests sharing one real cluster leave each other alone.
+    /// ClusterIssuers are always watched cluster-wide.
+    pub namespaces: Vec<String>,
 }
 
 impl Default for StandInConfig {
@@ -48,6 +52,7 @@ impl Default for StandInConfig {
             fast_keys: false,
             field_manager: "cert-manager-certificates-issuing".into(),
             concurrency: 8,
+            namespaces: Vec::new(),
         }
     }
 }
@@ -82,6 +87,17 @@ pub struct Context {
     pub recorder: Recorder,
 }
 
+/// `K` in the stand-in's namespace, or in the whole cluster.
+fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, "cert-manager stand-in reconcile failed");
     Action::requeue(Duration::from_secs(2))
@@ -112,11 +128,45 @@ pub async fn run(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let certificates = Controller::new(
-        Api::<Certificate>::all(client.clone()),
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let per_namespace = scopes
+        .into_iter()
+        .map(|scope| namespace_controllers(client.clone(), scope, ctx.clone(), stop.clone()));
+    let namespaced = futures::future::join_all(per_namespace);
+    let cluster_issuers = Controller::new(
+        Api::<ClusterIssuer>::all(client.clone()),
         watcher::Config::default(),
     )
-    .with_config(controller::Config::default().concurrency(config.concurrency));
+    .graceful_shutdown_on(stop())
+    .run(issuers::reconcile_cluster_issuer, error_policy, ctx.clone())
+    .for_each(|_| async {});
+    let trigger = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(namespaced, cluster_issuers, trigger);
+}
+
+/// The Certificate and Issuer controllers of one namespace (None: every namespace).
+async fn namespace_controllers<S, F>(
+    client: kube::Client,
+    scope: Option<String>,
+    ctx: Arc<Context>,
+    stop: S,
+) where
+    S: Fn() -> F,
+    F: Future<Output = ()> + Send + Sync + 'static,
+{
+    let ns = scope.as_deref();
+    let certificates = Controller::new(
+        scoped::<Certificate>(&client, ns),
+        watcher::Config::default(),
+    )
+    .with_config(controller::Config::default().concurrency(ctx.config.concurrency));
     let store = certificates.store();
     let by_issuer = {
         let store = store.clone();
@@ -136,7 +186,7 @@ pub async fn run(
     let secret_store = store.clone();
     let certificates = certificates
         .watches(
-            Api::<Issuer>::all(client.clone()),
+            scoped::<Issuer>(&client, ns),
             watcher::Config::default(),
             move |i: Issuer| by_issuer(ISSUER_KIND, i.namespace(), i.name_any()),
         )
@@ -146,7 +196,7 @@ pub async fn run(
             move |i: ClusterIssuer| by_issuer2(CLUSTER_ISSUER_KIND, None, i.name_any()),
         )
         .watches(
-            Api::<Secret>::all(client.clone()),
+            scoped::<Secret>(&client, ns),
             watcher::Config::default().labels(&format!("{FAO_LABEL}=true")),
             move |s: Secret| {
                 let ns = s.namespace();
@@ -162,25 +212,11 @@ pub async fn run(
         .graceful_shutdown_on(stop())
         .run(certificates::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
-    let issuers = Controller::new(
-        Api::<Issuer>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(stop())
-    .run(issuers::reconcile_issuer, error_policy, ctx.clone())
-    .for_each(|_| async {});
-    let cluster_issuers = Controller::new(
-        Api::<ClusterIssuer>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(stop())
-    .run(issuers::reconcile_cluster_issuer, error_policy, ctx.clone())
-    .for_each(|_| async {});
-    let trigger = async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    };
-    tokio::join!(certificates, issuers, cluster_issuers, trigger);
+    let issuers = Controller::new(scoped::<Issuer>(&client, ns), watcher::Config::default())
+        .graceful_shutdown_on(stop())
+        .run(issuers::reconcile_issuer, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    tokio::join!(certificates, issuers);
 }
 
 /// `cert-manager --kubeconfig FILE`: runs the stand-in until Ctrl-C.

@@ -1,14 +1,15 @@
 //! Installing the CRDs a test needs: the project's `deploy/crds/`, cert-manager's and PetSet's.
-//! CRDs that already exist (a real cluster with cert-manager) are left alone.
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use shared_types::certmanager::{Certificate, ClusterIssuer, Issuer};
 use shared_types::petset::PetSet;
+
+use super::cluster::{CERT_MANAGER_ENV, Played};
 
 /// Every CRD the system and the stand-in use.
 pub fn all_crds() -> anyhow::Result<Vec<CustomResourceDefinition>> {
@@ -36,28 +37,67 @@ pub fn all_crds() -> anyhow::Result<Vec<CustomResourceDefinition>> {
     Ok(crds)
 }
 
-/// Creates the CRDs that are absent and waits until all are Established. Returns the names of
-/// the CRDs it created.
-pub async fn install(client: &kube::Client) -> anyhow::Result<Vec<String>> {
+/// Field manager of the CRDs the harness installs.
+const MANAGER: &str = "e2e-crds";
+
+/// Makes every CRD the system uses served and Established:
+/// - the project's own (`deploy/crds/`, PetSet) are created, or updated when an earlier run on
+///   the same cluster left an older version;
+/// - cert-manager's are created when the harness plays cert-manager (`Played::ByStandIn`) and
+///   absent; when a real cert-manager runs (`Played::ByCluster`) its CRDs must already exist.
+pub async fn install(client: &kube::Client, cert_manager: Played) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut created = Vec::new();
     let mut names = Vec::new();
     for crd in all_crds()? {
         let name = crd.metadata.name.clone().unwrap_or_default();
         names.push(name.clone());
-        if api.get_opt(&name).await?.is_some() {
-            continue;
-        }
-        match api.create(&PostParams::default(), &crd).await {
-            Ok(_) => created.push(name),
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e).with_context(|| format!("creating CRD {name}")),
+        let cert_managers = name.ends_with(".cert-manager.io");
+        let live = api.get_opt(&name).await?;
+        match (live, cert_managers) {
+            (Some(_), true) => {}
+            (None, true) if cert_manager == Played::ByCluster => anyhow::bail!(
+                "{CERT_MANAGER_ENV}=external, but CRD {name} is not installed: install cert-manager \
+                 first, or let the harness play it ({CERT_MANAGER_ENV}=stand-in)"
+            ),
+            (Some(live), false) if live.spec == crd.spec => {}
+            (_, _) => apply(&api, &name, &crd).await?,
         }
     }
+    wait_established(&api, &names).await
+}
+
+async fn apply(
+    api: &Api<CustomResourceDefinition>,
+    name: &str,
+    crd: &CustomResourceDefinition,
+) -> anyhow::Result<()> {
+    let mut body = serde_json::to_value(crd)?;
+    body["apiVersion"] = "apiextensions.k8s.io/v1".into();
+    body["kind"] = "CustomResourceDefinition".into();
+    if let Some(meta) = body["metadata"].as_object_mut() {
+        meta.retain(|k, _| k == "name" || k == "labels" || k == "annotations");
+    }
+    if let Some(object) = body.as_object_mut() {
+        object.remove("status");
+    }
+    api.patch(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .with_context(|| format!("installing CRD {name}"))?;
+    Ok(())
+}
+
+async fn wait_established(
+    api: &Api<CustomResourceDefinition>,
+    names: &[String],
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     for name in names {
         loop {
-            let crd = api.get(&name).await?;
+            let crd = api.get(name).await?;
             let established = crd
                 .status
                 .as_ref()
@@ -76,5 +116,5 @@ pub async fn install(client: &kube::Client) -> anyhow::Result<Vec<String>> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    Ok(created)
+    Ok(())
 }

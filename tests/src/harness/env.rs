@@ -14,7 +14,7 @@ use shared_types::api::Condition;
 use shared_types::certmanager::{ClusterIssuer, Issuer, TLS_CRT, TLS_KEY, TLS_SECRET_TYPE};
 
 use super::apply;
-use super::cluster::Cluster;
+use super::cluster::{self, Cluster, Played};
 use super::crds;
 use super::identities;
 use super::manifests;
@@ -36,23 +36,24 @@ pub struct EnvOptions {
     pub provisioner: bool,
     /// Start the real ops-manager binary.
     pub ops_manager: bool,
-    /// Run the cert-manager stand-in in-process. On a real cluster it runs only when
-    /// cert-manager's CRDs were absent (no real cert-manager to play).
+    /// Certificates get issued: by the cert-manager stand-in in the test process, unless
+    /// `DBTLS_E2E_CERT_MANAGER=external` says a real cert-manager runs in the cluster.
     pub cert_manager: bool,
-    /// Extra flags for the provisioner, e.g. `--workload=statefulset`.
+    /// Extra flags for the provisioner, e.g. `--workload=statefulset`. Without a
+    /// `--namespace`, each operator watches only the test's namespace.
     pub provisioner_args: Vec<String>,
     pub ops_manager_args: Vec<String>,
-    /// Run the workload-status stand-in ([`crate::workload_sim`]), so StatefulSets and PetSets
-    /// report all replicas ready. On a real cluster (whose controller-manager does that for
-    /// real) it runs only when `DBTLS_E2E_SIMULATE_WORKLOADS=1` is set as well.
+    /// StatefulSets and PetSets report their replicas ready: through the workload-status
+    /// stand-in ([`crate::workload_sim`]), unless `DBTLS_E2E_WORKLOADS=cluster` says the
+    /// cluster's own controllers and kubelets run the pods.
     pub simulate_workloads: bool,
+    /// Namespaces beyond the test's own (`<ns>-1`, `<ns>-2`, ...), created by the Env and
+    /// watched by the operators and stand-ins like the test's own.
+    pub extra_namespaces: usize,
     /// Testbed only. `enforce_rbac` is always turned on: the operators run under their
     /// `deploy/` RBAC.
     pub api_server: ApiServerConfig,
 }
-
-/// Opts in to the workload-status stand-in on a real cluster.
-pub const SIMULATE_WORKLOADS_ENV: &str = "DBTLS_E2E_SIMULATE_WORKLOADS";
 
 impl Default for EnvOptions {
     fn default() -> Self {
@@ -63,6 +64,7 @@ impl Default for EnvOptions {
             provisioner_args: Vec::new(),
             ops_manager_args: Vec::new(),
             simulate_workloads: true,
+            extra_namespaces: 0,
             api_server: ApiServerConfig::default(),
         }
     }
@@ -74,6 +76,7 @@ pub struct Env {
     cluster: Cluster,
     client: kube::Client,
     namespace: String,
+    namespaces: Vec<String>,
     cluster_resource_namespace: String,
     operators: Vec<Operator>,
     /// Stop signal of the in-process stand-ins (cert-manager, workload status).
@@ -110,25 +113,35 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<(
 
 impl Env {
     /// Starts (or connects to) the API server, installs the CRDs, starts what `options` asks
-    /// for and creates a fresh namespace `e2e-<random>`.
+    /// for and creates a fresh namespace `e2e-<random>`, the only one the operators and the
+    /// stand-ins watch (so tests sharing one real cluster leave each other alone).
     pub async fn start(options: EnvOptions) -> anyhow::Result<Env> {
+        let cert_manager = cluster::cert_manager()?;
+        let workloads = cluster::workloads()?;
         let api_config = ApiServerConfig {
             enforce_rbac: true,
             ..options.api_server.clone()
         };
         let cluster = Cluster::connect(api_config).await?;
+        anyhow::ensure!(
+            cluster.is_real()
+                || (cert_manager, workloads) == (Played::ByStandIn, Played::ByStandIn),
+            "the testbed has no cert-manager and no kubelet: {} and {} must be stand-in there",
+            cluster::CERT_MANAGER_ENV,
+            cluster::WORKLOADS_ENV,
+        );
         let client = cluster.client_as("admin").await?;
-        let created_crds = crds::install(&client).await?;
+        crds::install(&client, cert_manager).await?;
         let kinds = apply::KindCache::default();
-        if !cluster.is_real() {
-            identities::install(&client, &kinds).await?;
-        }
-        let cert_manager_absent = created_crds
-            .iter()
-            .any(|n| n == "certificates.cert-manager.io");
+        identities::install(&client, &kinds, !cluster.is_real()).await?;
 
         let namespace = format!("e2e-{}", random_suffix(8));
-        ensure_namespace(&client, &namespace).await?;
+        let namespaces: Vec<String> = std::iter::once(namespace.clone())
+            .chain((1..=options.extra_namespaces).map(|i| format!("{namespace}-{i}")))
+            .collect();
+        for ns in &namespaces {
+            ensure_namespace(&client, ns).await?;
+        }
         let cluster_resource_namespace = std::env::var(CLUSTER_RESOURCE_NAMESPACE_ENV)
             .ok()
             .filter(|s| !s.is_empty())
@@ -142,6 +155,7 @@ impl Env {
         let mut env = Env {
             client,
             namespace,
+            namespaces,
             cluster_resource_namespace: cluster_resource_namespace.clone(),
             operators: Vec::new(),
             stop_stand_ins: tokio::sync::watch::channel(false).0,
@@ -152,23 +166,23 @@ impl Env {
             cluster,
         };
 
-        if options.cert_manager && (!env.cluster.is_real() || cert_manager_absent) {
+        if options.cert_manager && cert_manager == Played::ByStandIn {
             let client = env.cluster.client_as(identities::CERT_MANAGER_USER).await?;
             let config = StandInConfig {
                 cluster_resource_namespace,
+                namespaces: env.namespaces.clone(),
                 ..StandInConfig::default()
             };
             let stop = env.stand_in_stopped();
             env.stand_ins
                 .push(tokio::spawn(certmanager::run(client, config, stop)));
         }
-        let simulate_here =
-            !env.cluster.is_real() || std::env::var(SIMULATE_WORKLOADS_ENV).is_ok_and(|v| v == "1");
-        if options.simulate_workloads && simulate_here {
+        if options.simulate_workloads && workloads == Played::ByStandIn {
             let client = env.cluster.client_as(identities::WORKLOAD_SIM_USER).await?;
             let stop = env.stand_in_stopped();
+            let namespaces = env.namespaces.clone();
             env.stand_ins
-                .push(tokio::spawn(workload_sim::run(client, stop)));
+                .push(tokio::spawn(workload_sim::run(client, namespaces, stop)));
         }
 
         let wanted = [
@@ -187,13 +201,31 @@ impl Env {
             let bin_dir = operators::build_once().await?;
             for (name, on, args) in wanted {
                 if on {
-                    let kubeconfig = env.operator_kubeconfig(name)?;
+                    let kubeconfig = env.operator_kubeconfig(name).await?;
+                    let args = env.scoped_args(args);
                     env.operators
-                        .push(Operator::start(name, &bin_dir, &kubeconfig, args).await?);
+                        .push(Operator::start(name, &bin_dir, &kubeconfig, &args).await?);
                 }
             }
         }
         Ok(env)
+    }
+
+    /// `args` with `--namespace=<the test's namespaces>` unless they name namespaces already.
+    pub fn scoped_args(&self, args: &[String]) -> Vec<String> {
+        let mut scoped = args.to_vec();
+        if !args
+            .iter()
+            .any(|a| a == "--namespace" || a.starts_with("--namespace="))
+        {
+            scoped.push(format!("--namespace={}", self.namespaces.join(",")));
+        }
+        scoped
+    }
+
+    /// The test's namespace and its extra ones ([`EnvOptions::extra_namespaces`]).
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
     }
 
     /// Resolves once the Env is dropped: stops the stand-ins.
@@ -204,16 +236,17 @@ impl Env {
         }
     }
 
-    /// Writes (testbed) or names (real cluster: the one kubeconfig) a kubeconfig with which an
-    /// operator ("provisioner" | "ops-manager") runs as its own ServiceAccount, so tests can
+    /// Writes a kubeconfig with which an operator ("provisioner" | "ops-manager") runs as its
+    /// own ServiceAccount (on a real cluster: a token from the TokenRequest API), so tests can
     /// start more operator processes, or act as an operator, under its `deploy/` RBAC.
-    pub fn operator_kubeconfig(&self, which: &str) -> anyhow::Result<PathBuf> {
+    pub async fn operator_kubeconfig(&self, which: &str) -> anyhow::Result<PathBuf> {
         let user = identities::operator_user(which)?;
-        self.cluster.kubeconfig_for(&self.work_dir, user)
+        self.cluster.kubeconfig_for(&self.work_dir, user).await
     }
 
-    /// A client acting as `user` (on a real cluster: the kubeconfig's identity), e.g.
-    /// [`identities::PROVISIONER_USER`] to check what an operator may do.
+    /// A client acting as `user` (on a real cluster: the operators' ServiceAccounts, everyone
+    /// else the kubeconfig's identity), e.g. [`identities::PROVISIONER_USER`] to check what an
+    /// operator may do.
     pub async fn client_as(&self, user: &str) -> anyhow::Result<kube::Client> {
         self.cluster.client_as(user).await
     }
@@ -494,6 +527,10 @@ impl Drop for Env {
         if !self.cluster.is_real() {
             return;
         }
+        // The operators go first: nothing may recreate what the cleanup removes.
+        for operator in &self.operators {
+            operator.kill_now();
+        }
         // Real cluster: clean up from a separate thread with its own runtime and client, since
         // Drop cannot await on the test's (possibly single-threaded) runtime.
         let Cluster::Real { kubeconfig } = &self.cluster else {
@@ -502,7 +539,7 @@ impl Drop for Env {
         let cluster = Cluster::Real {
             kubeconfig: kubeconfig.clone(),
         };
-        let namespace = self.namespace.clone();
+        let namespaces = self.namespaces.clone();
         let issuers = self
             .cluster_issuers
             .lock()
@@ -521,9 +558,25 @@ impl Drop for Env {
                     return;
                 };
                 let dp = DeleteParams::background();
-                let _ = Api::<Namespace>::all(client.clone())
-                    .delete(&namespace, &dp)
-                    .await;
+                // With the operators gone, their finalizers would keep the namespace in
+                // Terminating for ever: drop them from whatever database is left.
+                let no_finalizers =
+                    Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}}));
+                for namespace in &namespaces {
+                    for kind in DbKind::ALL {
+                        let api: Api<DynamicObject> =
+                            Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
+                        let Ok(list) = api.list_metadata(&Default::default()).await else {
+                            continue;
+                        };
+                        for db in list.items.iter().filter_map(|d| d.metadata.name.as_deref()) {
+                            let _ = api.patch(db, &PatchParams::default(), &no_finalizers).await;
+                        }
+                    }
+                    let _ = Api::<Namespace>::all(client.clone())
+                        .delete(namespace, &dp)
+                        .await;
+                }
                 for name in issuers {
                     let _ = Api::<ClusterIssuer>::all(client.clone())
                         .delete(&name, &dp)

@@ -74,13 +74,29 @@ subjects:
 }
 
 /// Applies (as the admin `client`) the operators' namespace, ServiceAccounts and RBAC from
-/// `deploy/` and the stand-ins' ClusterRole.
-pub async fn install(client: &kube::Client, cache: &KindCache) -> anyhow::Result<()> {
+/// `deploy/` and, with `stand_ins`, the stand-ins' ClusterRole (on a real cluster they run as
+/// the kubeconfig's user instead).
+pub async fn install(
+    client: &kube::Client,
+    cache: &KindCache,
+    stand_ins: bool,
+) -> anyhow::Result<()> {
     for file in deploy_rbac_files() {
         let yaml = std::fs::read_to_string(&file)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
         apply::apply_yaml(client, cache, &yaml, None, MANAGER).await?;
     }
-    apply::apply_yaml(client, cache, &stand_ins_rbac(), None, MANAGER).await?;
+    if stand_ins {
+        apply::apply_yaml(client, cache, &stand_ins_rbac(), None, MANAGER).await?;
+    }
     Ok(())
+}
+
+/// `(namespace, name)` of the ServiceAccount behind an operator's user, None for other users.
+pub fn service_account_of(user: &str) -> Option<(&'static str, &'static str)> {
+    match user {
+        PROVISIONER_USER => Some((OPERATOR_NAMESPACE, "dbtls-provisioner")),
+        OPS_MANAGER_USER => Some((OPERATOR_NAMESPACE, "dbtls-ops-manager")),
+        _ => None,
+    }
 }

@@ -10,5 +10,5 @@ pub mod identities;
 pub mod manifests;
 pub mod operators;
 
-pub use env::{Env, EnvOptions, SIMULATE_WORKLOADS_ENV};
+pub use env::{Env, EnvOptions};
 pub use manifests::{no_tls_database, tls_database};

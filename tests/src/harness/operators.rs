@@ -165,6 +165,15 @@ impl Operator {
         Ok(())
     }
 
+    /// SIGKILL without waiting, for `Drop` (the child is reaped by kill_on_drop's machinery).
+    pub fn kill_now(&self) {
+        if let Ok(mut child) = self.child.try_lock()
+            && let Some(child) = child.as_mut()
+        {
+            let _ = child.start_kill();
+        }
+    }
+
     /// Kill (if running) and start again with the same arguments.
     pub async fn restart(&self) -> anyhow::Result<()> {
         self.kill().await?;

@@ -13,6 +13,7 @@ use kube::api::{Api, Patch, PatchParams};
 
 use crate::apiserver::{ApiServerConfig, TestApiServer};
 use crate::certmanager::{self, StandInConfig};
+use crate::harness::cluster::Played;
 use crate::harness::{apply, crds, manifests, operators};
 use crate::workload_sim;
 
@@ -49,7 +50,7 @@ pub async fn run(options: SandboxOptions) -> anyhow::Result<bool> {
         server.url(),
         admin_kubeconfig.display()
     );
-    crds::install(&admin).await?;
+    crds::install(&admin, Played::ByStandIn).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -65,6 +66,7 @@ pub async fn run(options: SandboxOptions) -> anyhow::Result<bool> {
     ));
     let workloads = tokio::spawn(workload_sim::run(
         server.client_as("kube-controller-manager").await?,
+        Vec::new(),
         stopped(),
     ));
     println!("cert-manager stand-in and workload-status stand-in running");

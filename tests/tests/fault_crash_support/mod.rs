@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
-use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, DynamicObject, ListParams, ObjectMeta};
 use shared_types::DbKind;
 use shared_types::api::TlsConfig;
 use shared_types::certmanager::Certificate;
@@ -49,6 +49,7 @@ impl std::fmt::Display for DbId {
 pub async fn start_env() -> Env {
     Env::start(EnvOptions {
         provisioner_args: vec!["--workload=statefulset".into()],
+        extra_namespaces: NAMESPACES - 1,
         ..EnvOptions::default()
     })
     .await
@@ -64,23 +65,11 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Plans `n` databases round-robin over the kinds and namespaces, and creates the
-    /// namespaces and issuers (before any fault is switched on: setup is not under test).
+    /// Plans `n` databases round-robin over the kinds and the Env's namespaces, and creates the
+    /// issuers (before any fault is switched on: setup is not under test).
     pub async fn prepare(env: &Env, n: usize) -> Fleet {
-        let mut namespaces = vec![env.namespace().to_string()];
-        for i in 1..NAMESPACES {
-            let ns = format!("{}-{i}", env.namespace());
-            let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            Api::<Namespace>::all(env.client())
-                .patch(
-                    &ns,
-                    &PatchParams::apply("e2e").force(),
-                    &Patch::Apply(&body),
-                )
-                .await
-                .unwrap();
-            namespaces.push(ns);
-        }
+        let namespaces = env.namespaces().to_vec();
+        assert_eq!(namespaces.len(), NAMESPACES);
         env.create_ca_issuer(ISSUER).await.unwrap();
         let cluster_issuer = format!("{CLUSTER_ISSUER_PREFIX}-{}", env.namespace());
         env.create_ca_cluster_issuer(&cluster_issuer).await.unwrap();

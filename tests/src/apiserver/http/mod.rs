@@ -2,6 +2,7 @@
 //! get/list/write handlers on top of the store.
 pub mod discovery;
 pub mod printers;
+pub mod protobuf;
 pub mod route;
 pub mod table;
 pub mod watch;
@@ -372,6 +373,7 @@ fn serve_resource_inner(
             .to_string(),
         dry_run: ctx.q("dryRun") == Some("All"),
         strict_fields: ctx.q("fieldValidation") == Some("Strict"),
+        events_api: events::is_events_view(&def),
         now: now_rfc3339(),
     };
     let parse_body = || -> Result<Value, ApiError> {
@@ -380,8 +382,11 @@ fn serve_resource_inner(
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
+        if protobuf::is_protobuf(ct) {
+            // kubectl's typed commands (`create namespace|secret|configmap`) send protobuf.
+            return protobuf::decode(body);
+        }
         if ct.contains("protobuf") || ct.contains("cbor") {
-            // Typed clients of kubectl's generator commands send protobuf; only JSON/YAML is served.
             return Err(ApiError::unsupported_media_type(ct));
         }
         serde_json::from_slice(body)
