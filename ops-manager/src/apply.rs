@@ -2,13 +2,13 @@
 //! adopt issued Secrets. Each write is server-side apply under the ops-manager's field manager
 //! (or a delete), and only what the plan says changed is written.
 
+use dbtls_contract::OPS_MANAGER_MANAGER;
+use dbtls_contract::certmanager::Certificate;
+use dbtls_runtime::ssa;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::events::EventType;
 use serde_json::json;
-use shared_types::certmanager::Certificate;
-use shared_types::contract::OPS_MANAGER_MANAGER;
-use shared_types::runtime::ssa;
 
 use crate::context::Context;
 use crate::db::DbRef;

@@ -1,16 +1,16 @@
 //! The Certificate the ops-manager wants for one alias of a database (DESIGN.md §5): a pure
 //! function of the database, its `spec.tls` and the cluster domain.
 
-use kube::api::ObjectMeta;
-use shared_types::DbKind;
-use shared_types::api::{IssuerRef, TlsView, X509Subject as UserSubject};
-use shared_types::certmanager::{
+use dbtls_contract::DbKind;
+use dbtls_contract::api::{IssuerRef, TlsView, X509Subject as UserSubject};
+use dbtls_contract::certmanager::{
     self, Certificate, CertificatePrivateKey, CertificateSpec, ObjectReference, SecretTemplate,
     X509Subject, usages,
 };
-use shared_types::contract::labels;
-use shared_types::kinds::alias;
-use shared_types::tls;
+use dbtls_contract::kinds::alias;
+use dbtls_contract::labels;
+use dbtls_contract::tls;
+use kube::api::ObjectMeta;
 
 use crate::db::DbRef;
 
@@ -123,10 +123,10 @@ fn client_usages() -> Vec<&'static str> {
     ]
 }
 
-fn encoding_name(encoding: shared_types::api::PrivateKeyEncoding) -> &'static str {
+fn encoding_name(encoding: dbtls_contract::api::PrivateKeyEncoding) -> &'static str {
     match encoding {
-        shared_types::api::PrivateKeyEncoding::Pkcs1 => "PKCS1",
-        shared_types::api::PrivateKeyEncoding::Pkcs8 => "PKCS8",
+        dbtls_contract::api::PrivateKeyEncoding::Pkcs1 => "PKCS1",
+        dbtls_contract::api::PrivateKeyEncoding::Pkcs8 => "PKCS8",
     }
 }
 

@@ -3,13 +3,13 @@
 //! every other policy keeps them and removes the database's ownerReference. A Secret the user
 //! provided is never touched (it was never adopted, see `plan::conflict`).
 
+use dbtls_contract::Database;
+use dbtls_contract::api::DeletionPolicy;
+use dbtls_contract::certmanager::{Certificate, annotations};
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use shared_types::Database;
-use shared_types::api::DeletionPolicy;
-use shared_types::certmanager::{Certificate, annotations};
 
 use crate::apply::{self, ApplyError};
 use crate::context::Context;

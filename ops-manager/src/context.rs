@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
+use dbtls_contract::OPS_MANAGER_REPORTER;
+use dbtls_runtime::backoff::BackoffSeries;
+use dbtls_runtime::coalesce::StatusCoalescer;
+use dbtls_runtime::events;
+use dbtls_runtime::metrics::ReconcileMetrics;
 use kube::Client;
 use kube::runtime::events::Recorder;
-use shared_types::contract::OPS_MANAGER_REPORTER;
-use shared_types::runtime::backoff::BackoffSeries;
-use shared_types::runtime::coalesce::StatusCoalescer;
-use shared_types::runtime::events;
-use shared_types::runtime::metrics::ReconcileMetrics;
 
 use crate::metrics::CertificateMetrics;
 
@@ -74,7 +74,7 @@ impl Retries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared_types::runtime::backoff::CAP;
+    use dbtls_runtime::backoff::CAP;
 
     #[test]
     fn delays_grow_to_five_minutes_and_reset_on_success() {

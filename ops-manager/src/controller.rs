@@ -6,6 +6,10 @@
 
 use std::sync::Arc;
 
+use dbtls_contract::Database;
+use dbtls_contract::certmanager::{self, Certificate, ClusterIssuer, Issuer};
+use dbtls_contract::labels;
+use dbtls_runtime::lean_store;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::Api;
@@ -14,10 +18,6 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use shared_types::Database;
-use shared_types::certmanager::{self, Certificate, ClusterIssuer, Issuer};
-use shared_types::contract::labels;
-use shared_types::runtime::lean_store;
 
 use crate::context::Context;
 use crate::plan::IssuerKey;
@@ -84,7 +84,7 @@ pub async fn run<K: Database>(
             database_of::<K, Service>,
         )
         .with_config(controller::Config::default().concurrency(concurrency))
-        .trigger_backoff(shared_types::runtime::watch_backoff::trigger_backoff())
+        .trigger_backoff(dbtls_runtime::watch_backoff::trigger_backoff())
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {

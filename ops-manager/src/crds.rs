@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
+use dbtls_contract::certmanager::{Certificate, ClusterIssuer, Issuer};
 use kube::Resource;
 use kube::api::{Api, ListParams};
-use shared_types::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
-use shared_types::certmanager::{Certificate, ClusterIssuer, Issuer};
 
 /// `<plural>.<group>`, the CRD name users know.
 fn crd_name<K: Resource<DynamicType = ()>>() -> String {

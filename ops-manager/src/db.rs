@@ -1,9 +1,9 @@
 //! The identity of the database being reconciled, independent of its kind, so that the pure
 //! builders need no generic parameter.
 
+use dbtls_contract::{Database, DbKind};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
-use shared_types::{Database, DbKind};
 
 /// Kind, name, namespace and uid of one database.
 #[derive(Clone, Debug, PartialEq, Eq)]

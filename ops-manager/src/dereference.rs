@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use dbtls_contract::api::TlsView;
+use dbtls_contract::certmanager::{self, Certificate, ClusterIssuer, Issuer, IssuerStatus};
+use dbtls_contract::{Database, tls};
+use dbtls_contract::{labels, names};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
-use shared_types::api::TlsView;
-use shared_types::certmanager::{self, Certificate, ClusterIssuer, Issuer, IssuerStatus};
-use shared_types::contract::{labels, names};
-use shared_types::{Database, tls};
 
 use crate::context::Context;
 use crate::db::DbRef;

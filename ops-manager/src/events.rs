@@ -1,8 +1,8 @@
 //! Events on the database from the ops-manager's reporter (the shared, size-checked publisher).
 
+use dbtls_runtime::events;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::EventType;
-use shared_types::runtime::events;
 
 use crate::context::Context;
 

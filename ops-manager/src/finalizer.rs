@@ -1,11 +1,11 @@
 //! The ops-manager's finalizer on databases with TLS, so that deletionPolicy is carried out for
 //! the TLS Secrets before garbage collection (the shared SSA finalizer under its own manager).
 
+use dbtls_contract::Database;
+use dbtls_contract::{OPS_MANAGER_FINALIZER, OPS_MANAGER_MANAGER};
+use dbtls_runtime::finalizer;
 use kube::ResourceExt;
 use kube::api::Api;
-use shared_types::Database;
-use shared_types::contract::{OPS_MANAGER_FINALIZER, OPS_MANAGER_MANAGER};
-use shared_types::runtime::finalizer;
 
 use crate::context::Context;
 

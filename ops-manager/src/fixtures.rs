@@ -1,8 +1,8 @@
 //! Test fixtures: databases of any kind from small YAML documents.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use shared_types::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore, TlsView};
-use shared_types::{Database, DbKind};
+use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore, TlsView};
+use dbtls_contract::{Database, DbKind};
 
 use crate::db::DbRef;
 

@@ -4,18 +4,18 @@
 use std::sync::Arc;
 
 use clap::Parser;
+use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
+use dbtls_contract::tls::DEFAULT_CLUSTER_DOMAIN;
+use dbtls_runtime::cli::{self, CommonArgs};
+use dbtls_runtime::http::{self, Readiness};
+use dbtls_runtime::leader::{self, LeaderArgs};
+use dbtls_runtime::metrics::{ReconcileMetrics, registry};
+use dbtls_runtime::telemetry;
 use futures::future::join_all;
 use ops_manager::context::Context;
 use ops_manager::controller;
 use ops_manager::crds;
 use ops_manager::metrics::CertificateMetrics;
-use shared_types::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
-use shared_types::runtime::cli::{self, CommonArgs};
-use shared_types::runtime::http::{self, Readiness};
-use shared_types::runtime::leader::{self, LeaderArgs};
-use shared_types::runtime::metrics::{ReconcileMetrics, registry};
-use shared_types::runtime::telemetry;
-use shared_types::tls::DEFAULT_CLUSTER_DOMAIN;
 use tokio::sync::watch;
 
 #[derive(Parser, Debug)]

@@ -144,7 +144,7 @@ fn set_timestamp(gauge: &GaugeVec, labels: &[&str; 3], value: Option<&str>) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use shared_types::DbKind;
+    use dbtls_contract::DbKind;
 
     fn db() -> DbRef {
         DbRef {

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use dbtls_contract::DbKind;
+use dbtls_contract::api::{IssuerRef, TlsView};
+use dbtls_contract::certmanager::{self, Certificate};
+use dbtls_contract::conditions::{FALSE, TRUE, ops_manager, reasons};
+use dbtls_contract::kinds::alias;
+use dbtls_runtime::conditions::Desired;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use shared_types::DbKind;
-use shared_types::api::{IssuerRef, TlsView};
-use shared_types::certmanager::{self, Certificate};
-use shared_types::contract::conditions::{FALSE, TRUE, ops_manager, reasons};
-use shared_types::kinds::alias;
-use shared_types::runtime::conditions::Desired;
 
 use crate::certificate;
 use crate::db::{DbRef, controller_of};
@@ -274,7 +274,7 @@ pub fn plan(db: &DbRef, tls_view: &TlsView<'_>, cluster_domain: &str, observed: 
     let keep: Vec<String> = outcomes
         .iter()
         .filter(|(_, o)| !matches!(o, Outcome::Skipped))
-        .map(|(a, _)| shared_types::tls::secret_name(&db.name, tls_view, a))
+        .map(|(a, _)| dbtls_contract::tls::secret_name(&db.name, tls_view, a))
         .collect();
     let delete = observed
         .certificates

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use dbtls_contract::Database;
+use dbtls_contract::conditions::{FALSE, ops_manager, reasons};
+use dbtls_runtime::conditions::Desired;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use shared_types::Database;
-use shared_types::contract::conditions::{FALSE, ops_manager, reasons};
-use shared_types::runtime::conditions::Desired;
 
 use crate::apply::{self, ApplyError};
 use crate::cleanup::{self, CleanupError};

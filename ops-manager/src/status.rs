@@ -3,18 +3,18 @@
 
 use std::time::Duration;
 
+use dbtls_contract::Database;
+use dbtls_contract::OPS_MANAGER_MANAGER;
+use dbtls_contract::api::Condition;
+use dbtls_contract::conditions::{TRUE, ops_manager};
+use dbtls_runtime::coalesce::only_messages_changed;
+use dbtls_runtime::conditions::{Desired, now, resolve, up_to_date};
+use dbtls_runtime::ssa;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::events::EventType;
 use serde_json::json;
-use shared_types::Database;
-use shared_types::api::Condition;
-use shared_types::contract::OPS_MANAGER_MANAGER;
-use shared_types::contract::conditions::{TRUE, ops_manager};
-use shared_types::runtime::coalesce::only_messages_changed;
-use shared_types::runtime::conditions::{Desired, now, resolve, up_to_date};
-use shared_types::runtime::ssa;
 
 use crate::context::Context;
 use crate::events;

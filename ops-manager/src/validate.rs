@@ -4,11 +4,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use shared_types::api::{CertificateSpec, IssuerRef, TlsView};
-use shared_types::certmanager;
-use shared_types::contract::conditions::{ops_manager, reasons};
-use shared_types::duration::parse_go_duration;
-use shared_types::{DbKind, tls};
+use dbtls_contract::api::{CertificateSpec, IssuerRef, TlsView};
+use dbtls_contract::certmanager;
+use dbtls_contract::conditions::{ops_manager, reasons};
+use dbtls_contract::duration::parse_go_duration;
+use dbtls_contract::{DbKind, tls};
 
 /// cert-manager's webhook minimum for `duration`.
 const MIN_DURATION: Duration = Duration::from_secs(3600);

@@ -4,15 +4,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use dbtls_contract::DbKind;
+use dbtls_contract::PROVISIONER_REPORTER;
+use dbtls_contract::api::DatabasePhase;
+use dbtls_runtime::backoff::BackoffSeries;
+use dbtls_runtime::coalesce::StatusCoalescer;
+use dbtls_runtime::events;
+use dbtls_runtime::metrics::ReconcileMetrics;
 use kube::Client;
 use kube::runtime::events::Recorder;
-use shared_types::DbKind;
-use shared_types::api::DatabasePhase;
-use shared_types::contract::PROVISIONER_REPORTER;
-use shared_types::runtime::backoff::BackoffSeries;
-use shared_types::runtime::coalesce::StatusCoalescer;
-use shared_types::runtime::events;
-use shared_types::runtime::metrics::ReconcileMetrics;
 
 use crate::workload_choice::WorkloadChoice;
 

@@ -1,18 +1,18 @@
 //! Carrying out `deletionPolicy` before the finalizer lets Kubernetes delete the database
 //! (contract.md "Deletion"), and `spec.halted` on a live database.
+use dbtls_contract::api::DeletionPolicy;
+use dbtls_contract::petset::PetSet;
+use dbtls_contract::{PROVISIONER_FINALIZER, PROVISIONER_MANAGER, labels, names};
+use dbtls_runtime::{finalizer, ssa};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use shared_types::api::DeletionPolicy;
-use shared_types::contract::{PROVISIONER_FINALIZER, PROVISIONER_MANAGER, labels, names};
-use shared_types::petset::PetSet;
-use shared_types::runtime::{finalizer, ssa};
 
-use crate::build::auth;
 use crate::context::{Context, RESYNC};
+use crate::desired::auth;
 use crate::facts::{DbFacts, Provisionable};
 use crate::reconcile::{Error, Result, delete_if_owned, key_of, update_status};
 use crate::status::{Observation, WorkloadReport};

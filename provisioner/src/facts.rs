@@ -1,12 +1,12 @@
 //! What the builders need to know about one database, independent of its Rust type, so that
 //! every builder is a pure function of plain data (and testable from YAML).
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::ResourceExt;
-use shared_types::api::{
+use dbtls_contract::api::{
     CommonSpec, MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore, SinglestoreTopology,
     TlsView,
 };
-use shared_types::{Database, DbKind};
+use dbtls_contract::{Database, DbKind};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::ResourceExt;
 
 /// Fields only some kinds have, which the generic pipeline still has to validate or use.
 #[derive(Clone, Copy, Debug, Default)]
@@ -107,7 +107,7 @@ impl<'a> DbFacts<'a> {
     pub fn auth_secret_name(&self) -> String {
         self.user_auth_secret()
             .map(str::to_string)
-            .unwrap_or_else(|| shared_types::contract::names::auth_secret(&self.name))
+            .unwrap_or_else(|| dbtls_contract::names::auth_secret(&self.name))
     }
 
     /// The auth Secret named by the user, which the provisioner only reads. Naming `<db>-auth`
@@ -117,7 +117,7 @@ impl<'a> DbFacts<'a> {
             .auth_secret
             .and_then(|s| s.name.as_deref())
             .filter(|n| !n.is_empty())
-            .filter(|n| *n != shared_types::contract::names::auth_secret(&self.name))
+            .filter(|n| *n != dbtls_contract::names::auth_secret(&self.name))
     }
 }
 

@@ -4,9 +4,9 @@
 //!
 //! Pipeline per database (`reconcile`): dereference -> validate -> build -> apply -> update_status.
 //! The builders (`build`) and validators (`validate`, `tls_secrets`) are pure and unit-tested.
-pub mod build;
 pub mod context;
 pub mod deletion;
+pub mod desired;
 pub mod diff;
 pub mod facts;
 pub mod reconcile;

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use clap::Parser;
+use dbtls_runtime::{cli, http, leader, metrics, telemetry};
 use futures::FutureExt;
 use provisioner::context::Context;
 use provisioner::startup::{self, RunOptions};
 use provisioner::workload_choice::WorkloadFlag;
-use shared_types::runtime::{cli, http, leader, metrics, telemetry};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -4,19 +4,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dbtls_contract::api::DatabaseStatus;
+use dbtls_contract::petset::PetSet;
+use dbtls_contract::{PROVISIONER_FINALIZER, PROVISIONER_MANAGER, names};
+use dbtls_runtime::{coalesce, conditions, events, finalizer, ssa};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
-use shared_types::api::DatabaseStatus;
-use shared_types::contract::{PROVISIONER_FINALIZER, PROVISIONER_MANAGER, names};
-use shared_types::petset::PetSet;
-use shared_types::runtime::{coalesce, conditions, events, finalizer, ssa};
 
-use crate::build::{self, auth, services, workload::Workload};
 use crate::context::{Context, DbKey, RESYNC, WAIT_BACKOFF_START};
+use crate::desired::{self, auth, services, workload::Workload};
 use crate::facts::{DbFacts, Provisionable};
 use crate::status::{self, Observation, WorkloadReport};
 use crate::tls_secrets::{self, TlsSecretsState};
@@ -526,7 +526,7 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
         None => TlsSecretsState::NotConfigured,
         Some(_) => {
             let mut found = Vec::new();
-            for (_, name) in build::tls_secret_names(&facts) {
+            for (_, name) in desired::tls_secret_names(&facts) {
                 let secret = secrets.get_opt(&name).await.map_err(read_err(&name))?;
                 found.push((name, secret));
             }
@@ -544,7 +544,7 @@ async fn provision<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
             choice.api.kind()
         ))
     } else {
-        let (workload, config) = build::workload_for(&facts, &image, choice.api);
+        let (workload, config) = desired::workload_for(&facts, &image, choice.api);
         let config_name = names::config_secret(&facts.name);
         match &config {
             Some(config) => {

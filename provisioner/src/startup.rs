@@ -4,6 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dbtls_contract::DbKind;
+use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
+use dbtls_contract::labels;
+use dbtls_contract::petset::PetSet;
+use dbtls_runtime::lean_store;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -15,11 +20,6 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use shared_types::DbKind;
-use shared_types::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
-use shared_types::contract::labels;
-use shared_types::petset::PetSet;
-use shared_types::runtime::lean_store;
 
 use crate::context::Context;
 use crate::facts::Provisionable;
@@ -71,8 +71,8 @@ pub async fn workload_choices(
         client,
         &format!(
             "{}/{}",
-            shared_types::petset::GROUP,
-            shared_types::petset::VERSION
+            dbtls_contract::petset::GROUP,
+            dbtls_contract::petset::VERSION
         ),
         "petsets",
     )
@@ -138,7 +138,7 @@ async fn run_kind<K>(
             lean_store::watch(api::<K>(client, ns), watcher::Config::default());
         let controller = Controller::for_stream(databases, store)
             .with_config(controller::Config::default().concurrency(options.concurrency))
-            .trigger_backoff(shared_types::runtime::watch_backoff::trigger_backoff())
+            .trigger_backoff(dbtls_runtime::watch_backoff::trigger_backoff())
             .owns(api::<Service>(client, ns), children())
             // Metadata only: the labels name the database; the Secret's data is read by the
             // reconcile, never from the watch (nor is it worth keeping in flight).

@@ -1,9 +1,9 @@
 //! The provisioner's conditions and phase, computed purely from what the reconcile observed.
 //! Conditions keep their `lastTransitionTime` unless their status changes, and the plan says
 //! whether anything changed at all, so that a converged database gets no status write.
-use shared_types::api::{Condition, DatabasePhase, DatabaseStatus};
-use shared_types::contract::conditions::{FALSE, TRUE, provisioner as types, reasons};
-use shared_types::runtime::conditions::{Desired, resolve, up_to_date};
+use dbtls_contract::api::{Condition, DatabasePhase, DatabaseStatus};
+use dbtls_contract::conditions::{FALSE, TRUE, provisioner as types, reasons};
+use dbtls_runtime::conditions::{Desired, resolve, up_to_date};
 
 use crate::tls_secrets::TlsSecretsState;
 use crate::validate::Invalid;
@@ -150,7 +150,7 @@ fn keep(existing: &[Condition], type_: &'static str) -> Option<Desired> {
     let status = match c.status.as_str() {
         TRUE => TRUE,
         FALSE => FALSE,
-        _ => shared_types::contract::conditions::UNKNOWN,
+        _ => dbtls_contract::conditions::UNKNOWN,
     };
     let reason = WARNING_REASONS
         .iter()

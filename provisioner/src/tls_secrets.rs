@@ -1,9 +1,9 @@
 //! Whether every TLS Secret a database needs exists and has the shape a server can use.
+use dbtls_contract::DbKind;
+use dbtls_contract::labels;
 use k8s_openapi::api::core::v1::Secret;
-use shared_types::DbKind;
-use shared_types::contract::labels;
 
-use crate::build::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
+use crate::desired::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
 
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 

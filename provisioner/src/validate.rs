@@ -1,13 +1,13 @@
 //! Validation of a database before anything is built: spec errors (fixed by editing the spec)
 //! and missing or malformed referenced Secrets (fixed outside the spec, so retried with backoff).
 //! Invalid input is reported on the status and as an Event, never a crash.
+use dbtls_contract::DbKind;
+use dbtls_contract::api::StorageType;
+use dbtls_contract::conditions::reasons;
 use k8s_openapi::api::core::v1::Secret;
-use shared_types::DbKind;
-use shared_types::api::StorageType;
-use shared_types::contract::conditions::reasons;
 
-use crate::build::auth::{PASSWORD_KEY, USERNAME_KEY};
-use crate::build::pod::LICENSE_KEY;
+use crate::desired::auth::{PASSWORD_KEY, USERNAME_KEY};
+use crate::desired::pod::LICENSE_KEY;
 use crate::facts::DbFacts;
 
 /// Why a database cannot be provisioned (the message says what to do).
@@ -167,8 +167,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::facts::fixtures::{load, parse};
+    use dbtls_contract::api::{MSSQLServer, MySQL, ProxySQL, Singlestore};
     use k8s_openapi::ByteString;
-    use shared_types::api::{MSSQLServer, MySQL, ProxySQL, Singlestore};
 
     #[test]
     fn valid_fixtures_pass_and_yield_the_catalogue_image() {

@@ -1,6 +1,6 @@
 //! `--workload=auto|statefulset|petset`: which API the workload of each kind is written in.
-use shared_types::DbKind;
-use shared_types::kinds::WorkloadKind;
+use dbtls_contract::DbKind;
+use dbtls_contract::kinds::WorkloadKind;
 
 /// The `--workload` flag.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
 use crate::fixtures::{tls_db, with_db};
-use shared_types::api::IssuerRef;
+use dbtls_contract::api::IssuerRef;
 
 fn build_for(yaml: &str, alias_name: &str) -> Certificate {
     with_db(yaml, |db, view| {

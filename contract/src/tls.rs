@@ -1,0 +1,96 @@
+//! TLS facts both operators derive from a database: which TLS Secrets it needs and the identity
+//! its server certificate carries (DESIGN.md §5).
+
+use crate::api::TlsView;
+use crate::kinds::DbKind;
+use crate::names;
+
+/// cert-manager's webhook limit on `commonName`.
+pub const MAX_COMMON_NAME: usize = 64;
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// The TLS Secret for `alias`: the user's `secretName` when given, else `<db>-<alias>-cert`.
+pub fn secret_name(db: &str, tls: &TlsView<'_>, alias: &str) -> String {
+    tls.certificate(alias)
+        .and_then(|c| c.secret_name.clone())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| names::default_cert_secret(db, alias))
+}
+
+/// Every `(alias, secret name)` a database of `kind` needs, in the kind's alias order.
+pub fn secrets(kind: DbKind, db: &str, tls: &TlsView<'_>) -> Vec<(&'static str, String)> {
+    kind.profile()
+        .aliases
+        .iter()
+        .map(|alias| (*alias, secret_name(db, tls, alias)))
+        .collect()
+}
+
+/// The server certificate's DNS names for database `db` in `namespace`.
+pub fn server_dns_names(db: &str, namespace: &str, cluster_domain: &str) -> Vec<String> {
+    let pods = names::governing_service(db);
+    vec![
+        db.to_string(),
+        format!("{db}.{namespace}"),
+        format!("{db}.{namespace}.svc"),
+        format!("{db}.{namespace}.svc.{cluster_domain}"),
+        format!("*.{pods}.{namespace}.svc"),
+        format!("*.{pods}.{namespace}.svc.{cluster_domain}"),
+        "localhost".to_string(),
+    ]
+}
+
+/// The server certificate's IP addresses.
+pub const SERVER_IP_ADDRESSES: &[&str] = &["127.0.0.1"];
+
+/// `<db>.<ns>.svc` when it fits cert-manager's 64-character CN limit; otherwise no CN (the SANs
+/// carry the identity).
+pub fn server_common_name(db: &str, namespace: &str) -> Option<String> {
+    Some(format!("{db}.{namespace}.svc")).filter(|cn| cn.len() <= MAX_COMMON_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CertificateSpec, TlsConfig};
+
+    #[test]
+    fn user_secret_names_override_the_default() {
+        let config = TlsConfig {
+            issuer_ref: None,
+            certificates: vec![CertificateSpec {
+                alias: "client".into(),
+                secret_name: Some("my-client".into()),
+                ..Default::default()
+            }],
+        };
+        let view = config.view();
+        assert_eq!(
+            secrets(DbKind::MySQL, "db", &view),
+            vec![
+                ("server", "db-server-cert".to_string()),
+                ("client", "my-client".to_string()),
+                ("metrics-exporter", "db-metrics-exporter-cert".to_string())
+            ]
+        );
+        assert_eq!(secrets(DbKind::Singlestore, "db", &view).len(), 2);
+    }
+
+    #[test]
+    fn long_names_get_no_common_name() {
+        assert_eq!(
+            server_common_name("db", "demo").as_deref(),
+            Some("db.demo.svc")
+        );
+        let long = "a".repeat(60);
+        assert_eq!(server_common_name(&long, "demo"), None);
+    }
+
+    #[test]
+    fn server_names_cover_services_and_pods() {
+        let names = server_dns_names("db", "demo", "cluster.local");
+        assert!(names.contains(&"db.demo.svc.cluster.local".to_string()));
+        assert!(names.contains(&"*.db-pods.demo.svc".to_string()));
+        assert!(names.contains(&"localhost".to_string()));
+    }
+}

@@ -1,0 +1,204 @@
+//! The pod template of the database workload: image, auth Secret as environment, port, probes,
+//! the data volume, the TLS volumes and settings, merged with the user's `spec.podTemplate`.
+use std::collections::BTreeMap;
+
+use dbtls_contract::DbKind;
+use dbtls_contract::api::StorageType;
+use dbtls_contract::{labels, names};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec,
+    Probe, SecretKeySelector, SecretVolumeSource, TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::auth::{PASSWORD_KEY, USERNAME_KEY};
+use super::server_tls::{CONFIG_DIR, CONFIG_VOLUME, ServerTls};
+use super::user_template::{self, UserTemplate};
+use crate::facts::DbFacts;
+
+/// Name of the data volume (and of the PVC template).
+pub const DATA_VOLUME: &str = "data";
+/// The key of Singlestore's license Secret.
+pub const LICENSE_KEY: &str = "license";
+const INIT_CONTAINER: &str = "init-tls";
+
+/// Where each server keeps its data.
+pub fn data_dir(kind: DbKind) -> &'static str {
+    match kind {
+        DbKind::MySQL | DbKind::PerconaXtraDB => "/var/lib/mysql",
+        DbKind::ProxySQL => "/var/lib/proxysql",
+        DbKind::Singlestore => "/data",
+        DbKind::MSSQLServer => "/var/opt/mssql",
+    }
+}
+
+/// The environment variables through which each image takes the admin credentials.
+fn credential_env(kind: DbKind) -> (Option<&'static str>, &'static str) {
+    match kind {
+        DbKind::MySQL | DbKind::PerconaXtraDB => (None, "MYSQL_ROOT_PASSWORD"),
+        DbKind::ProxySQL => (Some("PROXYSQL_USER"), "PROXYSQL_PASSWORD"),
+        DbKind::Singlestore => (None, "ROOT_PASSWORD"),
+        DbKind::MSSQLServer => (None, "MSSQL_SA_PASSWORD"),
+    }
+}
+
+/// Whether the data directory is a PVC from `volumeClaimTemplates` (else an emptyDir).
+pub fn durable(db: &DbFacts<'_>) -> bool {
+    db.kind != DbKind::ProxySQL && db.common.storage_type != Some(StorageType::Ephemeral)
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// Ours first; a user variable of the same name replaces ours (the user knows their image).
+fn merge_env(ours: Vec<EnvVar>, user: &[EnvVar]) -> Vec<EnvVar> {
+    let mut merged: Vec<EnvVar> = ours
+        .into_iter()
+        .filter(|e| !user.iter().any(|u| u.name == e.name))
+        .collect();
+    merged.extend(user.iter().cloned());
+    merged
+}
+
+/// Inputs of [`pod_template`] that come from outside the spec.
+#[derive(Clone, Debug)]
+pub struct PodInputs<'a> {
+    /// The catalogue image for `spec.version`.
+    pub image: String,
+    pub auth_secret: String,
+    pub tls: Option<&'a ServerTls>,
+}
+
+fn tcp_probe(port: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String(port.to_string()),
+            host: None,
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(10),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    }
+}
+
+/// The pod template of database `db`.
+pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec {
+    let profile = db.kind.profile();
+    let user: UserTemplate = user_template::parse(db.common.pod_template, profile.container);
+
+    let data_mount = VolumeMount {
+        name: DATA_VOLUME.to_string(),
+        mount_path: data_dir(db.kind).to_string(),
+        ..VolumeMount::default()
+    };
+    let mut volumes: Vec<Volume> = Vec::new();
+    if !durable(db) {
+        volumes.push(Volume {
+            name: DATA_VOLUME.to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        });
+    }
+    let mut mounts = vec![data_mount];
+    let mut env = Vec::new();
+    let (user_var, password_var) = credential_env(db.kind);
+    if let Some(user_var) = user_var {
+        env.push(secret_env(user_var, &inputs.auth_secret, USERNAME_KEY));
+    }
+    env.push(secret_env(password_var, &inputs.auth_secret, PASSWORD_KEY));
+    if let Some(license) = db.extras.license_secret {
+        env.push(secret_env("SINGLESTORE_LICENSE", license, LICENSE_KEY));
+    }
+    let mut args = Vec::new();
+    let mut init_containers = Vec::new();
+    let image = user.image.clone().unwrap_or_else(|| inputs.image.clone());
+    if let Some(tls) = inputs.tls {
+        volumes.extend(tls.volumes.iter().cloned());
+        mounts.extend(tls.mounts.iter().cloned());
+        env.extend(tls.env.iter().cloned());
+        args.extend(tls.args.iter().cloned());
+        let mut init_mounts = mounts.clone();
+        if !tls.config_files.is_empty() {
+            volumes.push(Volume {
+                name: CONFIG_VOLUME.to_string(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(names::config_secret(&db.name)),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+            init_mounts.push(VolumeMount {
+                name: CONFIG_VOLUME.to_string(),
+                mount_path: CONFIG_DIR.to_string(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        }
+        if let Some(script) = &tls.init_script {
+            init_containers.push(Container {
+                name: INIT_CONTAINER.to_string(),
+                image: Some(image.clone()),
+                command: Some(vec!["sh".to_string(), "-c".to_string(), script.clone()]),
+                volume_mounts: Some(init_mounts),
+                ..Container::default()
+            });
+        }
+    }
+    args.extend(user.args.iter().cloned());
+
+    let container = Container {
+        name: profile.container.to_string(),
+        image: Some(image),
+        args: (!args.is_empty()).then_some(args),
+        env: Some(merge_env(env, &user.env)),
+        ports: Some(vec![ContainerPort {
+            name: Some(profile.port_name.to_string()),
+            container_port: profile.port,
+            protocol: Some("TCP".to_string()),
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(tcp_probe(profile.port_name, 10, 3)),
+        liveness_probe: Some(tcp_probe(profile.port_name, 60, 6)),
+        resources: user.resources.clone(),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+
+    // The selector labels are ours; the user's cannot change them.
+    let mut pod_labels: BTreeMap<String, String> = user.labels.clone();
+    pod_labels.extend(labels::for_database(db.kind, &db.name));
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: (!user.annotations.is_empty()).then(|| user.annotations.clone()),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            init_containers: (!init_containers.is_empty()).then_some(init_containers),
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            node_selector: user.node_selector,
+            tolerations: user.tolerations,
+            affinity: user.affinity,
+            service_account_name: user.service_account_name,
+            security_context: user.security_context,
+            image_pull_secrets: user.image_pull_secrets,
+            ..PodSpec::default()
+        }),
+    }
+}

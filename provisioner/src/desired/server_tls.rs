@@ -1,0 +1,416 @@
+//! How each kind's server gets its certificates: the projected volumes (never `subPath`, which
+//! would never see a renewed certificate), the mounts, and the server's TLS settings. One small
+//! builder per kind, following KubeDB (reference/kubedb-tls.md §4). These outputs are also what
+//! the real-MariaDB test starts the server with, so the MySQL-family arguments must be valid
+//! `mysqld` options.
+use std::collections::BTreeMap;
+
+use dbtls_contract::DbKind;
+use dbtls_contract::kinds::{TlsMountLayout, alias};
+use k8s_openapi::api::core::v1::{
+    EnvVar, KeyToPath, ProjectedVolumeSource, SecretProjection, Volume, VolumeMount,
+    VolumeProjection,
+};
+
+/// Keys of a cert-manager TLS Secret.
+pub const CA_KEY: &str = "ca.crt";
+pub const CERT_KEY: &str = "tls.crt";
+pub const KEY_KEY: &str = "tls.key";
+
+/// Where the generated config Secret `<db>-config` is mounted (read by an init container).
+pub const CONFIG_VOLUME: &str = "config";
+pub const CONFIG_DIR: &str = "/var/run/kubedb/config";
+/// The file in `<db>-config` that configures SQL Server.
+pub const MSSQL_CONF: &str = "mssql.conf";
+const MSSQL_DATA_DIR: &str = "/var/opt/mssql";
+const PROXYSQL_DATA_DIR: &str = "/var/lib/proxysql";
+
+/// Everything the database container (and its init container) needs for TLS.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerTls {
+    pub volumes: Vec<Volume>,
+    pub mounts: Vec<VolumeMount>,
+    pub args: Vec<String>,
+    pub env: Vec<EnvVar>,
+    /// Files of the config Secret `<db>-config` (empty: the kind needs none).
+    pub config_files: BTreeMap<String, String>,
+    /// A shell script run before the server starts (same image, same mounts plus data).
+    pub init_script: Option<String>,
+}
+
+/// What the TLS builders read from the database.
+#[derive(Clone, Debug)]
+pub struct TlsInput<'a> {
+    /// `(alias, Secret name)` for every alias of the kind (`dbtls_contract::tls::secrets`).
+    pub secrets: &'a [(&'static str, String)],
+    pub require_ssl: bool,
+    /// MSSQLServer `spec.tls.clientTLS`.
+    pub client_tls: bool,
+}
+
+impl TlsInput<'_> {
+    fn secret(&self, wanted: &str) -> &str {
+        self.secrets
+            .iter()
+            .find(|(a, _)| *a == wanted)
+            .map(|(_, name)| name.as_str())
+            .unwrap_or_default()
+    }
+}
+
+/// The TLS configuration of a `kind` server.
+pub fn server_tls(kind: DbKind, input: &TlsInput<'_>) -> ServerTls {
+    match kind {
+        DbKind::MySQL => mysql(input),
+        DbKind::PerconaXtraDB => percona_xtradb(input),
+        DbKind::ProxySQL => proxysql(input),
+        DbKind::Singlestore => singlestore(input),
+        DbKind::MSSQLServer => mssql(input),
+    }
+}
+
+fn item(key: &str, path: &str) -> KeyToPath {
+    KeyToPath {
+        key: key.to_string(),
+        path: path.to_string(),
+        mode: None,
+    }
+}
+
+fn projection(secret: &str, items: Vec<KeyToPath>) -> VolumeProjection {
+    VolumeProjection {
+        secret: Some(SecretProjection {
+            name: secret.to_string(),
+            items: Some(items),
+            optional: Some(false),
+        }),
+        ..VolumeProjection::default()
+    }
+}
+
+fn projected(name: &str, sources: Vec<VolumeProjection>) -> Volume {
+    Volume {
+        name: name.to_string(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(sources),
+            default_mode: None,
+        }),
+        ..Volume::default()
+    }
+}
+
+fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        value_from: None,
+    }
+}
+
+/// One directory with `ca.crt`, `server.crt`, `server.key`, `client.crt`, `client.key`.
+fn flat(kind: DbKind, input: &TlsInput<'_>) -> (Volume, VolumeMount, &'static str) {
+    let (volume, dir) = match kind.profile().tls_layout {
+        TlsMountLayout::Flat { volume, dir } => (volume, dir),
+        // Not reached: only called for kinds with a flat layout.
+        TlsMountLayout::PerAlias {
+            volume_prefix,
+            base_dir,
+        } => (volume_prefix, base_dir),
+    };
+    let sources = vec![
+        projection(
+            input.secret(alias::SERVER),
+            vec![
+                item(CA_KEY, "ca.crt"),
+                item(CERT_KEY, "server.crt"),
+                item(KEY_KEY, "server.key"),
+            ],
+        ),
+        projection(
+            input.secret(alias::CLIENT),
+            vec![item(CERT_KEY, "client.crt"), item(KEY_KEY, "client.key")],
+        ),
+    ];
+    (projected(volume, sources), mount(volume, dir), dir)
+}
+
+/// One directory per alias, each holding its Secret's own `ca.crt`, `tls.crt`, `tls.key`.
+fn per_alias(kind: DbKind, input: &TlsInput<'_>) -> (Vec<Volume>, Vec<VolumeMount>, &'static str) {
+    let (prefix, base) = match kind.profile().tls_layout {
+        TlsMountLayout::PerAlias {
+            volume_prefix,
+            base_dir,
+        } => (volume_prefix, base_dir),
+        TlsMountLayout::Flat { volume, dir } => (volume, dir),
+    };
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    for (alias, secret) in input.secrets {
+        let name = format!("{prefix}-{alias}");
+        volumes.push(projected(
+            &name,
+            vec![projection(
+                secret,
+                vec![
+                    item(CA_KEY, CA_KEY),
+                    item(CERT_KEY, CERT_KEY),
+                    item(KEY_KEY, KEY_KEY),
+                ],
+            )],
+        ));
+        mounts.push(mount(&name, &format!("{base}/{alias}")));
+    }
+    (volumes, mounts, base)
+}
+
+/// MySQL: `tls-volume` at `/etc/mysql/certs` and `MySQLTLSArgs()`.
+pub fn mysql(input: &TlsInput<'_>) -> ServerTls {
+    let (volume, mount, dir) = flat(DbKind::MySQL, input);
+    let mut args = vec![
+        format!("--ssl-capath={dir}"),
+        format!("--ssl-ca={dir}/ca.crt"),
+        format!("--ssl-cert={dir}/server.crt"),
+        format!("--ssl-key={dir}/server.key"),
+    ];
+    if input.require_ssl {
+        args.push("--require-secure-transport=ON".to_string());
+    }
+    ServerTls {
+        volumes: vec![volume],
+        mounts: vec![mount],
+        args,
+        ..ServerTls::default()
+    }
+}
+
+/// PerconaXtraDB: `/etc/mysql/certs/<alias>/` and `ssl_ca/ssl_cert/ssl_key` from the server dir.
+pub fn percona_xtradb(input: &TlsInput<'_>) -> ServerTls {
+    let (volumes, mounts, base) = per_alias(DbKind::PerconaXtraDB, input);
+    let server = format!("{base}/{}", alias::SERVER);
+    let mut args = vec![
+        format!("--ssl-capath={server}"),
+        format!("--ssl-ca={server}/{CA_KEY}"),
+        format!("--ssl-cert={server}/{CERT_KEY}"),
+        format!("--ssl-key={server}/{KEY_KEY}"),
+    ];
+    if input.require_ssl {
+        args.push("--require-secure-transport=ON".to_string());
+    }
+    ServerTls {
+        volumes,
+        mounts,
+        args,
+        ..ServerTls::default()
+    }
+}
+
+/// ProxySQL (frontend TLS): `/var/lib/frontend/<alias>/` and `FRONTEND_TLS_ENABLED=true`, on
+/// which KubeDB's image sets `mysql-have_ssl`. ProxySQL serves `proxysql-{ca,cert,key}.pem` from
+/// its datadir; making those symlinks into the projected volume (instead of copies) lets
+/// `PROXYSQL RELOAD TLS` pick up renewed certificates (reference/tls-lifecycle.md §1.4).
+pub fn proxysql(input: &TlsInput<'_>) -> ServerTls {
+    let (volumes, mounts, base) = per_alias(DbKind::ProxySQL, input);
+    let server = format!("{base}/{}", alias::SERVER);
+    let link = |file: &str, pem: &str| {
+        format!("ln -sf {server}/{file} {PROXYSQL_DATA_DIR}/proxysql-{pem}.pem")
+    };
+    let script = [
+        link(CA_KEY, "ca"),
+        link(CERT_KEY, "cert"),
+        link(KEY_KEY, "key"),
+    ]
+    .join(" && ");
+    ServerTls {
+        volumes,
+        mounts,
+        env: vec![env("FRONTEND_TLS_ENABLED", "true")],
+        init_script: Some(format!("set -e; {script}")),
+        ..ServerTls::default()
+    }
+}
+
+/// Singlestore: `tls-volume` at `/etc/memsql/certs` and `ssl_ca/ssl_cert/ssl_key`.
+pub fn singlestore(input: &TlsInput<'_>) -> ServerTls {
+    let (volume, mount, dir) = flat(DbKind::Singlestore, input);
+    ServerTls {
+        volumes: vec![volume],
+        mounts: vec![mount],
+        args: vec![
+            format!("--ssl_ca={dir}/ca.crt"),
+            format!("--ssl_cert={dir}/server.crt"),
+            format!("--ssl_key={dir}/server.key"),
+        ],
+        ..ServerTls::default()
+    }
+}
+
+/// The `mssql.conf` that makes SQL Server force TLS with the mounted server certificate.
+pub fn mssql_conf(dir: &str) -> String {
+    format!(
+        "[network]\nforceencryption = 1\ntlscert = {dir}/server.crt\ntlskey = {dir}/server.key\ntlsprotocols = 1.2\n"
+    )
+}
+
+/// MSSQLServer: volume `tls` at `/var/opt/mssql/tls`; with `clientTLS`, `mssql.conf` through
+/// the config Secret, copied into place by an init container (SQL Server reads it from its data
+/// directory, and a `subPath` mount would never see updates). Without `clientTLS` the init
+/// container removes a `mssql.conf` left from an earlier `clientTLS: true`.
+pub fn mssql(input: &TlsInput<'_>) -> ServerTls {
+    let (volume, mount, dir) = flat(DbKind::MSSQLServer, input);
+    let target = format!("{MSSQL_DATA_DIR}/{MSSQL_CONF}");
+    if input.client_tls {
+        ServerTls {
+            volumes: vec![volume],
+            mounts: vec![mount],
+            config_files: BTreeMap::from([(MSSQL_CONF.to_string(), mssql_conf(dir))]),
+            init_script: Some(format!("set -e; cp {CONFIG_DIR}/{MSSQL_CONF} {target}")),
+            ..ServerTls::default()
+        }
+    } else {
+        ServerTls {
+            volumes: vec![volume],
+            mounts: vec![mount],
+            init_script: Some(format!("rm -f {target}")),
+            ..ServerTls::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn secrets(kind: DbKind) -> Vec<(&'static str, String)> {
+        kind.profile()
+            .aliases
+            .iter()
+            .map(|a| (*a, format!("db-{a}-cert")))
+            .collect()
+    }
+
+    fn input<'a>(secrets: &'a [(&'static str, String)], require_ssl: bool) -> TlsInput<'a> {
+        TlsInput {
+            secrets,
+            require_ssl,
+            client_tls: false,
+        }
+    }
+
+    #[test]
+    fn mysql_args_match_kubedb_and_require_ssl_adds_secure_transport() {
+        let s = secrets(DbKind::MySQL);
+        let tls = mysql(&input(&s, false));
+        assert_eq!(
+            tls.args,
+            [
+                "--ssl-capath=/etc/mysql/certs",
+                "--ssl-ca=/etc/mysql/certs/ca.crt",
+                "--ssl-cert=/etc/mysql/certs/server.crt",
+                "--ssl-key=/etc/mysql/certs/server.key",
+            ]
+        );
+        let strict = mysql(&input(&s, true));
+        assert_eq!(
+            strict.args.last().map(String::as_str),
+            Some("--require-secure-transport=ON")
+        );
+        assert_eq!(tls.mounts[0].mount_path, "/etc/mysql/certs");
+        assert_eq!(tls.mounts[0].name, "tls-volume");
+    }
+
+    #[test]
+    fn percona_has_one_directory_per_alias() {
+        let s = secrets(DbKind::PerconaXtraDB);
+        let tls = percona_xtradb(&input(&s, true));
+        let paths: Vec<_> = tls.mounts.iter().map(|m| m.mount_path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/etc/mysql/certs/server",
+                "/etc/mysql/certs/client",
+                "/etc/mysql/certs/metrics-exporter"
+            ]
+        );
+        assert!(
+            tls.args
+                .contains(&"--ssl-ca=/etc/mysql/certs/server/ca.crt".to_string())
+        );
+        assert!(
+            tls.args
+                .contains(&"--ssl-key=/etc/mysql/certs/server/tls.key".to_string())
+        );
+        assert!(
+            tls.args
+                .contains(&"--require-secure-transport=ON".to_string())
+        );
+        // Each alias directory comes from that alias's own Secret, keeping its key names.
+        let client = tls.volumes.iter().find(|v| v.name == "tls-client").unwrap();
+        let source = &client.projected.as_ref().unwrap().sources.as_ref().unwrap()[0];
+        let secret = source.secret.as_ref().unwrap();
+        assert_eq!(secret.name, "db-client-cert");
+        let keys: Vec<_> = secret
+            .items
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|i| i.path.as_str())
+            .collect();
+        assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
+    }
+
+    #[test]
+    fn proxysql_enables_frontend_tls_and_links_the_datadir_files() {
+        let s = secrets(DbKind::ProxySQL);
+        let tls = proxysql(&input(&s, false));
+        assert_eq!(tls.env, vec![env("FRONTEND_TLS_ENABLED", "true")]);
+        assert!(
+            tls.mounts
+                .iter()
+                .any(|m| m.mount_path == "/var/lib/frontend/server")
+        );
+        let script = tls.init_script.unwrap();
+        assert!(script.contains(
+            "ln -sf /var/lib/frontend/server/tls.key /var/lib/proxysql/proxysql-key.pem"
+        ));
+    }
+
+    #[test]
+    fn singlestore_uses_the_flat_memsql_directory() {
+        let s = secrets(DbKind::Singlestore);
+        let tls = singlestore(&input(&s, false));
+        assert_eq!(tls.mounts[0].mount_path, "/etc/memsql/certs");
+        assert!(
+            tls.args
+                .contains(&"--ssl_cert=/etc/memsql/certs/server.crt".to_string())
+        );
+    }
+
+    #[test]
+    fn mssql_conf_only_with_client_tls() {
+        let s = secrets(DbKind::MSSQLServer);
+        let without = mssql(&input(&s, false));
+        assert!(without.config_files.is_empty());
+        assert_eq!(without.mounts[0].mount_path, "/var/opt/mssql/tls");
+        let with = mssql(&TlsInput {
+            secrets: &s,
+            require_ssl: false,
+            client_tls: true,
+        });
+        let conf = &with.config_files[MSSQL_CONF];
+        assert!(conf.starts_with("[network]\nforceencryption = 1\n"));
+        assert!(conf.contains("tlscert = /var/opt/mssql/tls/server.crt"));
+        assert!(conf.contains("tlskey = /var/opt/mssql/tls/server.key"));
+        assert!(conf.contains("tlsprotocols = 1.2"));
+        assert!(with.init_script.unwrap().contains("cp "));
+    }
+}

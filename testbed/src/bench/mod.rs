@@ -1,0 +1,514 @@
+//! The performance benchmark (`cargo run --release -p testbed --bin bench`): the in-memory API
+//! server, the cert-manager stand-in (fast keys), the workload-status stand-in and both real
+//! operator binaries; N TLS databases over the five kinds and several namespaces; figures from
+//! the request log and `/proc`. Results and their reading are in `docs/benchmarks.md`.
+//!
+//! The API server, stand-ins and the bench's own watches run in this process, so the bench
+//! process's CPU is the testbed's cost, not the operators'.
+pub mod process;
+pub mod report;
+pub mod requests;
+pub mod tracker;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use dbtls_contract::DbKind;
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use crate::apiserver::{ApiServerConfig, RequestLog, TestApiServer};
+use crate::certmanager::{self, StandInConfig};
+use crate::harness::cluster::Played;
+use crate::harness::operators::{self, Operator};
+use crate::harness::{apply, crds, manifests};
+use crate::workload_sim;
+
+use process::ProcessSample;
+use requests::{OPERATORS, RequestCounts};
+use tracker::{Key, Tracker};
+
+/// The bench's own field manager and request-log user (a user's kubectl, in effect).
+const BENCH_USER: &str = "bench";
+const ISSUER: &str = "bench-ca";
+const UNRELATED_NAMESPACE: &str = "unrelated";
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub databases: usize,
+    /// Opaque Secrets (1 KiB each) created before the operators start, in a namespace of their
+    /// own: memory must not grow with them.
+    pub unrelated_secrets: usize,
+    pub namespaces: usize,
+    /// How long to count writes after convergence.
+    pub idle: Duration,
+    /// Databases created one at a time on the idle system, for the latency figures.
+    pub single_creates: usize,
+    /// Creates in flight at once during the bulk phase.
+    pub create_parallelism: usize,
+    /// How long the bulk phase may take to converge.
+    pub deadline: Duration,
+    /// Also restart each operator and count its writes once it has re-reconciled everything.
+    pub restarts: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            databases: 100,
+            unrelated_secrets: 0,
+            namespaces: 5,
+            idle: Duration::from_secs(60),
+            single_creates: 20,
+            create_parallelism: 16,
+            deadline: Duration::from_secs(1800),
+            restarts: true,
+        }
+    }
+}
+
+/// One operator's figures.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorFigures {
+    pub name: String,
+    /// Requests from the first create until every database is Ready.
+    pub converge: RequestCounts,
+    /// The design's minimum writes for the databases created in the bulk phase.
+    pub minimum_writes: usize,
+    /// State-changing writes in the idle window.
+    pub idle_writes: usize,
+    /// Process figures when the idle window ended (the original process).
+    pub after_idle: ProcessSample,
+    /// CPU used during convergence alone.
+    pub converge_cpu: Duration,
+    /// Requests from the restart until it went quiet, and the new process's figures then.
+    pub restart: Option<(RequestCounts, ProcessSample, Duration)>,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct BenchReport {
+    pub options_databases: usize,
+    pub namespaces: usize,
+    pub unrelated_secrets: usize,
+    pub idle: Duration,
+    pub kinds: Vec<DbKind>,
+    /// First create to last database converged (workload + both TLS conditions True).
+    pub converge_all: Duration,
+    /// First create to last database Ready.
+    pub ready_all: Duration,
+    /// Time the bench took to send all the creates.
+    pub create_send: Duration,
+    pub operators: Vec<OperatorFigures>,
+    /// Writes of every client in the idle window (operators, stand-ins, bench).
+    pub idle_writes_all: std::collections::BTreeMap<String, usize>,
+    /// Creation to workload created, one database at a time on the idle system.
+    pub single_workload: Vec<Duration>,
+    /// Creation to converged, same databases.
+    pub single_converged: Vec<Duration>,
+    /// The bench process (API server + stand-ins + bench watches).
+    pub testbed: ProcessSample,
+    pub total_requests: usize,
+}
+
+impl BenchReport {
+    /// True when everything converged and nobody wrote while idle or after a restart.
+    pub fn idle_writes_zero(&self) -> bool {
+        self.operators.iter().all(|o| {
+            o.idle_writes == 0
+                && o.restart
+                    .as_ref()
+                    .is_none_or(|(r, _, _)| r.all_writes() == 0)
+        })
+    }
+}
+
+fn short(kind: DbKind) -> &'static str {
+    match kind {
+        DbKind::MySQL => "my",
+        DbKind::PerconaXtraDB => "px",
+        DbKind::ProxySQL => "prx",
+        DbKind::Singlestore => "sdb",
+        DbKind::MSSQLServer => "ms",
+    }
+}
+
+/// The i-th database: kinds round-robin, namespaces round-robin over the kinds' cycles.
+fn database(i: usize, namespaces: usize, prefix: &str) -> (DbKind, Key) {
+    let kind = DbKind::ALL[i % DbKind::ALL.len()];
+    let ns = format!("bench-{}", (i / DbKind::ALL.len()) % namespaces.max(1));
+    (kind, (ns, format!("{}-{prefix}{i:05}", short(kind))))
+}
+
+/// Polls `done` every 100 ms until it is true or `deadline` passes (then an error saying `what`).
+async fn wait_until(
+    what: &str,
+    deadline: Duration,
+    mut done: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + deadline;
+    while !done() {
+        anyhow::ensure!(
+            Instant::now() < until,
+            "timed out after {deadline:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Waits until the API server has answered no request for `quiet` (e.g. an operator that
+/// finished re-reconciling after a restart), at most `deadline`.
+async fn wait_quiet(log: &RequestLog, quiet: Duration, deadline: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + deadline;
+    let mut last = (log.len(), Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = log.len();
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() >= quiet {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "the API server did not go quiet within {deadline:?}"
+        );
+    }
+}
+
+async fn apply_json(
+    api: &Api<impl kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug>,
+    name: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    api.patch(
+        name,
+        &PatchParams::apply(BENCH_USER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .with_context(|| format!("applying {name}"))?;
+    Ok(())
+}
+
+/// Namespaces, a CA Secret and Issuer in each, and the unrelated Secrets.
+async fn seed(client: &kube::Client, options: &BenchOptions) -> anyhow::Result<()> {
+    let (cert, key) = manifests::self_signed_ca("dbtls bench CA")?;
+    let mut namespaces: Vec<String> = (0..options.namespaces.max(1))
+        .map(|i| format!("bench-{i}"))
+        .collect();
+    namespaces.push(UNRELATED_NAMESPACE.into());
+    for ns in &namespaces {
+        let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        apply_json(&Api::<Namespace>::all(client.clone()), ns, &body).await?;
+        if ns == UNRELATED_NAMESPACE {
+            continue;
+        }
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": format!("{ISSUER}-ca"), "namespace": ns},
+            "stringData": {"tls.crt": cert, "tls.key": key},
+        });
+        apply_json(
+            &Api::<Secret>::namespaced(client.clone(), ns),
+            &format!("{ISSUER}-ca"),
+            &secret,
+        )
+        .await?;
+        let issuer = json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+            "metadata": {"name": ISSUER, "namespace": ns},
+            "spec": {"ca": {"secretName": format!("{ISSUER}-ca")}},
+        });
+        let api: Api<dbtls_contract::certmanager::Issuer> = Api::namespaced(client.clone(), ns);
+        apply_json(&api, ISSUER, &issuer).await?;
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), UNRELATED_NAMESPACE);
+    let filler = "x".repeat(1024);
+    futures::stream::iter(0..options.unrelated_secrets)
+        .map(|i| {
+            let secrets = secrets.clone();
+            let body = json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": format!("unrelated-{i:05}"), "labels": {"app": "unrelated"}},
+                "stringData": {"payload": filler},
+            });
+            async move { apply_json(&secrets, &format!("unrelated-{i:05}"), &body).await }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(())
+}
+
+/// Creates database `i` (with its license Secret for Singlestore) and notes the time.
+async fn create(
+    client: &kube::Client,
+    kinds: &apply::KindCache,
+    tracker: &Tracker,
+    kind: DbKind,
+    key: &Key,
+) -> anyhow::Result<()> {
+    let yaml = manifests::tls_database(kind, &key.1, "Issuer", ISSUER);
+    tracker.created(key.clone(), Instant::now());
+    apply::apply_yaml(client, kinds, &yaml, Some(&key.0), BENCH_USER)
+        .await
+        .with_context(|| format!("creating {kind} {}/{}", key.0, key.1))?;
+    Ok(())
+}
+
+async fn sample_operator(operator: &Operator) -> ProcessSample {
+    match operator.pid().await {
+        Some(pid) => process::sample(&pid.to_string()).unwrap_or_default(),
+        None => ProcessSample::default(),
+    }
+}
+
+/// Runs the whole benchmark; `progress` receives a line now and then.
+pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Result<BenchReport> {
+    let dir = std::env::temp_dir().join(format!("dbtls-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let server = TestApiServer::start(ApiServerConfig {
+        // Thousands of databases produce hundreds of thousands of watch events; a window as
+        // large as kube-apiserver's watch cache keeps reconnecting watches off 410 Gone.
+        history_size: 200_000,
+        watch_buffer: 65_536,
+        ..ApiServerConfig::default()
+    })
+    .await?;
+    let log = server.request_log();
+    let admin = server.client_as("admin").await?;
+    crds::install(&admin, Played::ByStandIn).await?;
+    let bench = server.client_as(BENCH_USER).await?;
+    seed(&bench, &options).await?;
+    progress(&format!(
+        "seeded {} namespaces, {} unrelated Secrets",
+        options.namespaces, options.unrelated_secrets
+    ));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let stand_in = tokio::spawn(certmanager::run(
+        server.client_as("cert-manager").await?,
+        StandInConfig {
+            fast_keys: true,
+            concurrency: 16,
+            ..StandInConfig::default()
+        },
+        stopped(),
+    ));
+    let workloads = tokio::spawn(workload_sim::run(
+        server.client_as("kube-controller-manager").await?,
+        Vec::new(),
+        stopped(),
+    ));
+    let tracker = Tracker::default();
+    let watches = tracker.watch(&bench);
+
+    let bin_dir = operators::build_once().await?;
+    let mut running = Vec::new();
+    for name in OPERATORS {
+        let kubeconfig = dir.join(format!("{name}.kubeconfig"));
+        server.write_kubeconfig(&kubeconfig, name)?;
+        running.push(Operator::start(name, &bin_dir, &kubeconfig, &[]).await?);
+    }
+    // Started: both operators have opened their watches and the server went quiet.
+    wait_until(
+        "the operators to open their watches",
+        Duration::from_secs(60),
+        || {
+            let records = log.snapshot();
+            OPERATORS.iter().all(|op| {
+                records
+                    .iter()
+                    .any(|r| r.user == *op && r.verb.as_str() == "watch")
+            })
+        },
+    )
+    .await?;
+    wait_quiet(&log, Duration::from_secs(1), Duration::from_secs(60)).await?;
+    let mut before = Vec::new();
+    for op in &running {
+        before.push(sample_operator(op).await);
+    }
+    progress("operators started");
+
+    // Bulk phase.
+    let start_index = log.len();
+    let kinds_cache = apply::KindCache::default();
+    let started = Instant::now();
+    let planned: Vec<(DbKind, Key)> = (0..options.databases)
+        .map(|i| database(i, options.namespaces, ""))
+        .collect();
+    futures::stream::iter(planned.iter())
+        .map(|(kind, key)| create(&bench, &kinds_cache, &tracker, *kind, key))
+        .buffer_unordered(options.create_parallelism.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    let create_send = started.elapsed();
+    progress(&format!(
+        "sent {} creates in {create_send:.1?}",
+        options.databases
+    ));
+    let mut last_line = String::new();
+    wait_until("every database to be Ready", options.deadline, || {
+        let (converged, ready, total) = tracker.progress();
+        let line = format!("{converged}/{total} converged, {ready} Ready");
+        if line != last_line && started.elapsed().as_secs().is_multiple_of(5) {
+            progress(&format!(
+                "[{:>6.1}s] {line}",
+                started.elapsed().as_secs_f64()
+            ));
+            last_line = line;
+        }
+        ready == total
+    })
+    .await
+    .map_err(|e| {
+        let logs: String = running
+            .iter()
+            .map(|o| o.logs())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let tail: String = logs.lines().rev().take(40).collect::<Vec<_>>().join("\n");
+        e.context(format!("operator log tail (newest first):\n{tail}"))
+    })?;
+    let ready_all = started.elapsed();
+    let converge_all = tracker
+        .last_converged()
+        .map(|t| t.saturating_duration_since(started))
+        .unwrap_or(ready_all);
+    let converge_index = log.len();
+    let mut at_converge = Vec::new();
+    for op in &running {
+        at_converge.push(sample_operator(op).await);
+    }
+    progress(&format!(
+        "all converged in {converge_all:.1?}, Ready in {ready_all:.1?}; idle for {:?}",
+        options.idle
+    ));
+
+    // Idle window.
+    tokio::time::sleep(options.idle).await;
+    let idle_index = log.len();
+    let records = log.snapshot();
+    let converge_records = &records[start_index..converge_index];
+    let idle_records = &records[converge_index..idle_index];
+    let kinds: Vec<DbKind> = planned.iter().map(|(k, _)| *k).collect();
+    let minimum = requests::minimum_for(&kinds);
+    let mut figures = Vec::new();
+    for (i, op) in running.iter().enumerate() {
+        let idle = RequestCounts::of(idle_records, OPERATORS[i]);
+        let after_idle = sample_operator(op).await;
+        figures.push(OperatorFigures {
+            name: OPERATORS[i].to_string(),
+            converge: RequestCounts::of(converge_records, OPERATORS[i]),
+            minimum_writes: minimum[i],
+            idle_writes: idle.all_writes(),
+            after_idle,
+            converge_cpu: at_converge[i].cpu.saturating_sub(before[i].cpu),
+            restart: None,
+        });
+    }
+    let idle_writes_all = requests::writes_by_user(idle_records);
+
+    // Restart each operator: it re-lists and re-reconciles everything, and must write nothing.
+    if options.restarts {
+        for (i, op) in running.iter().enumerate() {
+            let from = log.len();
+            let restarted = Instant::now();
+            op.restart().await?;
+            wait_until(
+                "the restarted operator to open its watches",
+                Duration::from_secs(60),
+                || {
+                    log.since(from)
+                        .iter()
+                        .any(|r| r.user == OPERATORS[i] && r.verb.as_str() == "watch")
+                },
+            )
+            .await?;
+            wait_quiet(&log, Duration::from_secs(3), options.deadline).await?;
+            let took = restarted.elapsed();
+            let counts = RequestCounts::of(&log.since(from), OPERATORS[i]);
+            let sample = sample_operator(op).await;
+            progress(&format!(
+                "{} restarted: {} writes, {} reads, quiet after {took:.1?}",
+                OPERATORS[i],
+                counts.all_writes(),
+                counts.reads
+            ));
+            figures[i].restart = Some((counts, sample, took));
+        }
+    }
+
+    // One database at a time on the idle system.
+    let mut single_workload = Vec::new();
+    let mut single_converged = Vec::new();
+    for i in 0..options.single_creates {
+        let (kind, key) = database(i, options.namespaces, "single-");
+        let sent = Instant::now();
+        create(&bench, &kinds_cache, &tracker, kind, &key).await?;
+        wait_until(
+            &format!("single database {}/{} to converge", key.0, key.1),
+            Duration::from_secs(60),
+            || tracker.get(&key).is_some_and(|t| t.converged.is_some()),
+        )
+        .await?;
+        if let Some(track) = tracker.get(&key) {
+            if let Some(w) = track.workload {
+                single_workload.push(w.saturating_duration_since(sent));
+            }
+            if let Some(c) = track.converged {
+                single_converged.push(c.saturating_duration_since(sent));
+            }
+        }
+        // Let the database reach Ready so the next one starts on an idle system.
+        wait_until("single database Ready", Duration::from_secs(60), || {
+            tracker.get(&key).is_some_and(|t| t.ready.is_some())
+        })
+        .await?;
+    }
+
+    let report = BenchReport {
+        options_databases: options.databases,
+        namespaces: options.namespaces,
+        unrelated_secrets: options.unrelated_secrets,
+        idle: options.idle,
+        kinds,
+        converge_all,
+        ready_all,
+        create_send,
+        operators: figures,
+        idle_writes_all,
+        single_workload,
+        single_converged,
+        testbed: process::sample("self").unwrap_or_default(),
+        total_requests: converge_index - start_index,
+    };
+
+    let _ = stop_tx.send(true);
+    for op in &running {
+        let _ = std::fs::write(dir.join(format!("{}.log", op.name)), op.logs());
+        op.kill().await?;
+    }
+    for task in watches {
+        task.abort();
+    }
+    let _ = tokio::join!(stand_in, workloads);
+    server.shutdown().await;
+    Ok(report)
+}

@@ -1,0 +1,121 @@
+//! Request accounting from the testbed's request log: requests per operator and verb class,
+//! writes per target, and the minimum number of writes the design needs per database.
+use std::collections::BTreeMap;
+
+use dbtls_contract::DbKind;
+
+use crate::apiserver::RequestRecord;
+
+/// The request-log users of the two operators (their kubeconfig tokens).
+pub const OPERATORS: [&str; 2] = ["provisioner", "ops-manager"];
+
+/// Requests of one client in one window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// get + list.
+    pub reads: usize,
+    pub watches: usize,
+    /// Write requests to anything but Events.
+    pub writes: usize,
+    /// Of `writes`, those that changed nothing (a no-op apply).
+    pub noop_writes: usize,
+    /// Event creates and patches (kube's recorder), counted apart from object writes.
+    pub events: usize,
+    /// Writes per target, e.g. `secrets`, `mysqls/status`, `mysqls (finalizer)`.
+    pub writes_by_target: BTreeMap<String, usize>,
+    /// Reads per target (`get secrets`, `list certificates`).
+    pub reads_by_target: BTreeMap<String, usize>,
+    /// Requests answered with an error status other than 404 (a `get` of an object that does
+    /// not exist yet is the normal way to find out).
+    pub errors: usize,
+}
+
+impl RequestCounts {
+    /// Counts the records of `user`.
+    pub fn of(records: &[RequestRecord], user: &str) -> RequestCounts {
+        let mut counts = RequestCounts::default();
+        for r in records.iter().filter(|r| r.user == user) {
+            if r.status >= 400 && r.status != 404 {
+                counts.errors += 1;
+            }
+            let target = match &r.subresource {
+                Some(sub) => format!("{}/{sub}", r.resource),
+                None => r.resource.clone(),
+            };
+            if r.verb.is_write() {
+                if r.resource == "events" {
+                    counts.events += 1;
+                    continue;
+                }
+                counts.writes += 1;
+                if !r.wrote {
+                    counts.noop_writes += 1;
+                }
+                *counts.writes_by_target.entry(target).or_insert(0) += 1;
+            } else {
+                match r.verb.as_str() {
+                    "watch" => counts.watches += 1,
+                    "get" | "list" => {
+                        counts.reads += 1;
+                        *counts
+                            .reads_by_target
+                            .entry(format!("{} {target}", r.verb.as_str()))
+                            .or_insert(0) += 1;
+                    }
+                    _ => counts.reads += 1,
+                }
+            }
+        }
+        counts
+    }
+
+    /// Every write request, Events included.
+    pub fn all_writes(&self) -> usize {
+        self.writes + self.events
+    }
+}
+
+/// State-changing writes (Events included) of every client in `records`, per user.
+pub fn writes_by_user(records: &[RequestRecord]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for r in records.iter().filter(|r| r.verb.is_write()) {
+        *out.entry(r.user.clone()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// The writes one database of `kind` needs at least (the bench's manifests: TLS with the
+/// kind's default aliases; MSSQLServer with `clientTLS`, so with a config Secret):
+/// - provisioner: its finalizer, the auth Secret, the primary and governing Services, the
+///   workload, the config Secret where the kind has one, and two status writes (waiting for the
+///   TLS Secrets, then workload created and ready);
+/// - ops-manager: its finalizer, one Certificate per alias, one ownerReference adoption per
+///   issued Secret, and two status writes (waiting for issuance, then ready).
+pub fn minimum_writes(kind: DbKind) -> (usize, usize) {
+    let aliases = kind.profile().aliases.len();
+    let config_secret = usize::from(kind == DbKind::MSSQLServer);
+    let provisioner = 1 + 1 + 2 + 1 + config_secret + 2;
+    let ops_manager = 1 + aliases + aliases + 2;
+    (provisioner, ops_manager)
+}
+
+/// The minimum for a set of databases, per operator (same order as [`OPERATORS`]).
+pub fn minimum_for(kinds: &[DbKind]) -> [usize; 2] {
+    kinds.iter().fold([0, 0], |[p, o], kind| {
+        let (mp, mo) = minimum_writes(*kind);
+        [p + mp, o + mo]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimum_follows_the_aliases_and_config_secret() {
+        assert_eq!(minimum_writes(DbKind::MySQL), (7, 9));
+        assert_eq!(minimum_writes(DbKind::Singlestore), (7, 7));
+        assert_eq!(minimum_writes(DbKind::MSSQLServer), (8, 7));
+        assert_eq!(minimum_for(&DbKind::ALL), [36, 41]);
+    }
+}

@@ -1,0 +1,172 @@
+//! Follows every database and workload through watches (as `kubectl get -w` would), so the
+//! benchmark learns when each database converged without polling the API server: polling
+//! thousands of objects would itself be load the operators are measured against.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use dbtls_contract::DbKind;
+use dbtls_contract::conditions::{TRUE, ops_manager, provisioner};
+use dbtls_contract::petset::PetSet;
+use futures::{Stream, StreamExt as _};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::{Api, DynamicObject};
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::{self, Event};
+use kube::{Resource, ResourceExt as _};
+use serde_json::Value;
+
+/// What the bench knows about one database.
+#[derive(Debug, Clone, Default)]
+pub struct Track {
+    /// When the bench sent the create.
+    pub created: Option<Instant>,
+    /// When its workload (StatefulSet or PetSet of the same name) was first seen.
+    pub workload: Option<Instant>,
+    pub certificates_ready: bool,
+    pub tls_secrets_ready: bool,
+    /// When the last of the three (workload, CertificatesReady, TLSSecretsReady) held.
+    pub converged: Option<Instant>,
+    /// When `status.phase` first read `Ready` (the workload reported ready replicas too): the
+    /// provisioner's last status write for this database.
+    pub ready: Option<Instant>,
+}
+
+impl Track {
+    fn update_converged(&mut self, now: Instant) {
+        if self.converged.is_none()
+            && self.workload.is_some()
+            && self.certificates_ready
+            && self.tls_secrets_ready
+        {
+            self.converged = Some(now);
+        }
+    }
+}
+
+/// `(namespace, name)`; database names are unique across kinds in the bench.
+pub type Key = (String, String);
+
+/// Shared convergence state, fed by the watch tasks.
+#[derive(Debug, Clone, Default)]
+pub struct Tracker {
+    tracks: Arc<Mutex<HashMap<Key, Track>>>,
+}
+
+fn condition_true(obj: &Value, type_: &str) -> bool {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|list| {
+            list.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some(type_)
+                    && c.get("status").and_then(Value::as_str) == Some(TRUE)
+            })
+        })
+}
+
+impl Tracker {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Track>> {
+        self.tracks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that the bench is about to create `key`.
+    pub fn created(&self, key: Key, at: Instant) {
+        self.lock().entry(key).or_default().created = Some(at);
+    }
+
+    fn saw_database(&self, obj: &DynamicObject) {
+        let key = (obj.namespace().unwrap_or_default(), obj.name_any());
+        let now = Instant::now();
+        let mut tracks = self.lock();
+        let track = tracks.entry(key).or_default();
+        track.certificates_ready |= condition_true(&obj.data, ops_manager::CERTIFICATES_READY);
+        track.tls_secrets_ready |= condition_true(&obj.data, provisioner::TLS_SECRETS_READY);
+        if obj.data.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
+            track.ready.get_or_insert(now);
+        }
+        track.update_converged(now);
+    }
+
+    fn saw_workload(&self, namespace: String, name: String) {
+        let now = Instant::now();
+        let mut tracks = self.lock();
+        let track = tracks.entry((namespace, name)).or_default();
+        track.workload.get_or_insert(now);
+        track.update_converged(now);
+    }
+
+    pub fn get(&self, key: &Key) -> Option<Track> {
+        self.lock().get(key).cloned()
+    }
+
+    /// `(converged, ready, of)` among the databases the bench created.
+    pub fn progress(&self) -> (usize, usize, usize) {
+        let tracks = self.lock();
+        let created = tracks.values().filter(|t| t.created.is_some());
+        let (mut converged, mut ready, mut total) = (0, 0, 0);
+        for t in created {
+            total += 1;
+            converged += usize::from(t.converged.is_some());
+            ready += usize::from(t.converged.is_some() && t.ready.is_some());
+        }
+        (converged, ready, total)
+    }
+
+    /// The latest convergence time among the created databases.
+    pub fn last_converged(&self) -> Option<Instant> {
+        self.lock()
+            .values()
+            .filter(|t| t.created.is_some())
+            .filter_map(|t| t.converged)
+            .max()
+    }
+
+    /// Starts the watches (one per database kind, one per workload API); they run until the
+    /// returned handles are aborted.
+    pub fn watch(&self, client: &kube::Client) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for kind in DbKind::ALL {
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
+            let tracker = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let stream = watcher::watcher(api, watcher::Config::default());
+                for_each_applied(stream, |obj| tracker.saw_database(&obj)).await;
+            }));
+        }
+        tasks.push(self.watch_workloads::<StatefulSet>(client));
+        tasks.push(self.watch_workloads::<PetSet>(client));
+        tasks
+    }
+
+    fn watch_workloads<K>(&self, client: &kube::Client) -> tokio::task::JoinHandle<()>
+    where
+        K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
+        K: serde::de::DeserializeOwned,
+    {
+        let api: Api<PartialObjectMeta<K>> = Api::all(client.clone());
+        let tracker = self.clone();
+        tokio::spawn(async move {
+            let stream = watcher::watcher(api, watcher::Config::default());
+            for_each_applied(stream, |meta: PartialObjectMeta<K>| {
+                tracker.saw_workload(meta.namespace().unwrap_or_default(), meta.name_any());
+            })
+            .await;
+        })
+    }
+}
+
+/// Calls `seen` for every object a watch stream reports present; watch errors are retried by
+/// the watcher itself (after a short pause, so a missing API does not spin).
+async fn for_each_applied<K>(
+    stream: impl Stream<Item = Result<Event<K>, watcher::Error>>,
+    mut seen: impl FnMut(K),
+) {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Apply(obj) | Event::InitApply(obj)) => seen(obj),
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The whole flow with both real operators and the cert-manager stand-in (DESIGN.md §1).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use dbtls_contract::DbKind;
+use dbtls_contract::certmanager::Certificate;
+use dbtls_contract::tls;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Secret;
+use testbed::certmanager::inspect;
+use testbed::harness::{Env, EnvOptions};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+async fn env() -> Env {
+    Env::start(EnvOptions {
+        provisioner_args: vec!["--workload=statefulset".into()],
+        ..EnvOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn db_name(kind: DbKind) -> String {
+    format!("db-{}", kind.profile().plural)
+}
+
+async fn condition_true(env: &Env, kind: DbKind, db: &str, type_: &str) {
+    env.eventually(&format!("{kind} {db} {type_}=True"), DEADLINE, || async {
+        let c = env.condition(kind, db, type_).await?;
+        Ok(c.filter(|c| c.status == "True").map(|_| ()))
+    })
+    .await
+    .unwrap();
+}
+
+/// The leaf of a TLS Secret, checked against the CA that should have signed it.
+async fn leaf_signed_by(env: &Env, secret: &str, ca_pem: &str) -> inspect::CertFacts {
+    let secret = env.api::<Secret>().get(secret).await.unwrap();
+    let data = secret.data.unwrap();
+    let leaf = inspect::pem_certificates(&data["tls.crt"].0).remove(0);
+    let ca = inspect::pem_certificates(ca_pem.as_bytes()).remove(0);
+    assert!(
+        inspect::signed_by(&leaf, &ca),
+        "{:?} not signed by the CA",
+        secret.metadata.name
+    );
+    assert_eq!(
+        inspect::pem_certificates(&data["ca.crt"].0)[0],
+        ca,
+        "ca.crt is the issuing CA"
+    );
+    inspect::facts(&leaf).unwrap()
+}
+
+#[tokio::test]
+async fn every_kind_gets_certificates_secrets_and_a_workload_with_them() {
+    let env = env().await;
+    let ca = env.create_ca_issuer("ca").await.unwrap();
+    for kind in DbKind::ALL {
+        env.apply_yaml(&Env::tls_database(kind, &db_name(kind), "Issuer", "ca"))
+            .await
+            .unwrap();
+    }
+    for kind in DbKind::ALL {
+        let db = db_name(kind);
+        condition_true(&env, kind, &db, "IssuerReady").await;
+        condition_true(&env, kind, &db, "CertificatesReady").await;
+        condition_true(&env, kind, &db, "TLSSecretsReady").await;
+        let server = leaf_signed_by(&env, &format!("{db}-server-cert"), &ca).await;
+        let fqdn = format!("{db}.{}.svc", env.namespace());
+        assert!(
+            server.dns_names.contains(&fqdn),
+            "{kind}: {:?}",
+            server.dns_names
+        );
+        assert!(server.ip_addresses.contains(&"127.0.0.1".to_string()));
+        assert!(server.usages.contains("server auth") && server.usages.contains("client auth"));
+        let client = leaf_signed_by(&env, &format!("{db}-client-cert"), &ca).await;
+        assert_eq!(client.common_name, kind.profile().admin_user);
+        assert!(client.usages.contains("client auth") && !client.usages.contains("server auth"));
+
+        let workload = env
+            .eventually(&format!("{kind} workload"), DEADLINE, || async {
+                Ok(env.api::<StatefulSet>().get_opt(&db).await?)
+            })
+            .await
+            .unwrap();
+        let spec = serde_json::to_string(&workload.spec).unwrap();
+        // server and client are mounted in the database container (the exporter's only with
+        // monitoring, which these manifests do not enable).
+        for (alias, secret) in
+            tls::secrets(kind, &db, &dbtls_contract::api::TlsConfig::default().view())
+                .into_iter()
+                .filter(|(alias, _)| *alias != "metrics-exporter")
+        {
+            assert!(
+                spec.contains(&format!("\"{secret}\"")),
+                "{kind}: {alias} Secret {secret} not mounted"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_running_database_moves_to_a_new_cluster_issuer() {
+    let env = env().await;
+    let kind = DbKind::MySQL;
+    let db = db_name(kind);
+    let old_ca = env.create_ca_issuer("ca").await.unwrap();
+    env.apply_yaml(&Env::tls_database(kind, &db, "Issuer", "ca"))
+        .await
+        .unwrap();
+    condition_true(&env, kind, &db, "CertificatesReady").await;
+    leaf_signed_by(&env, &format!("{db}-server-cert"), &old_ca).await;
+
+    let new_ca = env.create_ca_cluster_issuer("global").await.unwrap();
+    env.apply_yaml(&Env::tls_database(kind, &db, "ClusterIssuer", "global"))
+        .await
+        .unwrap();
+    env.eventually(
+        "Certificates point to the ClusterIssuer and are re-issued",
+        DEADLINE,
+        || async {
+            for alias in kind.profile().aliases {
+                let cert = env
+                    .api::<Certificate>()
+                    .get(&format!("{db}-{alias}-cert"))
+                    .await?;
+                if cert.spec.issuer_ref.name != "global" || !cert.is_ready() {
+                    return Ok(None);
+                }
+            }
+            let secret = env
+                .api::<Secret>()
+                .get(&format!("{db}-server-cert"))
+                .await?;
+            let leaf = inspect::pem_certificates(&secret.data.unwrap()["tls.crt"].0).remove(0);
+            let ca = inspect::pem_certificates(new_ca.as_bytes()).remove(0);
+            Ok(inspect::signed_by(&leaf, &ca).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    condition_true(&env, kind, &db, "CertificatesReady").await;
+    let issuer = env
+        .condition(kind, &db, "IssuerReady")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(issuer.message.unwrap().contains("ClusterIssuer global"));
+}

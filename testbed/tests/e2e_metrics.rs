@@ -1,0 +1,260 @@
+//! The operators' HTTP endpoints during an end-to-end run: `/healthz`, `/readyz` and the
+//! `/metrics` series docs/operations.md documents, with exactly the documented labels.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use dbtls_contract::DbKind;
+use kube::api::{Api, DynamicObject, PostParams};
+use testbed::apiserver::Verb;
+use testbed::harness::http::get as http_get;
+use testbed::harness::{Env, EnvOptions};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One sample of the Prometheus text format.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the sample lines (label values here never contain `,` or `"`).
+fn parse_samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let inner = rest.strip_suffix('}').unwrap();
+                    let labels = inner
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(|pair| {
+                            let (k, v) = pair.split_once('=').unwrap();
+                            (k.to_string(), v.trim_matches('"').to_string())
+                        })
+                        .collect();
+                    (name, labels)
+                }
+                None => (series, BTreeMap::new()),
+            };
+            Sample {
+                name: name.to_string(),
+                labels,
+                value: value.parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// The samples of `name` whose labels include all of `want`.
+fn matching<'a>(samples: &'a [Sample], name: &str, want: &[(&str, &str)]) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            want.iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect()
+}
+
+/// Every sample of `name` carries exactly the documented label names (plus `operator`).
+fn assert_label_names(samples: &[Sample], name: &str, documented: &[&str]) {
+    let want: BTreeSet<&str> = documented.iter().copied().chain(["operator"]).collect();
+    let found: Vec<_> = samples.iter().filter(|s| s.name == name).collect();
+    assert!(!found.is_empty(), "no {name} series");
+    for s in found {
+        let got: BTreeSet<&str> = s.labels.keys().map(String::as_str).collect();
+        assert_eq!(got, want, "{name} labels");
+    }
+}
+
+async fn metrics(env: &Env, which: &str) -> Vec<Sample> {
+    let (code, body) = http_get(&env.metrics_url(which).unwrap(), "/metrics")
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{which} /metrics");
+    parse_samples(&body)
+}
+
+/// Waits until `which`'s /metrics has a sample of `name` with `labels`; returns the samples.
+async fn wait_series(env: &Env, which: &str, name: &str, labels: &[(&str, &str)]) -> Vec<Sample> {
+    let url = env.metrics_url(which).unwrap();
+    env.eventually(&format!("{which}: {name}{labels:?}"), DEADLINE, || async {
+        let (_, body) = http_get(&url, "/metrics").await?;
+        let samples = parse_samples(&body);
+        Ok((!matching(&samples, name, labels).is_empty()).then_some(samples))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn health_readiness_and_the_documented_series() {
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    let Some(server) = env.api_server() else {
+        return; // the error series needs the testbed's fault injection
+    };
+    for which in ["provisioner", "ops-manager"] {
+        let url = env.metrics_url(which).unwrap();
+        env.eventually(&format!("{which} /readyz"), DEADLINE, || async {
+            Ok(http_get(&url, "/readyz")
+                .await
+                .ok()
+                .filter(|(code, _)| *code == 200))
+        })
+        .await
+        .unwrap();
+        let (code, body) = http_get(&url, "/healthz").await.unwrap();
+        assert_eq!((code, body.trim()), (200, "ok"), "{which} /healthz");
+        let (code, _) = http_get(&url, "/nothing-here").await.unwrap();
+        assert_eq!(code, 404);
+    }
+    env.create_ca_issuer("ca").await.unwrap();
+
+    // Every server-side apply fails while the database is created: both operators count
+    // reconcile errors (a counter vec without children is not rendered at all).
+    server.faults().set_error_rate(Some(Verb::Apply), 1.0);
+    let kind = DbKind::MySQL;
+    let resource = kind.api_resource();
+    let db: DynamicObject =
+        serde_yaml::from_str(&Env::tls_database(kind, "metered", "Issuer", "ca")).unwrap();
+    Api::<DynamicObject>::namespaced_with(env.client(), env.namespace(), &resource)
+        .create(&PostParams::default(), &db)
+        .await
+        .unwrap();
+    for which in ["provisioner", "ops-manager"] {
+        let samples = wait_series(
+            &env,
+            which,
+            "dbtls_reconcile_errors_total",
+            &[("kind", "MySQL"), ("operator", which)],
+        )
+        .await;
+        assert_label_names(
+            &samples,
+            "dbtls_reconcile_errors_total",
+            &["kind", "reason"],
+        );
+    }
+    server.faults().reset();
+
+    env.eventually("metered Ready", DEADLINE, || async {
+        let c = env.condition(kind, "metered", "Ready").await?;
+        Ok(c.filter(|c| c.status == "True").map(|_| ()))
+    })
+    .await
+    .unwrap();
+
+    let ns = env.namespace().to_string();
+    let provisioner = wait_series(
+        &env,
+        "provisioner",
+        "dbtls_databases",
+        &[("kind", "MySQL"), ("state", "Ready")],
+    )
+    .await;
+    assert_eq!(
+        matching(
+            &provisioner,
+            "dbtls_databases",
+            &[("kind", "MySQL"), ("state", "Ready")]
+        )[0]
+        .value,
+        1.0
+    );
+    assert_label_names(&provisioner, "dbtls_databases", &["kind", "state"]);
+    let ops = wait_series(
+        &env,
+        "ops-manager",
+        "dbtls_certificates",
+        &[("kind", "MySQL"), ("alias", "server"), ("ready", "true")],
+    )
+    .await;
+    assert_label_names(&ops, "dbtls_certificates", &["kind", "alias", "ready"]);
+    let database = [
+        ("namespace", ns.as_str()),
+        ("database", "metered"),
+        ("alias", "server"),
+    ];
+    for name in [
+        "dbtls_certificate_expiry_timestamp_seconds",
+        "dbtls_certificate_renewal_timestamp_seconds",
+    ] {
+        let found = matching(&ops, name, &database);
+        assert_eq!(found.len(), 1, "{name}{database:?}");
+        assert!(found[0].value > 1.7e9, "{name} is a Unix time");
+        assert_label_names(&ops, name, &["namespace", "database", "alias"]);
+    }
+    let expiry = matching(
+        &ops,
+        "dbtls_certificate_expiry_timestamp_seconds",
+        &database,
+    )[0]
+    .value;
+    let renewal = matching(
+        &ops,
+        "dbtls_certificate_renewal_timestamp_seconds",
+        &database,
+    )[0]
+    .value;
+    assert!(
+        renewal < expiry,
+        "renewal {renewal} not before expiry {expiry}"
+    );
+
+    for (which, samples) in [
+        ("provisioner", metrics(&env, "provisioner").await),
+        ("ops-manager", metrics(&env, "ops-manager").await),
+    ] {
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.labels.get("operator").map(String::as_str) == Some(which)),
+            "{which}: a series without operator=\"{which}\""
+        );
+        let ok = matching(
+            &samples,
+            "dbtls_reconciles_total",
+            &[("kind", "MySQL"), ("result", "ok")],
+        );
+        assert!(
+            ok.first().is_some_and(|s| s.value >= 1.0),
+            "{which}: no ok reconcile"
+        );
+        let failed = matching(
+            &samples,
+            "dbtls_reconciles_total",
+            &[("kind", "MySQL"), ("result", "error")],
+        );
+        assert!(
+            failed.first().is_some_and(|s| s.value >= 1.0),
+            "{which}: errors not counted"
+        );
+        assert_label_names(&samples, "dbtls_reconciles_total", &["kind", "result"]);
+        let count = matching(
+            &samples,
+            "dbtls_reconcile_duration_seconds_count",
+            &[("kind", "MySQL")],
+        );
+        assert!(
+            count.first().is_some_and(|s| s.value >= 2.0),
+            "{which}: durations"
+        );
+        assert_label_names(
+            &samples,
+            "dbtls_reconcile_duration_seconds_count",
+            &["kind"],
+        );
+        assert_label_names(
+            &samples,
+            "dbtls_reconcile_duration_seconds_bucket",
+            &["kind", "le"],
+        );
+    }
+}
