@@ -1,7 +1,7 @@
 //! The subset of cert-manager.io/v1 the system uses: Certificate, Issuer, ClusterIssuer.
 //!
 //! Field names, enums and list types are checked against cert-manager's CRDs
-//! (`shared/reference/cert-manager-crds/`, v1.21) by `tests::fields_exist_in_cert_manager_crds`.
+//! (v1.21.1, `testbed/cert-manager-crds/`) by `contract/tests/cert_manager_types.rs`.
 //! Every optional field is skipped when unset so that a server-side apply claims only what the
 //! ops-manager means to set.
 

@@ -1,65 +1,187 @@
-//! Condition types and reasons on the database status. Each operator applies only its own types.
+//! Condition types, statuses and reasons on the database status, as types: a misspelt or
+//! unknown one does not compile. Each condition type has one writer; each operator applies only
+//! its own types (a list-map keyed by `type`).
 
-/// Condition types written by the provisioner.
-pub mod provisioner {
-    pub const PROVISIONING_STARTED: &str = "ProvisioningStarted";
-    pub const TLS_SECRETS_READY: &str = "TLSSecretsReady";
-    pub const WORKLOAD_READY: &str = "WorkloadReady";
-    pub const READY: &str = "Ready";
-    pub const PROVISIONED: &str = "Provisioned";
-    pub const HALTED: &str = "Halted";
-    /// All types the provisioner owns (so it never touches the others).
-    pub const ALL: [&str; 6] = [
-        PROVISIONING_STARTED,
-        TLS_SECRETS_READY,
-        WORKLOAD_READY,
-        READY,
-        PROVISIONED,
-        HALTED,
-    ];
+/// A string-valued enum: `as_str` is the wire value, `parse` its inverse, `ALL` every value.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == text)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
 }
 
-/// Condition types written by the ops-manager.
-pub mod ops_manager {
-    pub const ISSUER_READY: &str = "IssuerReady";
-    pub const CERTIFICATES_READY: &str = "CertificatesReady";
-    pub const ALL: [&str; 2] = [ISSUER_READY, CERTIFICATES_READY];
+/// Which operator writes a condition type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    Provisioner,
+    OpsManager,
 }
 
-/// Reasons (CamelCase, as Kubernetes expects).
-pub mod reasons {
-    // provisioner
-    pub const PROVISIONING_STARTED: &str = "DatabaseProvisioningStartedSuccessfully";
-    pub const WAITING_FOR_TLS_SECRETS: &str = "WaitingForTLSSecrets";
-    pub const TLS_SECRET_INVALID: &str = "TLSSecretInvalid";
-    pub const TLS_SECRETS_READY: &str = "AllTLSSecretsReady";
-    pub const TLS_NOT_CONFIGURED: &str = "TLSNotConfigured";
-    pub const WORKLOAD_CREATED: &str = "WorkloadCreated";
-    pub const WORKLOAD_NOT_CREATED: &str = "WorkloadNotCreated";
-    pub const REPLICAS_NOT_READY: &str = "ReplicasNotReady";
-    pub const ALL_REPLICAS_READY: &str = "AllReplicasReady";
-    pub const PROVISIONED: &str = "DatabaseSuccessfullyProvisioned";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    pub const AUTH_SECRET_MISSING: &str = "AuthSecretMissing";
-    pub const AUTH_SECRET_INVALID: &str = "AuthSecretInvalid";
-    pub const IMMUTABLE_FIELD_CHANGED: &str = "ImmutableFieldChanged";
-    pub const NAME_CONFLICT: &str = "NameConflict";
-    pub const HALTED: &str = "DatabaseHalted";
-    /// Deletion refused because `deletionPolicy` is DoNotTerminate.
-    pub const DELETION_BLOCKED: &str = "DeletionBlocked";
-    // ops-manager
-    pub const ISSUER_NOT_FOUND: &str = "IssuerNotFound";
-    pub const ISSUER_NOT_READY: &str = "IssuerNotReady";
-    pub const INVALID_ISSUER_REF: &str = "InvalidIssuerRef";
-    pub const ISSUER_READY: &str = "IssuerReady";
-    pub const WAITING_FOR_DATABASE_OBJECTS: &str = "WaitingForDatabaseObjects";
-    pub const CERTIFICATES_NOT_READY: &str = "CertificatesNotReady";
-    pub const CERTIFICATES_READY: &str = "AllCertificatesReady";
-    pub const INVALID_CERTIFICATE_SPEC: &str = "InvalidCertificateSpec";
-    pub const UNKNOWN_ALIAS: &str = "UnknownCertificateAlias";
-    pub const SECRET_NAME_CONFLICT: &str = "SecretNameConflict";
+wire_enum!(
+    /// `status.conditions[].type`.
+    ConditionType {
+        ProvisioningStarted = "ProvisioningStarted",
+        TlsSecretsReady = "TLSSecretsReady",
+        WorkloadReady = "WorkloadReady",
+        Ready = "Ready",
+        Provisioned = "Provisioned",
+        Halted = "Halted",
+        IssuerReady = "IssuerReady",
+        CertificatesReady = "CertificatesReady",
+    }
+);
+
+impl ConditionType {
+    pub const fn writer(self) -> Writer {
+        match self {
+            Self::IssuerReady | Self::CertificatesReady => Writer::OpsManager,
+            _ => Writer::Provisioner,
+        }
+    }
+
+    /// The types `writer` owns.
+    pub fn of(writer: Writer) -> impl Iterator<Item = ConditionType> {
+        Self::ALL
+            .iter()
+            .copied()
+            .filter(move |t| t.writer() == writer)
+    }
 }
 
-pub const TRUE: &str = "True";
-pub const FALSE: &str = "False";
-pub const UNKNOWN: &str = "Unknown";
+wire_enum!(
+    /// `status.conditions[].status`.
+    ConditionStatus {
+        True = "True",
+        False = "False",
+        Unknown = "Unknown",
+    }
+);
+
+wire_enum!(
+    /// `status.conditions[].reason` (CamelCase, as Kubernetes expects), also the Event reason.
+    Reason {
+        // provisioner
+        ProvisioningStarted = "DatabaseProvisioningStartedSuccessfully",
+        WaitingForTlsSecrets = "WaitingForTLSSecrets",
+        TlsSecretInvalid = "TLSSecretInvalid",
+        TlsSecretsReady = "AllTLSSecretsReady",
+        TlsNotConfigured = "TLSNotConfigured",
+        WorkloadNotCreated = "WorkloadNotCreated",
+        ReplicasNotReady = "ReplicasNotReady",
+        AllReplicasReady = "AllReplicasReady",
+        Provisioned = "DatabaseSuccessfullyProvisioned",
+        InvalidSpec = "InvalidSpec",
+        AuthSecretMissing = "AuthSecretMissing",
+        AuthSecretInvalid = "AuthSecretInvalid",
+        ImmutableFieldChanged = "ImmutableFieldChanged",
+        NameConflict = "NameConflict",
+        Halted = "DatabaseHalted",
+        /// Deletion refused because `deletionPolicy` is DoNotTerminate.
+        DeletionBlocked = "DeletionBlocked",
+        // ops-manager
+        IssuerNotFound = "IssuerNotFound",
+        IssuerNotReady = "IssuerNotReady",
+        InvalidIssuerRef = "InvalidIssuerRef",
+        IssuerReady = "IssuerReady",
+        WaitingForDatabaseObjects = "WaitingForDatabaseObjects",
+        CertificatesNotReady = "CertificatesNotReady",
+        CertificatesReady = "AllCertificatesReady",
+        InvalidCertificateSpec = "InvalidCertificateSpec",
+        UnknownAlias = "UnknownCertificateAlias",
+        SecretNameConflict = "SecretNameConflict",
+    }
+);
+
+impl Reason {
+    /// Whether an Event with this reason is a Warning: something the user has to fix, or a
+    /// wait on the ops-manager's side that blocks issuance.
+    pub const fn is_warning(self) -> bool {
+        matches!(
+            self,
+            Self::InvalidSpec
+                | Self::AuthSecretMissing
+                | Self::AuthSecretInvalid
+                | Self::TlsSecretInvalid
+                | Self::ImmutableFieldChanged
+                | Self::NameConflict
+                | Self::DeletionBlocked
+                | Self::IssuerNotFound
+                | Self::IssuerNotReady
+                | Self::InvalidIssuerRef
+                | Self::WaitingForDatabaseObjects
+                | Self::CertificatesNotReady
+                | Self::InvalidCertificateSpec
+                | Self::UnknownAlias
+                | Self::SecretNameConflict
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_values_round_trip_and_are_unique() {
+        for reason in Reason::ALL {
+            assert_eq!(Reason::parse(reason.as_str()), Some(*reason));
+            let same = Reason::ALL.iter().filter(|r| r.as_str() == reason.as_str());
+            assert_eq!(same.count(), 1, "{reason}");
+        }
+        for type_ in ConditionType::ALL {
+            assert_eq!(ConditionType::parse(type_.as_str()), Some(*type_));
+        }
+        assert_eq!(Reason::parse("Misspelt"), None);
+        assert_eq!(ConditionType::TlsSecretsReady.as_str(), "TLSSecretsReady");
+    }
+
+    #[test]
+    fn each_type_has_one_writer() {
+        let ops: Vec<_> = ConditionType::of(Writer::OpsManager).collect();
+        assert_eq!(
+            ops,
+            [ConditionType::IssuerReady, ConditionType::CertificatesReady]
+        );
+        assert_eq!(
+            ConditionType::of(Writer::Provisioner).count() + ops.len(),
+            ConditionType::ALL.len()
+        );
+    }
+
+    #[test]
+    fn user_errors_are_warnings_and_progress_is_not() {
+        assert!(Reason::NameConflict.is_warning());
+        assert!(Reason::CertificatesNotReady.is_warning());
+        assert!(!Reason::WaitingForTlsSecrets.is_warning());
+        assert!(!Reason::AllReplicasReady.is_warning());
+    }
+}

@@ -22,11 +22,20 @@ pub mod alias {
     pub const METRICS_EXPORTER: &str = "metrics-exporter";
 }
 
-/// Which workload API KubeDB uses for a kind.
+/// A workload API: what KubeDB runs a kind on, and what the provisioner writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WorkloadKind {
+pub enum WorkloadApi {
     StatefulSet,
     PetSet,
+}
+
+impl WorkloadApi {
+    pub fn kind(self) -> &'static str {
+        match self {
+            WorkloadApi::StatefulSet => "StatefulSet",
+            WorkloadApi::PetSet => "PetSet",
+        }
+    }
 }
 
 /// How the TLS Secrets appear inside the database container.
@@ -62,7 +71,7 @@ pub struct KindProfile {
     pub port_name: &'static str,
     pub port: i32,
     pub container: &'static str,
-    pub workload: WorkloadKind,
+    pub workload: WorkloadApi,
     pub tls_layout: TlsMountLayout,
     /// Whether `spec.tls` is required (MSSQLServer).
     pub tls_required: bool,
@@ -85,7 +94,7 @@ static MYSQL: KindProfile = KindProfile {
     port_name: "mysql",
     port: 3306,
     container: "mysql",
-    workload: WorkloadKind::StatefulSet,
+    workload: WorkloadApi::StatefulSet,
     tls_layout: TlsMountLayout::Flat {
         volume: "tls-volume",
         dir: "/etc/mysql/certs",
@@ -114,7 +123,7 @@ static PERCONA_XTRADB: KindProfile = KindProfile {
     port_name: "mysql",
     port: 3306,
     container: "perconaxtradb",
-    workload: WorkloadKind::StatefulSet,
+    workload: WorkloadApi::StatefulSet,
     tls_layout: TlsMountLayout::PerAlias {
         volume_prefix: "tls",
         base_dir: "/etc/mysql/certs",
@@ -134,7 +143,7 @@ static PROXYSQL: KindProfile = KindProfile {
     port_name: "mysql",
     port: 6033,
     container: "proxysql",
-    workload: WorkloadKind::StatefulSet,
+    workload: WorkloadApi::StatefulSet,
     tls_layout: TlsMountLayout::PerAlias {
         volume_prefix: "tls",
         base_dir: "/var/lib/frontend",
@@ -154,7 +163,7 @@ static SINGLESTORE: KindProfile = KindProfile {
     port_name: "db",
     port: 3306,
     container: "singlestore",
-    workload: WorkloadKind::PetSet,
+    workload: WorkloadApi::PetSet,
     tls_layout: TlsMountLayout::Flat {
         volume: "tls-volume",
         dir: "/etc/memsql/certs",
@@ -178,7 +187,7 @@ static MSSQLSERVER: KindProfile = KindProfile {
     port_name: "db",
     port: 1433,
     container: "mssql",
-    workload: WorkloadKind::PetSet,
+    workload: WorkloadApi::PetSet,
     tls_layout: TlsMountLayout::Flat {
         volume: "tls",
         dir: "/var/opt/mssql/tls",

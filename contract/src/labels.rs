@@ -11,7 +11,7 @@ pub const COMPONENT: &str = "app.kubernetes.io/component";
 pub const MANAGED_BY_VALUE: &str = "kubedb.com";
 pub const COMPONENT_DATABASE: &str = "database";
 
-/// The four labels of DESIGN.md §4 for database `db` of `kind`.
+/// The four labels on everything the operators create for database `db` of `kind`.
 pub fn for_database(kind: DbKind, db: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (NAME.to_string(), kind.label_name()),
@@ -19,6 +19,20 @@ pub fn for_database(kind: DbKind, db: &str) -> BTreeMap<String, String> {
         (MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()),
         (COMPONENT.to_string(), COMPONENT_DATABASE.to_string()),
     ])
+}
+
+/// A label selector matching every pair of `labels` (`k=v,k=v`).
+pub fn selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Selector for the objects of one database.
+pub fn database_selector(kind: DbKind, db: &str) -> String {
+    selector(&for_database(kind, db))
 }
 
 /// Selector for every object of every database the operators manage (for Secret watches).
@@ -54,6 +68,14 @@ mod tests {
             let labels = for_database(kind, "db1");
             assert_eq!(database_of(&labels), Some((kind, "db1")));
         }
+    }
+
+    #[test]
+    fn a_database_selector_names_all_four_labels() {
+        assert_eq!(
+            database_selector(DbKind::MySQL, "db1"),
+            "app.kubernetes.io/component=database,app.kubernetes.io/instance=db1,app.kubernetes.io/managed-by=kubedb.com,app.kubernetes.io/name=mysqls.kubedb.com"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Names of the objects the operators create for a database (DESIGN.md §4).
+//! Names of the objects the operators create for a database.
 
 /// The auth Secret the provisioner creates when `spec.authSecret.name` is not given.
 pub fn auth_secret(db: &str) -> String {

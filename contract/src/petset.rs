@@ -18,6 +18,7 @@ pub const VERSION: &str = "v1";
     plural = "petsets",
     namespaced,
     status = "PetSetStatus",
+    derive = "PartialEq",
     printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]

@@ -1,5 +1,5 @@
 //! TLS facts both operators derive from a database: which TLS Secrets it needs and the identity
-//! its server certificate carries (DESIGN.md §5).
+//! its server certificate carries.
 
 use crate::api::TlsView;
 use crate::kinds::DbKind;

@@ -4,15 +4,14 @@
 
 use dbtls_contract::OPS_MANAGER_MANAGER;
 use dbtls_contract::certmanager::Certificate;
+use dbtls_runtime::events;
 use dbtls_runtime::ssa;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Preconditions};
-use kube::runtime::events::EventType;
 use serde_json::json;
 
-use crate::context::Context;
+use crate::context::{ACTION, Context};
 use crate::db::DbRef;
-use crate::events;
 use crate::plan::{Adopt, Change, Plan};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,42 +65,50 @@ pub async fn execute(
         if let Some(object) = body.as_object_mut() {
             object.remove("status");
         }
-        ssa::apply(&certificates, &name, OPS_MANAGER_MANAGER, &body)
-            .await
-            .map_err(|source| ApplyError::Certificate {
-                name: name.clone(),
-                source,
-            })?;
+        // A create never lands on a Certificate someone made since the read, an update never on
+        // a replacement of the one read (both 409: the next reconcile reads again).
+        let written = match (&item.change, &item.live_uid) {
+            (Change::Update, Some(uid)) => {
+                ssa::update(&certificates, &name, OPS_MANAGER_MANAGER, &body, uid).await
+            }
+            _ => ssa::create(&certificates, &name, OPS_MANAGER_MANAGER, &body).await,
+        };
+        written.map_err(|source| ApplyError::Certificate {
+            name: name.clone(),
+            source,
+        })?;
         let (reason, verb) = match item.change {
             Change::Create => ("CertificateCreated", "created"),
             Change::Update => ("CertificateUpdated", "updated"),
         };
         tracing::info!(db = %db.display(), certificate = %name, "{verb} Certificate");
+        let note = format!(
+            "Successfully {verb} {} {} certificate (Certificate {name})",
+            db.kind, item.alias
+        );
         events::publish(
-            ctx,
+            ctx.status.recorder(),
             regarding,
-            EventType::Normal,
+            false,
             reason,
-            "ReconcileCertificates",
-            format!(
-                "Successfully {verb} {} {} certificate (Certificate {name})",
-                db.kind, item.alias
-            ),
+            ACTION,
+            &note,
         )
         .await;
     }
     for name in &plan.delete {
         delete_certificate(&certificates, name).await?;
+        let note = format!(
+            "Deleted Certificate {name}: no certificate alias of {} uses it any more",
+            db.kind
+        );
         events::publish(
-            ctx,
+            ctx.status.recorder(),
             regarding,
-            EventType::Normal,
+            false,
             "CertificateDeleted",
-            "ReconcileCertificates",
-            format!(
-                "Deleted Certificate {name}: no certificate alias of {} uses it any more",
-                db.kind
-            ),
+            ACTION,
+            &note,
         )
         .await;
     }

@@ -1,4 +1,4 @@
-//! The Certificate the ops-manager wants for one alias of a database (DESIGN.md §5): a pure
+//! The Certificate the ops-manager wants for one alias of a database: a pure
 //! function of the database, its `spec.tls` and the cluster domain.
 
 use dbtls_contract::DbKind;

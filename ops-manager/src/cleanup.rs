@@ -1,23 +1,21 @@
 //! What happens to Certificates and TLS Secrets when a database is deleted or drops `spec.tls`
-//! (contract.md, KubeDB's deletionPolicy): Certificates go; WipeOut deletes the issued Secrets,
+//! (KubeDB's deletionPolicy): Certificates go; WipeOut deletes the issued Secrets,
 //! every other policy keeps them and removes the database's ownerReference. A Secret the user
 //! provided is never touched (it was never adopted, see `plan::conflict`).
 
-use dbtls_contract::Database;
 use dbtls_contract::api::DeletionPolicy;
 use dbtls_contract::certmanager::{Certificate, annotations};
-use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use dbtls_contract::{Database, labels};
+use dbtls_runtime::events;
+use k8s_openapi::api::core::v1::Secret;
+
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 
 use crate::apply::{self, ApplyError};
-use crate::context::Context;
+use crate::context::{ACTION, Context};
 use crate::db::DbRef;
-use crate::dereference::database_selector;
-use crate::events;
 use crate::finalizer::{self, FinalizerError};
-use crate::status::{self, StatusError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CleanupError {
@@ -31,8 +29,8 @@ pub enum CleanupError {
     Write(#[from] ApplyError),
     #[error(transparent)]
     Finalizer(#[from] FinalizerError),
-    #[error(transparent)]
-    Status(#[from] StatusError),
+    #[error("clearing the status: {0}")]
+    Status(#[source] kube::Error),
 }
 
 /// The database is being deleted.
@@ -57,15 +55,27 @@ pub async fn on_delete<K: Database>(
     Ok(Action::await_change())
 }
 
+async fn clear_status<K: Database>(
+    db: &K,
+    db_ref: &DbRef,
+    ctx: &Context,
+) -> Result<(), CleanupError> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &db_ref.namespace);
+    ctx.status
+        .clear(&api, db)
+        .await
+        .map(|_| ())
+        .map_err(CleanupError::Status)
+}
+
 /// `spec.tls` was removed from a live database.
 pub async fn tls_removed<K: Database>(
     db: &K,
     db_ref: &DbRef,
-    regarding: &ObjectReference,
     ctx: &Context,
 ) -> Result<Action, CleanupError> {
     if !finalizer::has(db) {
-        status::clear(db, ctx).await?;
+        clear_status(db, db_ref, ctx).await?;
         ctx.certificate_metrics.forget(db_ref);
         return Ok(Action::await_change());
     }
@@ -73,18 +83,20 @@ pub async fn tls_removed<K: Database>(
     // The finalizer goes before the status write: that write moves the resourceVersion the
     // removal is conditional on, and the removal would then wait for another reconcile.
     finalizer::remove(db, ctx).await?;
-    status::clear(db, ctx).await?;
+    clear_status(db, db_ref, ctx).await?;
     ctx.certificate_metrics.forget(db_ref);
+    let note = format!(
+        "spec.tls was removed: deleted {released} Certificate(s) of {}",
+        db_ref.display()
+    );
+    let regarding = db.object_ref(&());
     events::publish(
-        ctx,
-        regarding,
-        EventType::Normal,
+        ctx.status.recorder(),
+        &regarding,
+        false,
         "TLSRemoved",
-        "ReconcileCertificates",
-        format!(
-            "spec.tls was removed: deleted {released} Certificate(s) of {}",
-            db_ref.display()
-        ),
+        ACTION,
+        &note,
     )
     .await;
     Ok(Action::await_change())
@@ -93,7 +105,7 @@ pub async fn tls_removed<K: Database>(
 /// Deletes the database's Certificates, then deletes (WipeOut) or releases its TLS Secrets.
 /// Certificates go first so that cert-manager does not re-issue a deleted Secret.
 async fn release(db: &DbRef, policy: DeletionPolicy, ctx: &Context) -> Result<usize, CleanupError> {
-    let selector = database_selector(db);
+    let selector = labels::database_selector(db.kind, &db.name);
     let certificates: Api<Certificate> = Api::namespaced(ctx.client.clone(), &db.namespace);
     let owned = certificates
         .list_metadata(&ListParams::default().labels(&selector))

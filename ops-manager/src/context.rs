@@ -1,73 +1,83 @@
-//! What every reconcile shares: the client, flags, metrics, the event recorder and the per-object
-//! retry state.
+//! What every reconcile shares: the client, the watch caches, flags, metrics, the status
+//! writer and the per-database retry state.
 
 use std::time::Duration;
 
-use dbtls_contract::OPS_MANAGER_REPORTER;
+use dbtls_contract::conditions::Writer;
+use dbtls_contract::{OPS_MANAGER_MANAGER, OPS_MANAGER_REPORTER};
 use dbtls_runtime::backoff::BackoffSeries;
-use dbtls_runtime::coalesce::StatusCoalescer;
-use dbtls_runtime::events;
+use dbtls_runtime::key::DbKey;
 use dbtls_runtime::metrics::ReconcileMetrics;
+use dbtls_runtime::status::StatusWriter;
 use kube::Client;
-use kube::runtime::events::Recorder;
 
+use crate::caches::Caches;
 use crate::metrics::CertificateMetrics;
+
+/// The Event action of the ops-manager's Events.
+pub const ACTION: &str = "ReconcileCertificates";
 
 pub struct Context {
     pub client: Client,
+    pub caches: Caches,
     pub cluster_domain: String,
     pub reconcile_metrics: ReconcileMetrics,
     pub certificate_metrics: CertificateMetrics,
-    pub recorder: Recorder,
+    pub status: StatusWriter,
     pub retries: Retries,
-    /// Holds back status writes that only move a progress message (see `coalesce`).
-    pub status_coalescer: StatusCoalescer,
 }
 
 impl Context {
     pub fn new(
         client: Client,
+        caches: Caches,
         cluster_domain: String,
         reconcile_metrics: ReconcileMetrics,
         certificate_metrics: CertificateMetrics,
     ) -> Self {
         Self {
-            recorder: events::recorder(client.clone(), OPS_MANAGER_REPORTER),
+            status: StatusWriter::new(
+                client.clone(),
+                Writer::OpsManager,
+                OPS_MANAGER_MANAGER,
+                OPS_MANAGER_REPORTER,
+                ACTION,
+            ),
             client,
+            caches,
             cluster_domain,
             reconcile_metrics,
             certificate_metrics,
             retries: Retries::default(),
-            status_coalescer: StatusCoalescer::default(),
         }
     }
 }
 
 /// Exponential backoff per database: one series for errors (fast first retry), one for waiting
-/// on objects no watch reports reliably (30 s growing to 5 min, contract.md).
+/// on objects no watch reports reliably (30 s growing to 5 min).
 #[derive(Default)]
 pub struct Retries {
-    errors: BackoffSeries<String>,
-    waits: BackoffSeries<String>,
+    errors: BackoffSeries<DbKey>,
+    waits: BackoffSeries<DbKey>,
 }
 
 const FIRST_ERROR_DELAY: Duration = Duration::from_millis(500);
 const FIRST_WAIT_DELAY: Duration = Duration::from_secs(30);
 
 impl Retries {
-    pub fn after_error(&self, key: &str) -> Duration {
-        self.errors.next(&key.to_string(), FIRST_ERROR_DELAY)
+    pub fn after_error(&self, key: &DbKey) -> Duration {
+        self.errors.next(key, FIRST_ERROR_DELAY)
     }
-    pub fn after_wait(&self, key: &str) -> Duration {
-        self.waits.next(&key.to_string(), FIRST_WAIT_DELAY)
+    pub fn after_wait(&self, key: &DbKey) -> Duration {
+        self.waits.next(key, FIRST_WAIT_DELAY)
     }
     /// Forgets the error series after a successful reconcile.
-    pub fn succeeded(&self, key: &str) {
-        self.errors.reset(&key.to_string());
+    pub fn succeeded(&self, key: &DbKey) {
+        self.errors.reset(key);
     }
     /// Forgets the waiting series once nothing is missing any more.
-    pub fn settled(&self, key: &str) {
-        self.waits.reset(&key.to_string());
+    pub fn settled(&self, key: &DbKey) {
+        self.waits.reset(key);
     }
 }
 
@@ -75,20 +85,27 @@ impl Retries {
 mod tests {
     use super::*;
     use dbtls_runtime::backoff::CAP;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::reflector::ObjectRef;
+
+    fn key(name: &str) -> DbKey {
+        ObjectRef::<ConfigMap>::new(name).within("ns").erase()
+    }
 
     #[test]
     fn delays_grow_to_five_minutes_and_reset_on_success() {
         let retries = Retries::default();
-        assert_eq!(retries.after_error("a"), Duration::from_millis(500));
-        assert_eq!(retries.after_error("a"), Duration::from_secs(1));
-        assert_eq!(retries.after_error("b"), Duration::from_millis(500));
+        let (a, b) = (key("a"), key("b"));
+        assert_eq!(retries.after_error(&a), Duration::from_millis(500));
+        assert_eq!(retries.after_error(&a), Duration::from_secs(1));
+        assert_eq!(retries.after_error(&b), Duration::from_millis(500));
         for _ in 0..20 {
-            retries.after_error("a");
+            retries.after_error(&a);
         }
-        assert_eq!(retries.after_error("a"), CAP);
-        retries.succeeded("a");
-        assert_eq!(retries.after_error("a"), Duration::from_millis(500));
-        assert_eq!(retries.after_wait("a"), Duration::from_secs(30));
-        assert_eq!(retries.after_wait("a"), Duration::from_secs(60));
+        assert_eq!(retries.after_error(&a), CAP);
+        retries.succeeded(&a);
+        assert_eq!(retries.after_error(&a), Duration::from_millis(500));
+        assert_eq!(retries.after_wait(&a), Duration::from_secs(30));
+        assert_eq!(retries.after_wait(&a), Duration::from_secs(60));
     }
 }

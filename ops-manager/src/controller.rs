@@ -1,24 +1,27 @@
-//! One kube-rs `Controller` per kind (and watched namespace), all over the generic
-//! [`reconcile`]. Triggers: the database; its Certificates (owned); Issuers and ClusterIssuers,
-//! mapped to every database that names them; the provisioner's Secrets and Services and the TLS
-//! Secrets, watched by label and as metadata only (`Api<PartialObjectMeta<_>>` makes kube-rs
-//! send metadata-only list/watch requests, so no Secret data is transferred or cached).
+//! The controllers: one per kind and watched namespace over the generic [`reconcile`], all
+//! reading and triggered by the same shared watch caches (one watch per resource, however many
+//! kinds use it). Triggers: the database; its Certificates (owned); Issuers and ClusterIssuers,
+//! mapped to every database that names them; the operators' Secrets and Services, by label
+//! and as metadata only. Started once every cache is filled.
 
 use std::sync::Arc;
 
-use dbtls_contract::Database;
-use dbtls_contract::certmanager::{self, Certificate, ClusterIssuer, Issuer};
-use dbtls_contract::labels;
+use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
+use dbtls_contract::certmanager::{self, ClusterIssuer};
+use dbtls_contract::{Database, labels};
+use dbtls_runtime::caches::SharedWatch;
 use dbtls_runtime::lean_store;
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use dbtls_runtime::watch_backoff::trigger_backoff;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
+use crate::caches::{Caches, Watches};
 use crate::context::Context;
 use crate::plan::IssuerKey;
 use crate::reconcile::{error_policy, reconcile};
@@ -34,72 +37,137 @@ where
     }
 }
 
-/// Runs the controller of kind `K` until `shutdown` resolves.
-pub async fn run<K: Database>(
-    ctx: Arc<Context>,
-    namespace: Option<String>,
+/// The controller of kind `K` in one scope.
+fn controller<K: Database>(
+    ctx: &Arc<Context>,
+    scope: Option<&str>,
+    watches: &Watches,
+    cluster_issuers: &SharedWatch<ClusterIssuer>,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let client = ctx.client.clone();
-    let ns = namespace.as_deref();
-    let kind_selector = labels::kind_selector(K::KIND);
-    let by_kind = watcher::Config::default().labels(&kind_selector);
-
-    let (store, databases) = lean_store::watch(api::<K>(&client, ns), watcher::Config::default());
-    let cluster_store = store.clone();
-
-    Controller::for_stream(databases, store.clone())
-        .owns(api::<Certificate>(&client, ns), by_kind.clone())
-        .watches(
-            api::<PartialObjectMeta<Issuer>>(&client, ns),
-            watcher::Config::default(),
-            move |issuer| {
-                let key = IssuerKey {
-                    kind: certmanager::ISSUER_KIND.into(),
-                    name: issuer.name_any(),
-                };
-                databases_using(&store, &key, issuer.namespace().as_deref())
-            },
-        )
-        .watches(
-            Api::<PartialObjectMeta<ClusterIssuer>>::all(client.clone()),
-            watcher::Config::default(),
-            move |issuer| {
-                let key = IssuerKey {
-                    kind: certmanager::CLUSTER_ISSUER_KIND.into(),
-                    name: issuer.name_any(),
-                };
-                databases_using(&cluster_store, &key, None)
-            },
-        )
-        .watches(
-            api::<PartialObjectMeta<Secret>>(&client, ns),
-            by_kind.clone(),
-            database_of::<K, Secret>,
-        )
-        .watches(
-            api::<PartialObjectMeta<Service>>(&client, ns),
-            by_kind,
-            database_of::<K, Service>,
-        )
-        .with_config(controller::Config::default().concurrency(concurrency))
-        .trigger_backoff(dbtls_runtime::watch_backoff::trigger_backoff())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::<K>, error_policy::<K>, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(kind = %K::KIND, %error, "controller event");
-            }
+) -> BoxFuture<'static, ()> {
+    let (store, databases) =
+        lean_store::watch(api::<K>(&ctx.client, scope), watcher::Config::default());
+    let (for_issuers, for_cluster_issuers) = (store.clone(), store.clone());
+    let controller = Controller::for_stream(databases, store)
+        .owns_shared_stream(watches.certificates.subscribe())
+        .watches_shared_stream(watches.issuers.subscribe(), move |issuer| {
+            let key = IssuerKey {
+                kind: certmanager::ISSUER_KIND.into(),
+                name: issuer.name_any(),
+            };
+            databases_using(&for_issuers, &key, issuer.namespace().as_deref())
         })
-        .await;
+        .watches_shared_stream(cluster_issuers.subscribe(), move |issuer| {
+            let key = IssuerKey {
+                kind: certmanager::CLUSTER_ISSUER_KIND.into(),
+                name: issuer.name_any(),
+            };
+            databases_using(&for_cluster_issuers, &key, None)
+        })
+        .watches_shared_stream(watches.secrets.subscribe(), |s| {
+            database_of::<K>(&s.metadata)
+        })
+        .watches_shared_stream(watches.services.subscribe(), |s| {
+            database_of::<K>(&s.metadata)
+        })
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(trigger_backoff());
+    let ctx = ctx.clone();
+    async move {
+        controller
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile::<K>, error_policy::<K>, ctx)
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(kind = %K::KIND, %error, "controller event");
+                }
+            })
+            .await;
+    }
+    .boxed()
+}
+
+/// Runs the shared watches and, once their caches are filled, one controller per kind and
+/// watched namespace (empty: the whole cluster), until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    make_context: impl FnOnce(Caches) -> Context,
+    namespaces: &[String],
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    };
+    let cluster_issuers: SharedWatch<ClusterIssuer> = SharedWatch::new(
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        lean_store::trim,
+    );
+    let mut caches = Caches::default();
+    let watches: Vec<(Option<String>, Watches)> = scopes
+        .into_iter()
+        .map(|scope| {
+            let watches = Watches::new(&client, scope.as_deref());
+            caches.insert(scope.clone(), watches.stores(cluster_issuers.store()));
+            (scope, watches)
+        })
+        .collect();
+    let ctx = Arc::new(make_context(caches));
+    let mut controllers = Vec::new();
+    for (scope, w) in &watches {
+        let s = scope.as_deref();
+        let ci = &cluster_issuers;
+        let c = concurrency;
+        controllers.push(controller::<MySQL>(&ctx, s, w, ci, c, shutdown.clone()));
+        controllers.push(controller::<PerconaXtraDB>(
+            &ctx,
+            s,
+            w,
+            ci,
+            c,
+            shutdown.clone(),
+        ));
+        controllers.push(controller::<ProxySQL>(&ctx, s, w, ci, c, shutdown.clone()));
+        controllers.push(controller::<Singlestore>(
+            &ctx,
+            s,
+            w,
+            ci,
+            c,
+            shutdown.clone(),
+        ));
+        controllers.push(controller::<MSSQLServer>(
+            &ctx,
+            s,
+            w,
+            ci,
+            c,
+            shutdown.clone(),
+        ));
+    }
+    let watching = futures::future::join(
+        futures::future::join_all(watches.into_iter().map(|(_, w)| w.run())),
+        cluster_issuers.run(),
+    );
+    let reconciling = async {
+        ctx.caches.wait_until_ready().await;
+        tracing::info!("watch caches filled: reconciling");
+        futures::future::join_all(controllers).await;
+    };
+    tokio::select! {
+        _ = watching => {}
+        () = reconciling => {}
+    }
 }
 
 /// The database an object of ours belongs to, read from its labels.
-fn database_of<K: Database, O>(object: PartialObjectMeta<O>) -> Option<ObjectRef<K>> {
-    let labels = object.metadata.labels.as_ref()?;
-    let (kind, name) = labels::database_of(labels)?;
-    let namespace = object.metadata.namespace.as_deref()?;
+fn database_of<K: Database>(meta: &ObjectMeta) -> Option<ObjectRef<K>> {
+    let (kind, name) = labels::database_of(meta.labels.as_ref()?)?;
+    let namespace = meta.namespace.as_deref()?;
     (kind == K::KIND).then(|| ObjectRef::new(name).within(namespace))
 }
 

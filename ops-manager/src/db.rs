@@ -41,9 +41,7 @@ impl DbRef {
 
     /// Whether `owners` has this database as controller.
     pub fn controls(&self, owners: &[OwnerReference]) -> bool {
-        owners
-            .iter()
-            .any(|o| o.uid == self.uid && o.controller == Some(true))
+        dbtls_runtime::children::controlled_by(owners, &self.uid)
     }
 
     /// `<Kind> <namespace>/<name>` for messages and logs.

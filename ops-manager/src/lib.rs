@@ -1,25 +1,22 @@
 //! The dbtls ops-manager: issues one cert-manager Certificate per certificate alias of every
 //! KubeDB-compatible database with `spec.tls`, adopts the issued Secrets, and reports
-//! `IssuerReady` / `CertificatesReady` on the database (DESIGN.md steps 5-6).
+//! `IssuerReady` / `CertificatesReady` on the database.
 //!
-//! Each reconcile runs `dereference -> validate -> plan -> apply -> update_status`; the pure steps
-//! ([`validate`], [`certificate`], [`plan`]) are unit-tested from YAML fixtures.
-pub mod certificate;
-pub mod db;
-pub mod diff;
-pub mod plan;
-pub mod validate;
-
+//! Each reconcile ([`reconcile`]) runs [`validate`] -> [`observe`] (watch caches) -> [`plan`]
+//! (pure) -> [`apply`] -> status (the runtime's writer); [`cleanup`] handles deletion and TLS
+//! removal. The pure steps ([`validate`], [`certificate`], [`plan`]) are unit-tested from YAML.
 pub mod apply;
+pub mod caches;
+pub mod certificate;
 pub mod cleanup;
 pub mod context;
 pub mod controller;
-pub mod crds;
-pub mod dereference;
-pub mod events;
+pub mod db;
 pub mod finalizer;
 #[cfg(test)]
 mod fixtures;
 pub mod metrics;
+pub mod observe;
+pub mod plan;
 pub mod reconcile;
-pub mod status;
+pub mod validate;

@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use dbtls_contract::DbKind;
 use dbtls_contract::api::{IssuerRef, TlsView};
 use dbtls_contract::certmanager::{self, Certificate};
-use dbtls_contract::conditions::{FALSE, TRUE, ops_manager, reasons};
+use dbtls_contract::conditions::{ConditionStatus, ConditionType, Reason};
 use dbtls_contract::kinds::alias;
 use dbtls_runtime::conditions::Desired;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::certificate;
 use crate::db::{DbRef, controller_of};
-use crate::diff::is_subset;
+use dbtls_runtime::diff::is_subset;
 
 /// An issuer as `spec.tls` names it: `(kind, name)`; the namespace is the database's for an Issuer.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,6 +93,8 @@ pub struct Apply {
     pub alias: &'static str,
     pub change: Change,
     pub certificate: Certificate,
+    /// The uid of the live Certificate an update goes over.
+    pub live_uid: Option<String>,
 }
 
 /// A TLS Secret to take ownership of (SSA with `resource_version` as precondition).
@@ -215,6 +217,7 @@ pub fn plan(db: &DbRef, tls_view: &TlsView<'_>, cluster_domain: &str, observed: 
                                 alias: alias_name,
                                 change,
                                 certificate: (**desired).clone(),
+                                live_uid: live.and_then(|l| l.metadata.uid.clone()),
                             });
                         }
                     }
@@ -235,38 +238,34 @@ pub fn plan(db: &DbRef, tls_view: &TlsView<'_>, cluster_domain: &str, observed: 
     }
 
     let certificates_ready = if waiting_for_objects {
-        Desired::new(
-            ops_manager::CERTIFICATES_READY,
-            FALSE,
-            reasons::WAITING_FOR_DATABASE_OBJECTS,
+        Desired::not(
+            ConditionType::CertificatesReady,
+            Reason::WaitingForDatabaseObjects,
             format!(
                 "Waiting for {} (created by the provisioner) before creating Certificates",
                 observed.missing_objects.join(", ")
             ),
         )
     } else if !conflicts.is_empty() {
-        Desired::new(
-            ops_manager::CERTIFICATES_READY,
-            FALSE,
-            reasons::SECRET_NAME_CONFLICT,
+        Desired::not(
+            ConditionType::CertificatesReady,
+            Reason::SecretNameConflict,
             format!(
                 "{}. Choose another secretName in spec.tls.certificates, or remove the other object",
                 conflicts.join("; ")
             ),
         )
     } else if !not_ready.is_empty() {
-        Desired::new(
-            ops_manager::CERTIFICATES_READY,
-            FALSE,
-            reasons::CERTIFICATES_NOT_READY,
+        Desired::not(
+            ConditionType::CertificatesReady,
+            Reason::CertificatesNotReady,
             format!("Certificates not ready: {}", not_ready.join("; ")),
         )
     } else {
         let issued: Vec<&str> = aliases.iter().map(|a| a.alias).collect();
-        Desired::new(
-            ops_manager::CERTIFICATES_READY,
-            TRUE,
-            reasons::CERTIFICATES_READY,
+        Desired::ok(
+            ConditionType::CertificatesReady,
+            Reason::CertificatesReady,
             format!("All certificates are issued: {}", issued.join(", ")),
         )
     };
@@ -396,7 +395,7 @@ fn readiness(live: &Certificate) -> Result<(), String> {
     if stale {
         return Err(WAITING_FOR_ISSUANCE.into());
     }
-    if ready.status == TRUE {
+    if ready.status == ConditionStatus::True.as_str() {
         return Ok(());
     }
     Err(format!(
@@ -440,10 +439,9 @@ fn issuer_condition(
         .map(|(k, a)| describe(k, a))
         .collect();
     if !missing.is_empty() {
-        return Desired::new(
-            ops_manager::ISSUER_READY,
-            FALSE,
-            reasons::ISSUER_NOT_FOUND,
+        return Desired::not(
+            ConditionType::IssuerReady,
+            Reason::IssuerNotFound,
             format!(
                 "{} not found: create it, or point spec.tls.issuerRef at an existing Issuer or ClusterIssuer",
                 missing.join(", ")
@@ -462,18 +460,16 @@ fn issuer_condition(
         })
         .collect();
     if !not_ready.is_empty() {
-        return Desired::new(
-            ops_manager::ISSUER_READY,
-            FALSE,
-            reasons::ISSUER_NOT_READY,
+        return Desired::not(
+            ConditionType::IssuerReady,
+            Reason::IssuerNotReady,
             not_ready.join("; "),
         );
     }
     let ready: Vec<String> = used.iter().map(|(k, a)| describe(k, a)).collect();
-    Desired::new(
-        ops_manager::ISSUER_READY,
-        TRUE,
-        reasons::ISSUER_READY,
+    Desired::ok(
+        ConditionType::IssuerReady,
+        Reason::IssuerReady,
         format!("{} ready", ready.join(", ")),
     )
 }

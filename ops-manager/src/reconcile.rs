@@ -1,33 +1,36 @@
-//! One reconcile of one database of any kind:
-//! `dereference -> validate -> plan -> apply -> update_status`.
+//! One reconcile of one database of any kind: validate -> observe (watch caches) -> plan (pure)
+//! -> apply -> status (the runtime's writer); a database being deleted or without TLS goes to
+//! [`cleanup`].
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use dbtls_contract::Database;
-use dbtls_contract::conditions::{FALSE, ops_manager, reasons};
+use dbtls_contract::conditions::{ConditionType, Reason};
 use dbtls_runtime::conditions::Desired;
+use dbtls_runtime::key::key_of;
+use dbtls_runtime::status::StatusUpdate;
 use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::Action;
 
 use crate::apply::{self, ApplyError};
 use crate::cleanup::{self, CleanupError};
 use crate::context::Context;
 use crate::db::DbRef;
-use crate::dereference::{self, DereferenceError};
 use crate::finalizer::{self, FinalizerError};
+use crate::observe::{ObserveError, observe};
 use crate::plan;
-use crate::status::{self, StatusError};
 use crate::validate::{self, ValidationError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Dereference(#[from] DereferenceError),
+    Observe(#[from] ObserveError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    #[error(transparent)]
-    Status(#[from] StatusError),
+    #[error("writing the status: {0}")]
+    Status(#[source] kube::Error),
     #[error(transparent)]
     Finalizer(#[from] FinalizerError),
     #[error(transparent)]
@@ -38,23 +41,13 @@ impl Error {
     /// The `reason` label of `dbtls_reconcile_errors_total`.
     pub fn metric_reason(&self) -> &'static str {
         match self {
-            Self::Dereference(_) => "dereference",
+            Self::Observe(_) => "dereference",
             Self::Apply(_) => "apply",
             Self::Status(_) => "status",
             Self::Finalizer(_) => "finalizer",
             Self::Cleanup(_) => "cleanup",
         }
     }
-}
-
-/// The key of a database in the retry tables.
-pub fn retry_key<K: Database>(db: &K) -> String {
-    format!(
-        "{}/{}/{}",
-        K::KIND,
-        db.namespace().unwrap_or_default(),
-        db.name_any()
-    )
 }
 
 pub async fn reconcile<K: Database>(db: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -64,7 +57,7 @@ pub async fn reconcile<K: Database>(db: Arc<K>, ctx: Arc<Context>) -> Result<Act
     match &result {
         Ok(_) => {
             ctx.reconcile_metrics.observe_ok(kind, started.elapsed());
-            ctx.retries.succeeded(&retry_key(db.as_ref()));
+            ctx.retries.succeeded(&key_of(db.as_ref()));
         }
         Err(e) => ctx
             .reconcile_metrics
@@ -74,7 +67,7 @@ pub async fn reconcile<K: Database>(db: Arc<K>, ctx: Arc<Context>) -> Result<Act
 }
 
 pub fn error_policy<K: Database>(db: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.retries.after_error(&retry_key(db.as_ref()));
+    let delay = ctx.retries.after_error(&key_of(db.as_ref()));
     tracing::warn!(kind = %K::KIND, db = %db.name_any(), %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
@@ -83,7 +76,7 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
     let Some(db_ref) = DbRef::of(db) else {
         return Ok(Action::await_change());
     };
-    let regarding = db.object_ref(&());
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &db_ref.namespace);
     if db.meta().deletion_timestamp.is_some() {
         return Ok(cleanup::on_delete(db, &db_ref, ctx).await?);
     }
@@ -92,29 +85,40 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
         .tls()
         .filter(|t| t.issuer_ref.is_some() || !t.certificates.is_empty())
     else {
-        return Ok(cleanup::tls_removed(db, &db_ref, &regarding, ctx).await?);
+        return Ok(cleanup::tls_removed(db, &db_ref, ctx).await?);
     };
     finalizer::ensure(db, ctx).await?;
 
+    let key = key_of(db);
     let problems = validate::validate(db_ref.kind, &db_ref.name, &tls_view);
     if !problems.is_empty() {
-        status::update(db, &regarding, &invalid_conditions(&problems), ctx).await?;
+        let update = StatusUpdate {
+            conditions: invalid_conditions(&problems),
+            phase: None,
+        };
+        ctx.status
+            .write(&api, db, &update, false)
+            .await
+            .map_err(Error::Status)?;
         return Ok(Action::await_change());
     }
 
-    let observed = dereference::observe(db, &db_ref, &tls_view, ctx).await?;
+    let stores = ctx.caches.of(&db_ref.namespace);
+    let observed = observe(&ctx.client, stores, db, &db_ref, &tls_view).await?;
     let plan = plan::plan(&db_ref, &tls_view, &ctx.cluster_domain, &observed);
-    apply::execute(&db_ref, &regarding, &plan, ctx).await?;
-    let held = status::update_coalesced(
-        db,
-        &regarding,
-        &[plan.issuer_ready.clone(), plan.certificates_ready.clone()],
-        ctx,
-    )
-    .await?;
+    apply::execute(&db_ref, &db.object_ref(&()), &plan, ctx).await?;
+    let update = StatusUpdate {
+        conditions: vec![plan.issuer_ready.clone(), plan.certificates_ready.clone()],
+        phase: None,
+    };
+    let held = ctx
+        .status
+        .write(&api, db, &update, true)
+        .await
+        .map_err(Error::Status)?
+        .requeue();
     ctx.certificate_metrics.record(&db_ref, &plan.aliases);
 
-    let key = retry_key(db);
     if plan.waiting {
         let wait = ctx.retries.after_wait(&key);
         Ok(Action::requeue(held.map_or(wait, |h| h.min(wait))))
@@ -126,7 +130,7 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
 
 /// Both conditions for an invalid `spec.tls`: each problem under the condition it concerns.
 pub fn invalid_conditions(problems: &[ValidationError]) -> Vec<Desired> {
-    let of_type = |type_: &str| -> Vec<&ValidationError> {
+    let of_type = |type_: ConditionType| -> Vec<&ValidationError> {
         problems
             .iter()
             .filter(|p| p.condition().0 == type_)
@@ -138,28 +142,25 @@ pub fn invalid_conditions(problems: &[ValidationError]) -> Vec<Desired> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let issuer_problems = of_type(ops_manager::ISSUER_READY);
-    let cert_problems = of_type(ops_manager::CERTIFICATES_READY);
+    let issuer_problems = of_type(ConditionType::IssuerReady);
+    let cert_problems = of_type(ConditionType::CertificatesReady);
     // Without issuer problems IssuerReady is left as it was (it is still accurate).
     let issuer = issuer_problems.first().map(|first| {
-        Desired::new(
-            ops_manager::ISSUER_READY,
-            FALSE,
+        Desired::not(
+            ConditionType::IssuerReady,
             first.condition().1,
             join(&issuer_problems),
         )
     });
     let certificates = match cert_problems.first() {
-        Some(first) => Desired::new(
-            ops_manager::CERTIFICATES_READY,
-            FALSE,
+        Some(first) => Desired::not(
+            ConditionType::CertificatesReady,
             first.condition().1,
             join(&cert_problems),
         ),
-        None => Desired::new(
-            ops_manager::CERTIFICATES_READY,
-            FALSE,
-            reasons::INVALID_CERTIFICATE_SPEC,
+        None => Desired::not(
+            ConditionType::CertificatesReady,
+            Reason::InvalidCertificateSpec,
             format!(
                 "No Certificates until the issuer reference is fixed: {}",
                 join(&issuer_problems)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dbtls_contract::api::{CertificateSpec, IssuerRef, TlsView};
 use dbtls_contract::certmanager;
-use dbtls_contract::conditions::{ops_manager, reasons};
+use dbtls_contract::conditions::{ConditionType, Reason};
 use dbtls_contract::duration::parse_go_duration;
 use dbtls_contract::{DbKind, tls};
 
@@ -41,15 +41,13 @@ pub enum ValidationError {
 
 impl ValidationError {
     /// The condition type and reason this error is reported under.
-    pub fn condition(&self) -> (&'static str, &'static str) {
+    pub fn condition(&self) -> (ConditionType, Reason) {
         match self {
-            Self::UnknownAlias { .. } => (ops_manager::CERTIFICATES_READY, reasons::UNKNOWN_ALIAS),
-            Self::InvalidIssuerRef { .. } => {
-                (ops_manager::ISSUER_READY, reasons::INVALID_ISSUER_REF)
-            }
+            Self::UnknownAlias { .. } => (ConditionType::CertificatesReady, Reason::UnknownAlias),
+            Self::InvalidIssuerRef { .. } => (ConditionType::IssuerReady, Reason::InvalidIssuerRef),
             Self::InvalidCertificateSpec { .. } => (
-                ops_manager::CERTIFICATES_READY,
-                reasons::INVALID_CERTIFICATE_SPEC,
+                ConditionType::CertificatesReady,
+                Reason::InvalidCertificateSpec,
             ),
         }
     }

@@ -1,59 +1,69 @@
-//! State shared by every reconcile: the client, the Event recorder, metrics, the workload API
-//! chosen per kind, and per-database retry counters for exponential backoff.
+//! State shared by every reconcile: the client, the watch caches, the status writer, metrics,
+//! the workload API chosen per kind, and the per-database backoff series.
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use dbtls_contract::DbKind;
-use dbtls_contract::PROVISIONER_REPORTER;
-use dbtls_contract::api::DatabasePhase;
+use dbtls_contract::conditions::Writer;
+use dbtls_contract::{DbKind, PROVISIONER_MANAGER, PROVISIONER_REPORTER};
 use dbtls_runtime::backoff::BackoffSeries;
-use dbtls_runtime::coalesce::StatusCoalescer;
-use dbtls_runtime::events;
+use dbtls_runtime::key::DbKey;
 use dbtls_runtime::metrics::ReconcileMetrics;
+use dbtls_runtime::status::StatusWriter;
 use kube::Client;
-use kube::runtime::events::Recorder;
 
-use crate::workload_choice::WorkloadChoice;
-
-/// `(kind, namespace, name)` of one database.
-pub type DbKey = (DbKind, String, String);
+use crate::caches::Caches;
+use crate::observe::AbsentSecrets;
+use crate::workload::{WorkloadChoice, WorkloadFlag, choose};
 
 /// Backoff for a wait the user fixes outside the spec (a missing Secret): 30 s, doubling.
 pub const WAIT_BACKOFF_START: Duration = Duration::from_secs(30);
+/// Backoff after an immutable-field change, which only a spec edit or a deleted workload fixes.
+pub const IMMUTABLE_BACKOFF_START: Duration = Duration::from_secs(300);
 /// Backoff after an API error: 1 s, doubling.
 pub const ERROR_BACKOFF_START: Duration = Duration::from_secs(1);
 /// Fallback requeue of a converged database (everything else is event-driven).
 pub const RESYNC: Duration = Duration::from_secs(3600);
+/// The Event action of the provisioner's condition transitions.
+pub const ACTION: &str = "Provision";
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub caches: Caches,
+    pub absent: AbsentSecrets,
+    pub status: StatusWriter,
     pub metrics: ReconcileMetrics,
-    /// Holds back status writes that only move a progress message (see `coalesce`).
-    pub status_coalescer: StatusCoalescer,
     workloads: BTreeMap<DbKind, WorkloadChoice>,
-    phases: Mutex<HashMap<DbKey, DatabasePhase>>,
-    failures: BackoffSeries<DbKey>,
-    /// Consecutive failed reconciles, apart from `failures` (waits): a transient API error must
-    /// not inherit the count of earlier waits, nor of errors a successful reconcile has cleared.
+    states: Mutex<HashMap<DbKey, (DbKind, &'static str)>>,
+    /// Consecutive waits on something fixed outside the spec.
+    waits: BackoffSeries<DbKey>,
+    /// Consecutive failed reconciles, apart from waits: a transient API error must not inherit
+    /// the count of earlier waits, nor of errors a successful reconcile has cleared.
     errors: BackoffSeries<DbKey>,
 }
 
 impl Context {
     pub fn new(
         client: Client,
+        caches: Caches,
         metrics: ReconcileMetrics,
         workloads: BTreeMap<DbKind, WorkloadChoice>,
     ) -> Self {
         Self {
-            recorder: events::recorder(client.clone(), PROVISIONER_REPORTER),
+            status: StatusWriter::new(
+                client.clone(),
+                Writer::Provisioner,
+                PROVISIONER_MANAGER,
+                PROVISIONER_REPORTER,
+                ACTION,
+            ),
             client,
+            caches,
+            absent: AbsentSecrets::default(),
             metrics,
-            status_coalescer: StatusCoalescer::default(),
             workloads,
-            phases: Mutex::default(),
-            failures: BackoffSeries::default(),
+            states: Mutex::default(),
+            waits: BackoffSeries::default(),
             errors: BackoffSeries::default(),
         }
     }
@@ -62,54 +72,53 @@ impl Context {
         self.workloads
             .get(&kind)
             .cloned()
-            .unwrap_or_else(|| crate::workload_choice::choose(Default::default(), kind, false))
+            .unwrap_or_else(|| choose(WorkloadFlag::Auto, kind, false))
     }
 
     /// Keeps the `dbtls_databases{kind, state}` gauge in line (None: the database is gone).
-    pub fn record_phase(&self, key: &DbKey, phase: Option<DatabasePhase>) {
-        let Ok(mut phases) = self.phases.lock() else {
+    pub fn record_state(&self, key: &DbKey, kind: DbKind, state: Option<&'static str>) {
+        let Ok(mut states) = self.states.lock() else {
             return;
         };
-        let kind = key.0.to_string();
-        let previous = match phase {
-            Some(p) => phases.insert(key.clone(), p),
-            None => phases.remove(key),
+        let previous = match state {
+            Some(s) => states.insert(key.clone(), (kind, s)),
+            None => states.remove(key),
         };
-        if previous == phase {
+        let kind = kind.to_string();
+        if previous.map(|(_, s)| s) == state {
             return;
         }
-        if let Some(old) = previous {
+        if let Some((_, old)) = previous {
             self.metrics
                 .databases
-                .with_label_values(&[kind.as_str(), old.as_str()])
+                .with_label_values(&[kind.as_str(), old])
                 .dec();
         }
-        if let Some(new) = phase {
+        if let Some(new) = state {
             self.metrics
                 .databases
-                .with_label_values(&[kind.as_str(), new.as_str()])
+                .with_label_values(&[kind.as_str(), new])
                 .inc();
         }
     }
 
-    /// The next delay for `key`: `start` doubled per consecutive call, capped at 5 minutes.
-    pub fn backoff(&self, key: &DbKey, start: Duration) -> Duration {
-        self.failures.next(key, start)
+    /// The next delay of a wait for `key`: `start` doubled per consecutive wait, at most 5 min.
+    pub fn wait_backoff(&self, key: &DbKey, start: Duration) -> Duration {
+        self.waits.next(key, start)
     }
 
-    /// The next delay after a failed reconcile of `key`: [`ERROR_BACKOFF_START`] doubled per
-    /// consecutive failure, capped at 5 minutes.
+    /// The next delay after a failed reconcile of `key`.
     pub fn error_backoff(&self, key: &DbKey) -> Duration {
         self.errors.next(key, ERROR_BACKOFF_START)
     }
 
-    /// Forgets the consecutive failures of `key` (a reconcile succeeded, waiting or not).
-    pub fn reset_error_backoff(&self, key: &DbKey) {
+    /// A reconcile of `key` succeeded (waiting or not).
+    pub fn succeeded(&self, key: &DbKey) {
         self.errors.reset(key);
     }
 
-    /// Forgets the failures of `key` (it reconciled cleanly).
-    pub fn reset_backoff(&self, key: &DbKey) {
-        self.failures.reset(key);
+    /// `key` waits on nothing any more.
+    pub fn settled(&self, key: &DbKey) {
+        self.waits.reset(key);
     }
 }

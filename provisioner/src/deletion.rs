@@ -1,176 +1,235 @@
-//! Carrying out `deletionPolicy` before the finalizer lets Kubernetes delete the database
-//! (contract.md "Deletion"), and `spec.halted` on a live database.
+//! Carrying out `deletionPolicy` before the provisioner's finalizer lets Kubernetes delete the
+//! database: decided purely ([`plan`]), then done ([`execute`]).
 use dbtls_contract::api::DeletionPolicy;
-use dbtls_contract::petset::PetSet;
-use dbtls_contract::{PROVISIONER_FINALIZER, PROVISIONER_MANAGER, labels, names};
-use dbtls_runtime::{finalizer, ssa};
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use dbtls_contract::{PROVISIONER_MANAGER, labels};
+use dbtls_runtime::children::controlled_by;
+use dbtls_runtime::ssa;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
 
-use crate::context::{Context, RESYNC};
+use crate::apply::{self, ApplyError};
 use crate::desired::auth;
-use crate::facts::{DbFacts, Provisionable};
-use crate::reconcile::{Error, Result, delete_if_owned, key_of, update_status};
-use crate::status::{Observation, WorkloadReport};
-use crate::workload_choice::WorkloadApi;
+use crate::facts::DbFacts;
+use crate::observe::Observed;
+use crate::plan::{self, Delete};
+use crate::status::{Report, WorkloadReport};
+use crate::workload::WorkloadChoice;
 
-/// Whether `meta` names `db` as its controller (so the provisioner created it).
-pub fn controlled_by<K: Resource>(meta: &ObjectMeta, db: &K) -> bool {
-    let uid = db.meta().uid.as_deref();
-    uid.is_some()
-        && meta
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+/// What happens to the auth Secret `<db>-auth` the provisioner created.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuthSecretFate {
+    /// The user's own, or none of ours: never touched.
+    Keep,
+    /// WipeOut: deleted with the database.
+    Delete(Box<Secret>),
+    /// Halt, Delete: its ownerReference removed, so that garbage collection keeps it.
+    Release(Box<Secret>),
 }
 
-/// Deletes the workload, the Services and the config Secret (what Halt removes), each only if
-/// the database controls it.
-pub async fn delete_runtime_objects<K: Resource>(
-    client: &kube::Client,
-    namespace: &str,
-    db: &K,
-    api: WorkloadApi,
-) -> Result<()> {
-    let name = db.meta().name.clone().unwrap_or_default();
-    let workload = names::workload(&name);
-    match api {
-        WorkloadApi::StatefulSet => {
-            let api = Api::<StatefulSet>::namespaced(client.clone(), namespace);
-            delete_if_owned(&api, &workload, &workload, db).await?;
-        }
-        WorkloadApi::PetSet => {
-            let api = Api::<PetSet>::namespaced(client.clone(), namespace);
-            delete_if_owned(&api, &workload, &workload, db).await?;
-        }
-    }
-    let services = Api::<Service>::namespaced(client.clone(), namespace);
-    for service in [
-        names::primary_service(&name),
-        names::governing_service(&name),
-    ] {
-        delete_if_owned(&services, &service, &service, db).await?;
-    }
-    let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
-    let config = names::config_secret(&name);
-    delete_if_owned(&secrets, &config, &config, db).await?;
-    Ok(())
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeletionPlan {
+    /// DoNotTerminate: nothing is deleted; the status says why.
+    Blocked(Report),
+    Proceed {
+        deletes: Vec<Delete>,
+        delete_pvcs: bool,
+        auth: AuthSecretFate,
+    },
 }
 
-/// Deletes the PVCs carrying the database's labels (those from its `volumeClaimTemplates`).
-async fn delete_pvcs(client: &kube::Client, namespace: &str, facts: &DbFacts<'_>) -> Result<()> {
-    let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace);
-    let selector = labels::for_database(facts.kind, &facts.name)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pvcs = api
-        .list_metadata(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| Error::Dereference {
-            what: "PersistentVolumeClaims".into(),
-            source,
-        })?;
-    for pvc in pvcs {
-        let name = pvc.name_any();
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => return Err(Error::Delete { what: name, source }),
-        }
-    }
-    Ok(())
-}
-
-/// The auth Secret the provisioner created: deleted on WipeOut, else released (its ownerReference
-/// removed) so that garbage collection keeps it. A user's Secret is never touched.
-async fn settle_auth_secret<K: Provisionable>(
-    client: &kube::Client,
-    namespace: &str,
-    db: &K,
-    facts: &DbFacts<'_>,
-    policy: DeletionPolicy,
-) -> Result<()> {
-    if facts.user_auth_secret().is_some() {
-        return Ok(());
-    }
-    let api = Api::<Secret>::namespaced(client.clone(), namespace);
-    let name = names::auth_secret(&facts.name);
-    let Some(live) = api
-        .get_opt(&name)
-        .await
-        .map_err(|source| Error::Dereference {
-            what: name.clone(),
-            source,
-        })?
-    else {
-        return Ok(());
-    };
-    if !controlled_by(&live.metadata, db) {
-        return Ok(());
-    }
-    if policy == DeletionPolicy::WipeOut {
-        return delete_if_owned(&api, &name, &name, db).await;
-    }
-    let released = auth::released_auth_secret(&live);
-    let uid = live.metadata.uid.clone().unwrap_or_default();
-    match ssa::update(&api, &name, PROVISIONER_MANAGER, &released, &uid).await {
-        Ok(_) => Ok(()),
-        // Deleted (or replaced) meanwhile: nothing of ours left to keep.
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        Err(source) => Err(Error::Apply { what: name, source }),
-    }
-}
-
-/// Runs on a database being deleted that still carries the provisioner's finalizer.
-pub async fn finalize<K: Provisionable>(db: &K, ctx: &Context) -> Result<Action> {
-    if !finalizer::has(db, PROVISIONER_FINALIZER) {
-        ctx.record_phase(&key_of(db), None);
-        return Ok(Action::await_change());
-    }
-    let namespace = db.namespace().unwrap_or_default();
-    let client = &ctx.client;
-    let facts = DbFacts::of(db);
+/// What deleting the database does to what it owns, by `deletionPolicy` (as KubeDB).
+pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -> DeletionPlan {
     let policy = facts.common.deletion_policy;
-    let api = ctx.workload(K::KIND).api;
     if policy == DeletionPolicy::DoNotTerminate {
-        let live =
-            crate::reconcile::live_workload(client, &namespace, &names::workload(&facts.name), api)
-                .await?;
-        let workload = match live {
-            Some(l) => WorkloadReport::Exists {
-                what: format!("{} {}", api.kind(), names::workload(&facts.name)),
-                ready: l.ready,
+        let workload = match &observed.workload {
+            Some(live) => WorkloadReport::Exists {
+                what: format!("{} ({})", live.describe(), choice.why),
+                ready: live.ready_replicas(),
                 replicas: facts.replicas(),
             },
             None => WorkloadReport::NotCreated("deletion requested".into()),
         };
-        let observation = Observation {
-            invalid: None,
-            tls: None,
-            workload,
-            halted: false,
+        return DeletionPlan::Blocked(Report {
             deletion_blocked: true,
-        };
-        update_status(ctx, db, &observation).await?;
-        return Ok(Action::requeue(RESYNC));
+            ..Report::new(workload)
+        });
     }
-    delete_runtime_objects(client, &namespace, db, api).await?;
-    if matches!(policy, DeletionPolicy::Delete | DeletionPolicy::WipeOut) {
-        delete_pvcs(client, &namespace, &facts).await?;
+    let owner_uid = facts
+        .owner
+        .as_ref()
+        .map(|o| o.uid.as_str())
+        .unwrap_or_default();
+    let ours = observed.auth_secret.as_ref().filter(|s| {
+        facts.user_auth_secret().is_none()
+            && controlled_by(
+                s.metadata.owner_references.as_deref().unwrap_or_default(),
+                owner_uid,
+            )
+    });
+    let auth = match (ours, policy) {
+        (None, _) => AuthSecretFate::Keep,
+        (Some(secret), DeletionPolicy::WipeOut) => AuthSecretFate::Delete(Box::new(secret.clone())),
+        (Some(secret), _) => AuthSecretFate::Release(Box::new(secret.clone())),
+    };
+    DeletionPlan::Proceed {
+        deletes: plan::runtime_objects(facts, observed),
+        delete_pvcs: matches!(policy, DeletionPolicy::Delete | DeletionPolicy::WipeOut),
+        auth,
     }
-    settle_auth_secret(client, &namespace, db, &facts, policy).await?;
-    let db_api: Api<K> = Api::namespaced(client.clone(), &namespace);
-    finalizer::remove(&db_api, db, PROVISIONER_MANAGER, PROVISIONER_FINALIZER)
+}
+
+/// Deletes the runtime objects, the PVCs when asked, and settles the auth Secret.
+pub async fn execute(
+    client: &kube::Client,
+    facts: &DbFacts<'_>,
+    deletes: &[Delete],
+    delete_pvcs: bool,
+    auth: &AuthSecretFate,
+) -> Result<(), ApplyError> {
+    apply::apply(client, facts, &[], deletes).await?;
+    if delete_pvcs {
+        delete_claims(client, facts).await?;
+    }
+    let secrets = Api::<Secret>::namespaced(client.clone(), &facts.namespace);
+    let owner_uid = facts
+        .owner
+        .as_ref()
+        .map(|o| o.uid.clone())
+        .unwrap_or_default();
+    match auth {
+        AuthSecretFate::Keep => Ok(()),
+        AuthSecretFate::Delete(secret) => {
+            dbtls_runtime::children::delete_owned(&secrets, secret.as_ref(), &owner_uid)
+                .await
+                .map(|_| ())
+                .map_err(|source| ApplyError::Delete {
+                    what: format!("Secret {}", secret.name_any()),
+                    source,
+                })
+        }
+        AuthSecretFate::Release(cached) => release(&secrets, &cached.name_any()).await,
+    }
+}
+
+/// Applies the auth Secret without its ownerReference. The cache holds no Secret contents, so
+/// the live Secret is read: the apply must carry its data, which the provisioner's field
+/// manager owns and would otherwise drop.
+async fn release(secrets: &Api<Secret>, name: &str) -> Result<(), ApplyError> {
+    let error = |source| ApplyError::Apply {
+        what: format!("Secret {name} (released)"),
+        source,
+    };
+    let Some(live) = secrets.get_opt(name).await.map_err(error)? else {
+        return Ok(());
+    };
+    let uid = live.metadata.uid.clone().unwrap_or_default();
+    match ssa::update(
+        secrets,
+        name,
+        PROVISIONER_MANAGER,
+        &auth::released_auth_secret(&live),
+        &uid,
+    )
+    .await
+    {
+        Ok(_) => Ok(()),
+        // Deleted (or replaced) meanwhile: nothing of ours left to keep.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(source) => Err(error(source)),
+    }
+}
+
+/// Deletes the PVCs carrying the database's labels (those from its `volumeClaimTemplates`).
+async fn delete_claims(client: &kube::Client, facts: &DbFacts<'_>) -> Result<(), ApplyError> {
+    let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &facts.namespace);
+    let selector = labels::database_selector(facts.kind, &facts.name);
+    let claims = api
+        .list_metadata(&ListParams::default().labels(&selector))
         .await
-        .map_err(Error::Finalizer)?;
-    ctx.record_phase(&key_of(db), None);
-    tracing::info!(db = %facts.name, %namespace, ?policy, "deletion policy carried out");
-    Ok(Action::await_change())
+        .map_err(|source| ApplyError::Delete {
+            what: "PersistentVolumeClaims".into(),
+            source,
+        })?;
+    for claim in claims {
+        let name = claim.name_any();
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(source) => {
+                return Err(ApplyError::Delete {
+                    what: format!("PersistentVolumeClaim {name}"),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::facts::fixtures::load;
+    use crate::workload::{WorkloadFlag, choose};
+    use dbtls_contract::api::MySQL;
+
+    fn db(policy: &str, user_auth: bool) -> MySQL {
+        let mut db: MySQL = load("mysql-require-ssl.yaml");
+        db.spec.deletion_policy = Some(serde_json::from_value(serde_json::json!(policy)).unwrap());
+        if user_auth {
+            db.spec.auth_secret =
+                Some(serde_json::from_value(serde_json::json!({"name": "creds"})).unwrap());
+        }
+        db
+    }
+
+    fn decide(db: &MySQL) -> DeletionPlan {
+        let facts = DbFacts::of(db);
+        let mut auth = Secret::default();
+        auth.metadata.owner_references = facts.owner.clone().map(|o| vec![o]);
+        let observed = Observed {
+            auth_secret: Some(auth),
+            ..Observed::default()
+        };
+        plan(
+            &facts,
+            &observed,
+            &choose(WorkloadFlag::Statefulset, facts.kind, false),
+        )
+    }
+
+    fn proceed(plan: DeletionPlan) -> (bool, AuthSecretFate) {
+        match plan {
+            DeletionPlan::Proceed {
+                delete_pvcs, auth, ..
+            } => (delete_pvcs, auth),
+            DeletionPlan::Blocked(report) => panic!("blocked: {report:?}"),
+        }
+    }
+
+    #[test]
+    fn do_not_terminate_blocks_and_says_so() {
+        match decide(&db("DoNotTerminate", false)) {
+            DeletionPlan::Blocked(report) => assert!(report.deletion_blocked),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_policy_keeps_what_kubedb_keeps() {
+        let (pvcs, auth) = proceed(decide(&db("WipeOut", false)));
+        assert!(pvcs && matches!(auth, AuthSecretFate::Delete(_)));
+        let (pvcs, auth) = proceed(decide(&db("Delete", false)));
+        assert!(pvcs && matches!(auth, AuthSecretFate::Release(_)));
+        let (pvcs, auth) = proceed(decide(&db("Halt", false)));
+        assert!(!pvcs && matches!(auth, AuthSecretFate::Release(_)));
+    }
+
+    #[test]
+    fn a_users_auth_secret_is_never_touched() {
+        let (_, auth) = proceed(decide(&db("WipeOut", true)));
+        assert_eq!(auth, AuthSecretFate::Keep);
+    }
 }

@@ -1,9 +1,9 @@
-//! The provisioner's conditions and phase, computed purely from what the reconcile observed.
-//! Conditions keep their `lastTransitionTime` unless their status changes, and the plan says
-//! whether anything changed at all, so that a converged database gets no status write.
-use dbtls_contract::api::{Condition, DatabasePhase, DatabaseStatus};
-use dbtls_contract::conditions::{FALSE, TRUE, provisioner as types, reasons};
-use dbtls_runtime::conditions::{Desired, resolve, up_to_date};
+//! The provisioner's conditions and phase, computed purely from what the reconcile found out
+//! (the [`Report`]); the runtime's status writer applies them only when they change.
+use dbtls_contract::api::{Condition, DatabasePhase};
+use dbtls_contract::conditions::{ConditionType as Type, Reason};
+use dbtls_runtime::conditions::{Desired, find, is_true};
+use dbtls_runtime::status::StatusUpdate;
 
 use crate::tls_secrets::TlsSecretsState;
 use crate::validate::Invalid;
@@ -28,63 +28,44 @@ pub enum WorkloadReport {
 }
 
 /// Everything the status is computed from.
-#[derive(Clone, Debug)]
-pub struct Observation<'a> {
-    pub invalid: Option<&'a Invalid>,
-    /// None when the TLS Secrets were not looked at (invalid spec).
-    pub tls: Option<&'a TlsSecretsState>,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub invalid: Option<Invalid>,
+    /// None when the TLS Secrets were not looked at (invalid spec): the stored condition stays.
+    pub tls: Option<TlsSecretsState>,
     pub workload: WorkloadReport,
     pub halted: bool,
     pub deletion_blocked: bool,
 }
 
-/// A condition that changed status or reason: worth an Event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transition {
-    pub warning: bool,
-    pub reason: String,
-    pub message: String,
+impl Report {
+    pub fn new(workload: WorkloadReport) -> Self {
+        Self {
+            invalid: None,
+            tls: None,
+            workload,
+            halted: false,
+            deletion_blocked: false,
+        }
+    }
 }
-
-#[derive(Clone, Debug)]
-pub struct StatusPlan {
-    pub conditions: Vec<Condition>,
-    pub phase: DatabasePhase,
-    pub observed_generation: Option<i64>,
-    /// Whether the live status differs (a write is needed).
-    pub changed: bool,
-    pub transitions: Vec<Transition>,
-}
-
-const WARNING_REASONS: &[&str] = &[
-    reasons::INVALID_SPEC,
-    reasons::AUTH_SECRET_MISSING,
-    reasons::AUTH_SECRET_INVALID,
-    reasons::TLS_SECRET_INVALID,
-    reasons::IMMUTABLE_FIELD_CHANGED,
-    reasons::NAME_CONFLICT,
-    reasons::DELETION_BLOCKED,
-];
 
 fn tls_condition(state: &TlsSecretsState) -> Desired {
-    let t = types::TLS_SECRETS_READY;
+    let t = Type::TlsSecretsReady;
     match state {
-        TlsSecretsState::NotConfigured => Desired::new(
+        TlsSecretsState::NotConfigured => Desired::ok(
             t,
-            TRUE,
-            reasons::TLS_NOT_CONFIGURED,
+            Reason::TlsNotConfigured,
             "spec.tls is not set: the server runs without TLS",
         ),
-        TlsSecretsState::Ready => Desired::new(
+        TlsSecretsState::Ready => Desired::ok(
             t,
-            TRUE,
-            reasons::TLS_SECRETS_READY,
+            Reason::TlsSecretsReady,
             "every TLS Secret exists with ca.crt, tls.crt and tls.key",
         ),
-        TlsSecretsState::Missing(names) => Desired::new(
+        TlsSecretsState::Missing(names) => Desired::not(
             t,
-            FALSE,
-            reasons::WAITING_FOR_TLS_SECRETS,
+            Reason::WaitingForTlsSecrets,
             format!(
                 "waiting for TLS Secret(s) {} (issued by cert-manager from the ops-manager's Certificates); the workload is created once all exist",
                 names.join(", ")
@@ -98,17 +79,15 @@ fn tls_condition(state: &TlsSecretsState) -> Desired {
             if !missing.is_empty() {
                 message.push_str(&format!("; still missing: {}", missing.join(", ")));
             }
-            Desired::new(t, FALSE, reasons::TLS_SECRET_INVALID, message)
+            Desired::not(t, Reason::TlsSecretInvalid, message)
         }
     }
 }
 
 fn workload_condition(report: &WorkloadReport) -> Desired {
-    let t = types::WORKLOAD_READY;
+    let t = Type::WorkloadReady;
     match report {
-        WorkloadReport::NotCreated(why) => {
-            Desired::new(t, FALSE, reasons::WORKLOAD_NOT_CREATED, why.clone())
-        }
+        WorkloadReport::NotCreated(why) => Desired::not(t, Reason::WorkloadNotCreated, why.clone()),
         WorkloadReport::Exists {
             what,
             ready,
@@ -116,156 +95,79 @@ fn workload_condition(report: &WorkloadReport) -> Desired {
         } => {
             let message = format!("{what}: {ready}/{replicas} replicas ready");
             if *replicas > 0 && ready >= replicas {
-                Desired::new(t, TRUE, reasons::ALL_REPLICAS_READY, message)
+                Desired::ok(t, Reason::AllReplicasReady, message)
             } else {
-                Desired::new(t, FALSE, reasons::REPLICAS_NOT_READY, message)
+                Desired::not(t, Reason::ReplicasNotReady, message)
             }
         }
-        WorkloadReport::ImmutableField { what, field } => Desired::new(
+        WorkloadReport::ImmutableField { what, field } => Desired::not(
             t,
-            FALSE,
-            reasons::IMMUTABLE_FIELD_CHANGED,
+            Reason::ImmutableFieldChanged,
             format!(
                 "{what}: the change needs {field} to change, which the API server refuses; revert the spec change, or delete the workload (PVCs are kept) so that it is created again"
             ),
         ),
-        WorkloadReport::Halted => Desired::new(
+        WorkloadReport::Halted => Desired::not(
             t,
-            FALSE,
-            reasons::HALTED,
+            Reason::Halted,
             "spec.halted is true: the workload and Services are deleted; data and Secrets are kept",
         ),
     }
 }
 
-fn is_true(conditions: &[Condition], type_: &str) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == type_ && c.status == TRUE)
-}
-
-/// The existing condition, unchanged (for types this reconcile did not evaluate).
-fn keep(existing: &[Condition], type_: &'static str) -> Option<Desired> {
-    let c = existing.iter().find(|c| c.type_ == type_)?;
-    let status = match c.status.as_str() {
-        TRUE => TRUE,
-        FALSE => FALSE,
-        _ => dbtls_contract::conditions::UNKNOWN,
-    };
-    let reason = WARNING_REASONS
-        .iter()
-        .chain(
-            [
-                reasons::WAITING_FOR_TLS_SECRETS,
-                reasons::TLS_SECRETS_READY,
-                reasons::TLS_NOT_CONFIGURED,
-                reasons::WORKLOAD_CREATED,
-                reasons::WORKLOAD_NOT_CREATED,
-                reasons::REPLICAS_NOT_READY,
-                reasons::ALL_REPLICAS_READY,
-                reasons::HALTED,
-            ]
-            .iter(),
-        )
-        .find(|r| Some(**r) == c.reason.as_deref())
-        .copied()?;
-    Some(Desired::new(
-        type_,
-        status,
-        reason,
-        c.message.clone().unwrap_or_default(),
-    ))
-}
-
-/// The status the database should have.
-pub fn plan(
-    existing: Option<&DatabaseStatus>,
-    obs: &Observation<'_>,
-    generation: Option<i64>,
-    now: &str,
-) -> StatusPlan {
-    let empty = Vec::new();
-    let old = existing.map(|s| &s.conditions).unwrap_or(&empty);
+/// The conditions and phase for `report`, given the stored conditions (Provisioned stays True
+/// once reached; Halted, once present, is set False rather than dropped).
+pub fn update(report: &Report, existing: &[Condition]) -> StatusUpdate {
     let mut desired = Vec::new();
-
-    desired.push(match obs.invalid {
-        Some(invalid) => Desired::new(
-            types::PROVISIONING_STARTED,
-            FALSE,
+    desired.push(match &report.invalid {
+        Some(invalid) => Desired::not(
+            Type::ProvisioningStarted,
             invalid.reason(),
             invalid.to_string(),
         ),
-        None => Desired::new(
-            types::PROVISIONING_STARTED,
-            TRUE,
-            reasons::PROVISIONING_STARTED,
+        None => Desired::ok(
+            Type::ProvisioningStarted,
+            Reason::ProvisioningStarted,
             "auth Secret and Services are in place",
         ),
     });
-    let tls = match obs.tls {
-        Some(state) => Some(tls_condition(state)),
-        None => keep(old, types::TLS_SECRETS_READY),
-    };
+    let tls = report.tls.as_ref().map(tls_condition);
     desired.extend(tls.clone());
-    let workload = workload_condition(&obs.workload);
+    let workload = workload_condition(&report.workload);
     desired.push(workload.clone());
 
-    let workload_ready = workload.status == TRUE;
-    let ready = workload_ready && obs.invalid.is_none() && !obs.halted && !obs.deletion_blocked;
-    let ready_condition = if ready {
-        Desired::new(
-            types::READY,
-            TRUE,
-            reasons::ALL_REPLICAS_READY,
-            workload.message.clone(),
-        )
-    } else if obs.deletion_blocked {
-        Desired::new(
-            types::READY,
-            FALSE,
-            reasons::DELETION_BLOCKED,
-            "deletion refused: deletionPolicy is DoNotTerminate; set spec.deletionPolicy to Halt, Delete or WipeOut first",
-        )
-    } else if let Some(invalid) = obs.invalid {
-        Desired::new(types::READY, FALSE, invalid.reason(), invalid.to_string())
-    } else if let Some(tls) = tls.filter(|t| t.status != TRUE) {
-        Desired::new(types::READY, FALSE, tls.reason, tls.message)
-    } else {
-        Desired::new(
-            types::READY,
-            FALSE,
-            workload.reason,
-            workload.message.clone(),
-        )
-    };
-    desired.push(ready_condition);
+    let ready = workload.is_true()
+        && report.invalid.is_none()
+        && !report.halted
+        && !report.deletion_blocked;
+    desired.push(ready_condition(report, ready, tls, &workload));
 
-    let provisioned = ready || is_true(old, types::PROVISIONED);
+    let provisioned = ready || is_true(existing, Type::Provisioned);
     if provisioned {
-        desired.push(Desired::new(
-            types::PROVISIONED,
-            TRUE,
-            reasons::PROVISIONED,
-            "the database has been ready at least once",
-        ));
+        desired.push(
+            Desired::ok(
+                Type::Provisioned,
+                Reason::Provisioned,
+                "the database has been ready at least once",
+            )
+            .quiet(),
+        );
     }
-    if obs.halted {
-        desired.push(Desired::new(
-            types::HALTED,
-            TRUE,
-            reasons::HALTED,
+    if report.halted {
+        desired.push(Desired::ok(
+            Type::Halted,
+            Reason::Halted,
             "spec.halted is true",
         ));
-    } else if old.iter().any(|c| c.type_ == types::HALTED) {
-        desired.push(Desired::new(
-            types::HALTED,
-            FALSE,
-            reasons::HALTED,
+    } else if find(existing, Type::Halted).is_some() {
+        desired.push(Desired::not(
+            Type::Halted,
+            Reason::Halted,
             "spec.halted is false",
         ));
     }
 
-    let phase = if obs.halted {
+    let phase = if report.halted {
         DatabasePhase::Halted
     } else if ready {
         DatabasePhase::Ready
@@ -274,222 +176,225 @@ pub fn plan(
     } else {
         DatabasePhase::Provisioning
     };
-
-    let conditions: Vec<Condition> = desired
-        .iter()
-        .map(|d| resolve(old, d, generation, now))
-        .collect();
-    let transitions = desired
-        .iter()
-        .filter(|d| {
-            // Ready repeats another condition, except for a refused deletion.
-            (d.type_ != types::READY || d.reason == reasons::DELETION_BLOCKED)
-                && d.type_ != types::PROVISIONED
-        })
-        .filter(|d| {
-            !old.iter().any(|c| {
-                c.type_ == d.type_ && c.status == d.status && c.reason.as_deref() == Some(d.reason)
-            })
-        })
-        .map(|d| Transition {
-            warning: WARNING_REASONS.contains(&d.reason),
-            reason: d.reason.to_string(),
-            message: d.message.clone(),
-        })
-        .collect();
-    let changed = !up_to_date(old, &conditions)
-        || existing.and_then(|s| s.phase) != Some(phase)
-        || existing.and_then(|s| s.observed_generation) != generation;
-    StatusPlan {
-        conditions,
-        phase,
-        observed_generation: generation,
-        changed,
-        transitions,
+    StatusUpdate {
+        conditions: desired,
+        phase: Some(phase),
     }
+}
+
+/// The `state` label of `dbtls_databases`: the reason the database waits for its TLS Secrets
+/// while it does (the wait an alert watches), else its phase.
+pub fn metric_state(report: &Report, phase: DatabasePhase) -> &'static str {
+    match &report.tls {
+        Some(TlsSecretsState::Missing(_)) => Reason::WaitingForTlsSecrets.as_str(),
+        Some(TlsSecretsState::Invalid { .. }) => Reason::TlsSecretInvalid.as_str(),
+        _ => phase.as_str(),
+    }
+}
+
+/// Ready repeats the first condition that is not True (so it is not announced itself), except
+/// for a refused deletion, which only Ready reports.
+fn ready_condition(
+    report: &Report,
+    ready: bool,
+    tls: Option<Desired>,
+    workload: &Desired,
+) -> Desired {
+    let t = Type::Ready;
+    if ready {
+        return Desired::ok(t, Reason::AllReplicasReady, workload.message.clone()).quiet();
+    }
+    if report.deletion_blocked {
+        return Desired::not(
+            t,
+            Reason::DeletionBlocked,
+            "deletion refused: deletionPolicy is DoNotTerminate; set spec.deletionPolicy to Halt, Delete or WipeOut first",
+        );
+    }
+    let repeated = match (&report.invalid, tls.filter(|t| !t.is_true())) {
+        (Some(invalid), _) => Desired::not(t, invalid.reason(), invalid.to_string()),
+        (None, Some(tls)) => Desired::not(t, tls.reason, tls.message),
+        (None, None) => Desired::not(t, workload.reason, workload.message.clone()),
+    };
+    repeated.quiet()
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use dbtls_contract::api::DatabaseStatus;
+    use dbtls_contract::conditions::{ConditionStatus, Writer};
+    use dbtls_runtime::status::{PlannedStatus, plan};
 
-    fn obs<'a>(tls: &'a TlsSecretsState, workload: WorkloadReport) -> Observation<'a> {
-        Observation {
-            invalid: None,
+    fn report(tls: TlsSecretsState, workload: WorkloadReport) -> Report {
+        Report {
             tls: Some(tls),
-            workload,
-            halted: false,
-            deletion_blocked: false,
+            ..Report::new(workload)
         }
     }
 
-    fn status_of(plan: &StatusPlan) -> DatabaseStatus {
+    /// The status the writer would store for `report` over `existing`, at `generation`.
+    fn write(report: &Report, existing: Option<&DatabaseStatus>, generation: i64) -> PlannedStatus {
+        let old = existing.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+        plan(
+            Writer::Provisioner,
+            existing,
+            &update(report, old),
+            Some(generation),
+            &format!("t{generation}"),
+        )
+    }
+
+    fn stored(planned: &PlannedStatus) -> DatabaseStatus {
         DatabaseStatus {
-            phase: Some(plan.phase),
-            observed_generation: plan.observed_generation,
-            conditions: plan.conditions.clone(),
+            phase: planned.phase,
+            observed_generation: planned.observed_generation,
+            conditions: planned.conditions.clone(),
         }
     }
 
-    fn condition<'a>(plan: &'a StatusPlan, type_: &str) -> &'a Condition {
-        plan.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    fn condition(planned: &PlannedStatus, type_: Type) -> Condition {
+        find(&planned.conditions, type_).cloned().unwrap()
+    }
+
+    fn announced(planned: &PlannedStatus) -> Vec<Reason> {
+        planned.transitions.iter().map(|t| t.reason).collect()
     }
 
     #[test]
     fn waiting_for_tls_secrets_names_them_and_is_announced_once() {
-        let tls = TlsSecretsState::Missing(vec!["db-server-cert".into(), "db-client-cert".into()]);
-        let o = obs(
-            &tls,
-            WorkloadReport::NotCreated("waiting for TLS Secrets".into()),
-        );
-        let first = plan(None, &o, Some(1), "t1");
-        let c = condition(&first, types::TLS_SECRETS_READY);
-        assert_eq!(c.status, FALSE);
-        assert_eq!(c.reason.as_deref(), Some(reasons::WAITING_FOR_TLS_SECRETS));
+        let missing =
+            TlsSecretsState::Missing(vec!["db-server-cert".into(), "db-client-cert".into()]);
+        let r = report(missing, WorkloadReport::NotCreated("waiting".into()));
+        let first = write(&r, None, 1);
+        let c = condition(&first, Type::TlsSecretsReady);
+        assert_eq!(c.status, ConditionStatus::False.as_str());
+        assert_eq!(c.reason.as_deref(), Some("WaitingForTLSSecrets"));
         assert!(
             c.message
-                .as_ref()
                 .unwrap()
                 .contains("db-server-cert, db-client-cert")
         );
-        assert_eq!(first.phase, DatabasePhase::Provisioning);
-        assert!(first.changed);
-        assert!(
-            first
-                .transitions
-                .iter()
-                .any(|t| t.reason == reasons::WAITING_FOR_TLS_SECRETS && !t.warning)
-        );
+        assert_eq!(first.phase, Some(DatabasePhase::Provisioning));
+        assert!(announced(&first).contains(&Reason::WaitingForTlsSecrets));
+        assert!(!Reason::WaitingForTlsSecrets.is_warning());
 
-        let again = plan(Some(&status_of(&first)), &o, Some(1), "t2");
-        assert!(!again.changed, "an unchanged observation must not write");
+        let again = write(&r, Some(&stored(&first)), 1);
+        assert!(!again.changed, "an unchanged report must not write");
         assert!(again.transitions.is_empty());
-        assert_eq!(
-            condition(&again, types::TLS_SECRETS_READY).last_transition_time,
-            "t1"
-        );
     }
 
     #[test]
     fn ready_then_a_replica_drop_is_critical() {
-        let tls = TlsSecretsState::Ready;
-        let ready = plan(
-            None,
-            &obs(
-                &tls,
-                WorkloadReport::Exists {
-                    what: "StatefulSet db".into(),
-                    ready: 1,
-                    replicas: 1,
-                },
-            ),
-            Some(1),
-            "t1",
-        );
-        assert_eq!(ready.phase, DatabasePhase::Ready);
-        assert_eq!(condition(&ready, types::PROVISIONED).status, TRUE);
-        let dropped = plan(
-            Some(&status_of(&ready)),
-            &obs(
-                &tls,
-                WorkloadReport::Exists {
-                    what: "StatefulSet db".into(),
-                    ready: 0,
-                    replicas: 1,
-                },
-            ),
-            Some(1),
-            "t2",
-        );
-        assert_eq!(dropped.phase, DatabasePhase::Critical);
+        let exists = |ready| WorkloadReport::Exists {
+            what: "StatefulSet db".into(),
+            ready,
+            replicas: 1,
+        };
+        let ready = write(&report(TlsSecretsState::Ready, exists(1)), None, 1);
+        assert_eq!(ready.phase, Some(DatabasePhase::Ready));
+        assert_eq!(condition(&ready, Type::Provisioned).status, "True");
+        // Ready and Provisioned repeat WorkloadReady: one Event, not three.
         assert_eq!(
-            condition(&dropped, types::WORKLOAD_READY)
-                .message
-                .as_deref(),
+            announced(&ready),
+            [
+                Reason::ProvisioningStarted,
+                Reason::TlsSecretsReady,
+                Reason::AllReplicasReady
+            ]
+        );
+        let dropped = write(
+            &report(TlsSecretsState::Ready, exists(0)),
+            Some(&stored(&ready)),
+            1,
+        );
+        assert_eq!(dropped.phase, Some(DatabasePhase::Critical));
+        assert_eq!(
+            condition(&dropped, Type::WorkloadReady).message.as_deref(),
             Some("StatefulSet db: 0/1 replicas ready")
         );
+        assert_eq!(condition(&dropped, Type::Provisioned).status, "True");
     }
 
     #[test]
     fn invalid_specs_warn_and_keep_unevaluated_conditions() {
-        let tls = TlsSecretsState::Missing(vec!["x".into()]);
-        let before = plan(
-            None,
-            &obs(&tls, WorkloadReport::NotCreated("w".into())),
-            Some(1),
-            "t1",
+        let waiting = report(
+            TlsSecretsState::Missing(vec!["x".into()]),
+            WorkloadReport::NotCreated("w".into()),
         );
-        let invalid = Invalid::BackendMissing;
-        let o = Observation {
-            invalid: Some(&invalid),
-            tls: None,
-            workload: WorkloadReport::NotCreated("spec invalid".into()),
-            halted: false,
-            deletion_blocked: false,
+        let before = write(&waiting, None, 1);
+        let invalid = Report {
+            invalid: Some(Invalid::BackendMissing),
+            ..Report::new(WorkloadReport::NotCreated("spec invalid".into()))
         };
-        let after = plan(Some(&status_of(&before)), &o, Some(2), "t2");
-        assert_eq!(condition(&after, types::PROVISIONING_STARTED).status, FALSE);
+        let after = write(&invalid, Some(&stored(&before)), 2);
+        assert_eq!(condition(&after, Type::ProvisioningStarted).status, "False");
         assert_eq!(
-            condition(&after, types::READY).reason.as_deref(),
-            Some(reasons::INVALID_SPEC)
+            condition(&after, Type::Ready).reason.as_deref(),
+            Some("InvalidSpec")
         );
-        // TLSSecretsReady was not re-evaluated: kept as it was.
+        // TLSSecretsReady was not re-evaluated: kept exactly as it was.
         assert_eq!(
-            condition(&after, types::TLS_SECRETS_READY).clone(),
-            condition(&before, types::TLS_SECRETS_READY)
-                .clone()
-                .pipe_generation(Some(2))
+            condition(&after, Type::TlsSecretsReady),
+            condition(&before, Type::TlsSecretsReady)
         );
-        assert!(
-            after
-                .transitions
-                .iter()
-                .any(|t| t.warning && t.reason == reasons::INVALID_SPEC)
-        );
-    }
-
-    trait PipeGeneration {
-        fn pipe_generation(self, g: Option<i64>) -> Self;
-    }
-    impl PipeGeneration for Condition {
-        fn pipe_generation(mut self, g: Option<i64>) -> Self {
-            self.observed_generation = g;
-            self
-        }
+        assert!(announced(&after).contains(&Reason::InvalidSpec));
+        assert!(Reason::InvalidSpec.is_warning());
     }
 
     #[test]
-    fn halted_and_blocked_deletion() {
-        let tls = TlsSecretsState::NotConfigured;
-        let o = Observation {
+    fn halted_then_resumed() {
+        let halted = Report {
             halted: true,
-            ..obs(&tls, WorkloadReport::Halted)
+            tls: Some(TlsSecretsState::NotConfigured),
+            ..Report::new(WorkloadReport::Halted)
         };
-        let halted = plan(None, &o, Some(1), "t");
-        assert_eq!(halted.phase, DatabasePhase::Halted);
-        assert_eq!(condition(&halted, types::HALTED).status, TRUE);
-        let o = Observation {
-            deletion_blocked: true,
-            ..obs(
-                &tls,
-                WorkloadReport::Exists {
-                    what: "w".into(),
-                    ready: 1,
-                    replicas: 1,
-                },
-            )
-        };
-        let blocked = plan(None, &o, Some(1), "t");
-        assert!(
-            blocked
-                .transitions
-                .iter()
-                .any(|t| t.warning && t.reason == reasons::DELETION_BLOCKED)
+        let planned = write(&halted, None, 1);
+        assert_eq!(planned.phase, Some(DatabasePhase::Halted));
+        assert_eq!(condition(&planned, Type::Halted).status, "True");
+        let resumed = write(
+            &report(
+                TlsSecretsState::NotConfigured,
+                WorkloadReport::NotCreated("x".into()),
+            ),
+            Some(&stored(&planned)),
+            2,
+        );
+        assert_eq!(condition(&resumed, Type::Halted).status, "False");
+    }
+
+    #[test]
+    fn the_metric_state_names_a_tls_wait_else_the_phase() {
+        let waiting = report(
+            TlsSecretsState::Missing(vec!["x".into()]),
+            WorkloadReport::NotCreated("w".into()),
         );
         assert_eq!(
-            condition(&blocked, types::READY).reason.as_deref(),
-            Some(reasons::DELETION_BLOCKED)
+            metric_state(&waiting, DatabasePhase::Provisioning),
+            "WaitingForTLSSecrets"
         );
+        let ready = report(TlsSecretsState::Ready, WorkloadReport::Halted);
+        assert_eq!(metric_state(&ready, DatabasePhase::Ready), "Ready");
+    }
+
+    #[test]
+    fn a_blocked_deletion_is_announced_by_ready() {
+        let blocked = Report {
+            deletion_blocked: true,
+            tls: Some(TlsSecretsState::NotConfigured),
+            ..Report::new(WorkloadReport::Exists {
+                what: "w".into(),
+                ready: 1,
+                replicas: 1,
+            })
+        };
+        let planned = write(&blocked, None, 1);
+        assert_eq!(
+            condition(&planned, Type::Ready).reason.as_deref(),
+            Some("DeletionBlocked")
+        );
+        assert!(announced(&planned).contains(&Reason::DeletionBlocked));
+        assert!(Reason::DeletionBlocked.is_warning());
     }
 }

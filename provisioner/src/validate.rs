@@ -3,7 +3,7 @@
 //! Invalid input is reported on the status and as an Event, never a crash.
 use dbtls_contract::DbKind;
 use dbtls_contract::api::StorageType;
-use dbtls_contract::conditions::reasons;
+use dbtls_contract::conditions::Reason;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::desired::auth::{PASSWORD_KEY, USERNAME_KEY};
@@ -55,12 +55,12 @@ pub enum Invalid {
 
 impl Invalid {
     /// The condition reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Invalid::AuthSecretMissing { .. } => reasons::AUTH_SECRET_MISSING,
-            Invalid::AuthSecretInvalid { .. } => reasons::AUTH_SECRET_INVALID,
-            Invalid::NameConflict { .. } => reasons::NAME_CONFLICT,
-            _ => reasons::INVALID_SPEC,
+            Invalid::AuthSecretMissing { .. } => Reason::AuthSecretMissing,
+            Invalid::AuthSecretInvalid { .. } => Reason::AuthSecretInvalid,
+            Invalid::NameConflict { .. } => Reason::NameConflict,
+            _ => Reason::InvalidSpec,
         }
     }
 
@@ -190,7 +190,7 @@ mod tests {
         let err = spec(&DbFacts::of(&db)).unwrap_err();
         assert!(matches!(err, Invalid::UnknownVersion { .. }));
         assert!(err.to_string().contains("8.4.3"), "{err}");
-        assert_eq!(err.reason(), reasons::INVALID_SPEC);
+        assert_eq!(err.reason(), Reason::InvalidSpec);
     }
 
     #[test]
@@ -238,7 +238,7 @@ mod tests {
             let err = spec(&DbFacts::of(&db)).unwrap_err();
             assert!(matches!(err, Invalid::ReplicasOutOfRange { .. }), "{err}");
             assert!(err.to_string().contains(replicas), "{err}");
-            assert_eq!(err.reason(), reasons::INVALID_SPEC);
+            assert_eq!(err.reason(), Reason::InvalidSpec);
         }
     }
 
@@ -247,11 +247,11 @@ mod tests {
         let mut secret = Secret::default();
         assert_eq!(
             user_auth_secret("u", None).unwrap_err().reason(),
-            reasons::AUTH_SECRET_MISSING
+            Reason::AuthSecretMissing
         );
         secret.data = Some([("username".to_string(), ByteString(b"x".to_vec()))].into());
         let err = user_auth_secret("u", Some(&secret)).unwrap_err();
-        assert_eq!(err.reason(), reasons::AUTH_SECRET_INVALID);
+        assert_eq!(err.reason(), Reason::AuthSecretInvalid);
         assert!(err.to_string().contains("password"));
         assert!(err.fixed_outside_spec());
         secret

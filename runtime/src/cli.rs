@@ -30,25 +30,3 @@ pub struct CommonArgs {
     #[arg(long, env = "DBTLS_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
 }
-
-/// A kube Client from `--kubeconfig`, or inferred (in-cluster, $KUBECONFIG, ~/.kube/config).
-pub async fn client(args: &CommonArgs, user_agent: &str) -> anyhow::Result<kube::Client> {
-    let mut config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    config.headers.push((
-        http_user_agent(),
-        user_agent
-            .parse()
-            .map_err(|e| anyhow::anyhow!("invalid user agent {user_agent:?}: {e}"))?,
-    ));
-    Ok(kube::Client::try_from(config)?)
-}
-
-fn http_user_agent() -> axum::http::HeaderName {
-    axum::http::header::USER_AGENT
-}

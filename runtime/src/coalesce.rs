@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use dbtls_contract::api::Condition;
 
+use crate::key::DbKey;
+
 /// The default window: longer than a busy cert-manager takes to issue one database's set of
 /// Certificates (2 s was not, with 100 databases created at once: `docs/benchmarks.md`), short
 /// enough that a stuck wait shows its exact message within seconds.
@@ -38,7 +40,7 @@ pub fn only_messages_changed(existing: &[Condition], desired: &[Condition]) -> b
 #[derive(Debug)]
 pub struct StatusCoalescer {
     window: Duration,
-    last_write: Mutex<HashMap<String, Instant>>,
+    last_write: Mutex<HashMap<DbKey, Instant>>,
 }
 
 impl Default for StatusCoalescer {
@@ -57,14 +59,14 @@ impl StatusCoalescer {
 
     /// For a write that only changes messages: `Some(delay)` to hold it back and look again
     /// after `delay`, or None to write now (no recent write for `key`).
-    pub fn hold(&self, key: &str) -> Option<Duration> {
+    pub fn hold(&self, key: &DbKey) -> Option<Duration> {
         let last = self.last_write.lock().ok()?.get(key).copied()?;
         let since = last.elapsed();
         (since < self.window).then(|| self.window - since)
     }
 
     /// Records a status write for `key`.
-    pub fn wrote(&self, key: &str) {
+    pub fn wrote(&self, key: &DbKey) {
         let Ok(mut last) = self.last_write.lock() else {
             return;
         };
@@ -72,7 +74,7 @@ impl StatusCoalescer {
             let window = self.window;
             last.retain(|_, at| at.elapsed() < window);
         }
-        last.insert(key.to_string(), Instant::now());
+        last.insert(key.clone(), Instant::now());
     }
 }
 
@@ -109,16 +111,24 @@ mod tests {
         assert!(!only_messages_changed(&[], std::slice::from_ref(&progress)));
     }
 
+    fn key(name: &str) -> DbKey {
+        kube::runtime::reflector::ObjectRef::<k8s_openapi::api::core::v1::ConfigMap>::new(name)
+            .within("ns")
+            .erase()
+    }
+
     #[test]
     fn holds_only_within_the_window_after_a_write() {
         let coalescer = StatusCoalescer::new(Duration::from_secs(60));
-        assert_eq!(coalescer.hold("db"), None, "no write yet: write now");
-        coalescer.wrote("db");
-        let delay = coalescer.hold("db").expect("held right after a write");
+        assert_eq!(coalescer.hold(&key("db")), None, "no write yet: write now");
+        coalescer.wrote(&key("db"));
+        let delay = coalescer
+            .hold(&key("db"))
+            .expect("held right after a write");
         assert!(delay <= Duration::from_secs(60) && delay > Duration::from_secs(50));
-        assert_eq!(coalescer.hold("other"), None);
+        assert_eq!(coalescer.hold(&key("other")), None);
         let expired = StatusCoalescer::new(Duration::ZERO);
-        expired.wrote("db");
-        assert_eq!(expired.hold("db"), None);
+        expired.wrote(&key("db"));
+        assert_eq!(expired.hold(&key("db")), None);
     }
 }

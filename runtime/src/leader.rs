@@ -20,6 +20,20 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::time::Instant;
 
+/// Why leader election stopped the work.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaderError {
+    #[error(
+        "renew deadline {renew_deadline:?} must be shorter than the lease duration {lease_duration:?}"
+    )]
+    Timings {
+        renew_deadline: Duration,
+        lease_duration: Duration,
+    },
+    #[error("lost leadership of Lease {lease}: {reason}")]
+    Lost { lease: String, reason: String },
+}
+
 /// Field manager of the Lease writes (all replicas share it: ownership of the Lease fields does
 /// not matter, the resourceVersion precondition is what serialises contenders).
 pub const LEASE_FIELD_MANAGER: &str = "dbtls-leader-election";
@@ -63,7 +77,7 @@ pub async fn run<F: Future>(
     client: kube::Client,
     operator: &str,
     work: F,
-) -> anyhow::Result<F::Output> {
+) -> Result<F::Output, LeaderError> {
     if !args.leader_elect {
         return Ok(work.await);
     }
@@ -112,7 +126,7 @@ pub async fn run_as_leader<F: Future>(
     lease_name: &str,
     identity: &str,
     work: F,
-) -> anyhow::Result<F::Output> {
+) -> Result<F::Output, LeaderError> {
     run_as_leader_with(
         LeaseTimings::default(),
         client,
@@ -132,13 +146,13 @@ pub async fn run_as_leader_with<F: Future>(
     lease_name: &str,
     identity: &str,
     work: F,
-) -> anyhow::Result<F::Output> {
-    anyhow::ensure!(
-        timings.renew_deadline < timings.lease_duration,
-        "renew deadline {:?} must be shorter than the lease duration {:?}",
-        timings.renew_deadline,
-        timings.lease_duration
-    );
+) -> Result<F::Output, LeaderError> {
+    if timings.renew_deadline >= timings.lease_duration {
+        return Err(LeaderError::Timings {
+            renew_deadline: timings.renew_deadline,
+            lease_duration: timings.lease_duration,
+        });
+    }
     let mut elector = Elector {
         api: Api::namespaced(client, namespace),
         lease_name: lease_name.to_string(),
@@ -155,7 +169,10 @@ pub async fn run_as_leader_with<F: Future>(
         }
         lost = elector.keep_renewing() => {
             tracing::error!(lease = %lease_name, %namespace, %identity, reason = %lost, "lost leadership, stopping");
-            Err(anyhow::anyhow!("lost leadership of Lease {namespace}/{lease_name}: {lost}"))
+            Err(LeaderError::Lost {
+                lease: format!("{namespace}/{lease_name}"),
+                reason: lost,
+            })
         }
     }
 }

@@ -1,16 +1,24 @@
-//! Code both operator binaries share that is neither a type nor a name: command-line flags,
-//! logging, the metrics/health HTTP server, reconcile metrics, server-side apply, conditions,
-//! leader election.
+//! What both dbtls operators run, once: bootstrap (flags, logging, the metrics/health server,
+//! leader election, shutdown, the CRD wait), shared watch caches, the server-side apply of owned
+//! children with the preconditions that keep them owned, the SSA finalizer, the status writer
+//! with transition Events, and the per-database backoff. Types and names are the contract's.
 pub mod backoff;
+pub mod bootstrap;
+pub mod caches;
+pub mod children;
 pub mod cli;
 pub mod coalesce;
 pub mod conditions;
+pub mod crds;
+pub mod diff;
 pub mod events;
 pub mod finalizer;
 pub mod http;
+pub mod key;
 pub mod leader;
 pub mod lean_store;
 pub mod metrics;
 pub mod ssa;
+pub mod status;
 pub mod telemetry;
 pub mod watch_backoff;

@@ -1,4 +1,4 @@
-//! The whole flow with both real operators and the cert-manager stand-in (DESIGN.md §1).
+//! The whole flow with both real operators and the cert-manager stand-in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

@@ -258,3 +258,156 @@ async fn health_readiness_and_the_documented_series() {
         );
     }
 }
+
+/// A label matcher of an alert expression.
+#[derive(Debug)]
+struct Matcher {
+    label: String,
+    op: String,
+    value: String,
+}
+
+/// The `dbtls_*` selectors of a PromQL expression: `(metric, matchers)`, and the labels its
+/// aggregations group `by`.
+fn selectors(expr: &str) -> (Vec<(String, Vec<Matcher>)>, Vec<String>) {
+    let selector = regex::Regex::new(r"(dbtls_[a-zA-Z0-9_]+)(\{([^}]*)\})?").unwrap();
+    let matcher =
+        regex::Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)""#).unwrap();
+    let by = regex::Regex::new(r"by\s*\(([^)]*)\)").unwrap();
+    let found = selector
+        .captures_iter(expr)
+        .map(|c| {
+            let matchers = c
+                .get(3)
+                .map(|m| {
+                    matcher
+                        .captures_iter(m.as_str())
+                        .map(|m| Matcher {
+                            label: m[1].to_string(),
+                            op: m[2].to_string(),
+                            value: m[3].to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (c[1].to_string(), matchers)
+        })
+        .collect();
+    let grouped = by
+        .captures_iter(expr)
+        .flat_map(|c| {
+            c[1].split(',')
+                .map(|l| l.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    (found, grouped)
+}
+
+fn satisfies(sample: &Sample, m: &Matcher) -> bool {
+    let value = sample
+        .labels
+        .get(&m.label)
+        .map(String::as_str)
+        .unwrap_or("");
+    let full = |re: &str| regex::Regex::new(&format!("^(?:{re})$")).unwrap();
+    match m.op.as_str() {
+        "=" => value == m.value,
+        "!=" => value != m.value,
+        "=~" => full(&m.value).is_match(value),
+        _ => !full(&m.value).is_match(value),
+    }
+}
+
+/// Every alert of `deploy/prometheus-rules.yaml` can fire: each `dbtls_*` selector in its
+/// expression matches a series the operators exported during a run that went through the
+/// states the alerts watch (a database waiting for its TLS Secrets, then issued and ready), and
+/// each label it groups by exists on those series. A matcher nothing can satisfy (a state that
+/// is never exported) fails here.
+#[tokio::test]
+async fn every_alert_can_fire_on_the_series_the_operators_export() {
+    let rules_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus-rules.yaml");
+    let rules: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(rules_path).unwrap()).unwrap();
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    // Waiting for TLS Secrets: the issuer does not exist yet.
+    env.apply_yaml(&Env::tls_database(DbKind::MySQL, "db", "Issuer", "ca"))
+        .await
+        .unwrap();
+    let mut seen = wait_series(
+        &env,
+        "provisioner",
+        "dbtls_databases",
+        &[("state", "WaitingForTLSSecrets")],
+    )
+    .await;
+    env.create_ca_issuer("ca").await.unwrap();
+    seen.extend(
+        wait_series(
+            &env,
+            "provisioner",
+            "dbtls_databases",
+            &[("state", "Ready")],
+        )
+        .await,
+    );
+    seen.extend(
+        wait_series(
+            &env,
+            "ops-manager",
+            "dbtls_certificate_expiry_timestamp_seconds",
+            &[],
+        )
+        .await,
+    );
+
+    let mut checked = 0;
+    for group in rules["spec"]["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let alert = rule["alert"].as_str().unwrap();
+            let expr = rule["expr"].as_str().unwrap();
+            let (selectors, grouped) = selectors(expr);
+            for (metric, matchers) in &selectors {
+                let series: Vec<&Sample> = seen.iter().filter(|s| &s.name == metric).collect();
+                assert!(
+                    !series.is_empty(),
+                    "{alert}: no series {metric} is ever exported"
+                );
+                assert!(
+                    series
+                        .iter()
+                        .any(|s| matchers.iter().all(|m| satisfies(s, m))),
+                    "{alert}: no exported {metric} series satisfies {matchers:?}"
+                );
+                for label in &grouped {
+                    assert!(
+                        series.iter().any(|s| s.labels.contains_key(label)),
+                        "{alert}: {metric} has no label {label} to group by"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5, "only {checked} selectors checked");
+}
+
+#[test]
+fn alert_selectors_are_parsed() {
+    let (found, grouped) = selectors(
+        "sum by (operator, kind) (rate(dbtls_reconcile_errors_total[5m])) / dbtls_databases{state=\"X\", kind=~\"My.*\"}",
+    );
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[1].0, "dbtls_databases");
+    assert_eq!(found[1].1.len(), 2);
+    assert_eq!(found[1].1[1].op, "=~");
+    assert_eq!(grouped, ["operator", "kind"]);
+    let sample = Sample {
+        name: "dbtls_databases".into(),
+        labels: [("kind".to_string(), "MySQL".to_string())].into(),
+        value: 1.0,
+    };
+    assert!(satisfies(&sample, &found[1].1[1]));
+    assert!(!satisfies(&sample, &found[1].1[0]));
+}

@@ -373,35 +373,16 @@ async fn deletion_policies_decide_what_survives() {
     wait_absent(&env, &pvcs, "data-keep-0").await;
 }
 
-/// Reconciles of `db` the provisioner has finished reading for: its last read is the GET of the
-/// config Secret, so each new one marks a reconcile that got that far.
-fn config_reads(env: &Env, db: &str) -> usize {
-    let name = format!("{db}-config");
-    env.api_server()
-        .map(|s| {
-            s.request_log()
-                .snapshot()
-                .iter()
-                .filter(|r| {
-                    r.user == testbed::harness::identities::PROVISIONER_USER
-                        && r.method == "GET"
-                        && r.name.as_deref() == Some(name.as_str())
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-/// Triggers a reconcile (an annotation on a watched Secret) and waits until it read everything.
+/// Triggers a reconcile (an annotation on a watched Secret) and waits until it finished.
 async fn reconcile_once(env: &Env, db: &str, round: usize) {
-    let before = config_reads(env, db);
+    let before = env.reconciles("provisioner").await.unwrap();
     let touched = tls_secret(db, &format!("{db}-server-cert")).replace(
         "  labels:\n",
         &format!("  annotations:\n    round: \"{round}\"\n  labels:\n"),
     );
     env.apply_yaml(&touched).await.unwrap();
     env.eventually("a reconcile triggered by the Secret", DEADLINE, || async {
-        Ok((config_reads(env, db) > before).then_some(()))
+        Ok((env.reconciles("provisioner").await? > before).then_some(()))
     })
     .await
     .unwrap();

@@ -49,7 +49,7 @@ impl Activity {
 }
 
 type Contender = (
-    JoinHandle<anyhow::Result<&'static str>>,
+    JoinHandle<Result<&'static str, dbtls_runtime::leader::LeaderError>>,
     oneshot::Sender<()>,
 );
 

@@ -80,14 +80,17 @@ fn a_missing_issuer_gets_no_certificates_and_is_reported() {
     let plan = plan_for(&yaml, &observed_with(IssuerState::Missing));
     assert!(plan.apply.is_empty());
     assert!(plan.waiting);
-    assert_eq!(plan.issuer_ready.status, "False");
-    assert_eq!(plan.issuer_ready.reason, "IssuerNotFound");
+    assert_eq!(plan.issuer_ready.status.as_str(), "False");
+    assert_eq!(plan.issuer_ready.reason.as_str(), "IssuerNotFound");
     assert!(
         plan.issuer_ready.message.contains("Issuer demo/ca"),
         "{}",
         plan.issuer_ready.message
     );
-    assert_eq!(plan.certificates_ready.reason, "CertificatesNotReady");
+    assert_eq!(
+        plan.certificates_ready.reason.as_str(),
+        "CertificatesNotReady"
+    );
     assert!(
         plan.certificates_ready
             .message
@@ -99,7 +102,7 @@ fn a_missing_issuer_gets_no_certificates_and_is_reported() {
 fn certificates_are_created_for_an_issuer_that_is_not_ready_yet() {
     let yaml = tls_db(DbKind::Singlestore, "sdb", "");
     let plan = plan_for(&yaml, &observed_with(issuer(false)));
-    assert_eq!(plan.issuer_ready.reason, "IssuerNotReady");
+    assert_eq!(plan.issuer_ready.reason.as_str(), "IssuerNotReady");
     assert!(
         plan.issuer_ready
             .message
@@ -128,13 +131,16 @@ fn nothing_is_created_while_the_provisioner_objects_are_missing() {
     let plan = plan_for(&yaml, &observed);
     assert!(plan.apply.is_empty());
     assert!(plan.waiting);
-    assert_eq!(plan.certificates_ready.reason, "WaitingForDatabaseObjects");
+    assert_eq!(
+        plan.certificates_ready.reason.as_str(),
+        "WaitingForDatabaseObjects"
+    );
     assert!(
         plan.certificates_ready
             .message
             .contains("Secret my-auth, Service my-pods")
     );
-    assert_eq!(plan.issuer_ready.status, "True");
+    assert_eq!(plan.issuer_ready.status.as_str(), "True");
 }
 
 #[test]
@@ -148,8 +154,11 @@ fn a_converged_database_needs_no_write_except_adopting_new_secrets() {
     let plan = plan_for(&yaml, &observed);
     assert!(plan.apply.is_empty(), "{:?}", plan.apply);
     assert!(plan.delete.is_empty());
-    assert_eq!(plan.certificates_ready.status, "True");
-    assert_eq!(plan.certificates_ready.reason, "AllCertificatesReady");
+    assert_eq!(plan.certificates_ready.status.as_str(), "True");
+    assert_eq!(
+        plan.certificates_ready.reason.as_str(),
+        "AllCertificatesReady"
+    );
     assert_eq!(plan.adopt.len(), 1);
     let adopt = &plan.adopt[0];
     assert_eq!(adopt.secret, "my-server-cert");
@@ -184,7 +193,7 @@ fn a_changed_issuer_updates_the_certificates_in_place() {
             .all(|a| a.change == Change::Update && a.certificate.spec.issuer_ref.name == "ca2")
     );
     assert!(plan.delete.is_empty());
-    assert_eq!(plan.certificates_ready.status, "False");
+    assert_eq!(plan.certificates_ready.status.as_str(), "False");
 }
 
 #[test]
@@ -206,7 +215,10 @@ fn a_foreign_secret_with_the_wanted_name_is_a_conflict_and_left_alone() {
         },
     );
     let plan = plan_for(&yaml, &observed);
-    assert_eq!(plan.certificates_ready.reason, "SecretNameConflict");
+    assert_eq!(
+        plan.certificates_ready.reason.as_str(),
+        "SecretNameConflict"
+    );
     assert!(
         plan.certificates_ready
             .message
@@ -240,7 +252,10 @@ fn the_second_database_naming_a_secret_reports_the_conflict() {
         db.uid = "uid-b".into();
         plan(&db, &view.unwrap(), "cluster.local", &observed_b)
     });
-    assert_eq!(plan.certificates_ready.reason, "SecretNameConflict");
+    assert_eq!(
+        plan.certificates_ready.reason.as_str(),
+        "SecretNameConflict"
+    );
     assert!(
         plan.certificates_ready
             .message
@@ -314,7 +329,10 @@ fn cert_manager_reasons_are_named_per_alias() {
     let plan = plan_for(&yaml, &observed);
     assert!(plan.apply.is_empty());
     let message = &plan.certificates_ready.message;
-    assert_eq!(plan.certificates_ready.reason, "CertificatesNotReady");
+    assert_eq!(
+        plan.certificates_ready.reason.as_str(),
+        "CertificatesNotReady"
+    );
     assert!(
         message.contains(
             "client (ms-client-cert): DoesNotExist: Issuing certificate as Secret does not exist"

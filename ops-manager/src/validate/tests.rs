@@ -24,7 +24,7 @@ fn an_alias_the_kind_does_not_issue_is_reported_with_the_known_ones() {
     assert_eq!(errors.len(), 1);
     assert_eq!(
         errors[0].condition(),
-        ("CertificatesReady", "UnknownCertificateAlias")
+        (ConditionType::CertificatesReady, Reason::UnknownAlias)
     );
     let message = errors[0].to_string();
     assert!(message.contains("\"metrics-exporter\""), "{message}");
@@ -57,7 +57,7 @@ fn durations_follow_cert_manager_minimums() {
                 }
             }
         );
-        assert_eq!(errors[0].condition().1, "InvalidCertificateSpec");
+        assert_eq!(errors[0].condition().1, Reason::InvalidCertificateSpec);
     }
     let ok = errors_of(
         DbKind::MySQL,
@@ -96,7 +96,10 @@ fn issuer_refs_must_name_a_cert_manager_issuer() {
         "    certificates:\n    - alias: client\n      issuerRef: {apiGroup: example.com, kind: Issuer, name: x}\n",
     );
     assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0].condition(), ("IssuerReady", "InvalidIssuerRef"));
+    assert_eq!(
+        errors[0].condition(),
+        (ConditionType::IssuerReady, Reason::InvalidIssuerRef)
+    );
     assert!(errors[0].to_string().contains("certificates[0].issuerRef"));
 
     let yaml = "apiVersion: kubedb.com/v1\nkind: MySQL\nmetadata: {name: db}\nspec:\n  version: \"8.4.3\"\n  tls:\n    certificates:\n    - alias: server\n      issuerRef: {kind: Issuer, name: ca}\n";

@@ -26,9 +26,8 @@ pub fn child_meta(db: &DbFacts<'_>, name: String) -> ObjectMeta {
 
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::workload_choice::WorkloadApi;
+use crate::workload::{Workload, WorkloadApi};
 use server_tls::{ServerTls, TlsInput};
-use workload::Workload;
 
 /// `(alias, Secret name)` of every TLS Secret the database needs; empty without `spec.tls`.
 pub fn tls_secret_names(db: &DbFacts<'_>) -> Vec<(&'static str, String)> {

@@ -1,6 +1,6 @@
 //! How each kind's server gets its certificates: the projected volumes (never `subPath`, which
 //! would never see a renewed certificate), the mounts, and the server's TLS settings. One small
-//! builder per kind, following KubeDB (reference/kubedb-tls.md §4). These outputs are also what
+//! builder per kind, following KubeDB. These outputs are also what
 //! the real-MariaDB test starts the server with, so the MySQL-family arguments must be valid
 //! `mysqld` options.
 use std::collections::BTreeMap;
@@ -216,7 +216,7 @@ pub fn percona_xtradb(input: &TlsInput<'_>) -> ServerTls {
 /// ProxySQL (frontend TLS): `/var/lib/frontend/<alias>/` and `FRONTEND_TLS_ENABLED=true`, on
 /// which KubeDB's image sets `mysql-have_ssl`. ProxySQL serves `proxysql-{ca,cert,key}.pem` from
 /// its datadir; making those symlinks into the projected volume (instead of copies) lets
-/// `PROXYSQL RELOAD TLS` pick up renewed certificates (reference/tls-lifecycle.md §1.4).
+/// `PROXYSQL RELOAD TLS` pick up renewed certificates.
 pub fn proxysql(input: &TlsInput<'_>) -> ServerTls {
     let (volumes, mounts, base) = per_alias(DbKind::ProxySQL, input);
     let server = format!("{base}/{}", alias::SERVER);

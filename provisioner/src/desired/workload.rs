@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use super::child_meta;
 use super::pod::{DATA_VOLUME, durable};
 use crate::facts::DbFacts;
-use crate::workload_choice::WorkloadApi;
+use crate::workload::{Workload, WorkloadApi};
 
 /// The fields a StatefulSet and a PetSet share, which is all the provisioner sets.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,13 +18,6 @@ pub struct WorkloadSpec {
     pub service_name: String,
     pub template: PodTemplateSpec,
     pub volume_claim_templates: Option<Vec<PersistentVolumeClaim>>,
-}
-
-/// The desired workload, in the API the provisioner was told to use.
-#[derive(Clone, Debug)]
-pub enum Workload {
-    StatefulSet(StatefulSet),
-    PetSet(PetSet),
 }
 
 /// The `data` PVC template from `spec.storage` (or a Singlestore topology's storage).
@@ -89,20 +82,5 @@ pub fn workload(db: &DbFacts<'_>, api: WorkloadApi, spec: WorkloadSpec) -> Workl
             },
             status: None,
         }),
-    }
-}
-
-impl Workload {
-    pub fn pod_template(&self) -> Option<&PodTemplateSpec> {
-        match self {
-            Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
-            Workload::PetSet(p) => Some(&p.spec.template),
-        }
-    }
-    pub fn to_value(&self) -> serde_json::Result<serde_json::Value> {
-        match self {
-            Workload::StatefulSet(s) => serde_json::to_value(s),
-            Workload::PetSet(p) => serde_json::to_value(p),
-        }
     }
 }

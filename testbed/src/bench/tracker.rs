@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use dbtls_contract::DbKind;
-use dbtls_contract::conditions::{TRUE, ops_manager, provisioner};
+use dbtls_contract::conditions::{ConditionStatus, ConditionType};
 use dbtls_contract::petset::PetSet;
 use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -59,7 +59,8 @@ fn condition_true(obj: &Value, type_: &str) -> bool {
         .is_some_and(|list| {
             list.iter().any(|c| {
                 c.get("type").and_then(Value::as_str) == Some(type_)
-                    && c.get("status").and_then(Value::as_str) == Some(TRUE)
+                    && c.get("status").and_then(Value::as_str)
+                        == Some(ConditionStatus::True.as_str())
             })
         })
 }
@@ -79,8 +80,10 @@ impl Tracker {
         let now = Instant::now();
         let mut tracks = self.lock();
         let track = tracks.entry(key).or_default();
-        track.certificates_ready |= condition_true(&obj.data, ops_manager::CERTIFICATES_READY);
-        track.tls_secrets_ready |= condition_true(&obj.data, provisioner::TLS_SECRETS_READY);
+        track.certificates_ready |=
+            condition_true(&obj.data, ConditionType::CertificatesReady.as_str());
+        track.tls_secrets_ready |=
+            condition_true(&obj.data, ConditionType::TlsSecretsReady.as_str());
         if obj.data.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
             track.ready.get_or_insert(now);
         }

@@ -1,5 +1,5 @@
 //! A cert-manager stand-in for tests: CA and SelfSigned issuers, Certificates issued into TLS
-//! Secrets the way cert-manager v1.21 writes them (`shared/reference/cert-manager.md`).
+//! Secrets the way cert-manager v1.21 writes them.
 pub mod inspect;
 pub mod keys;
 pub mod signing;

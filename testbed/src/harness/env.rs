@@ -260,6 +260,13 @@ impl Env {
         Ok(format!("http://{addr}"))
     }
 
+    /// Successful reconciles `which` operator has counted so far, from its own `/metrics`
+    /// (`dbtls_reconciles_total{result="ok"}`, all kinds).
+    pub async fn reconciles(&self, which: &str) -> anyhow::Result<u64> {
+        let (_, body) = super::http::get(&self.metrics_url(which)?, "/metrics").await?;
+        Ok(super::http::sum_series(&body, "dbtls_reconciles_total", &[("result", "ok")]) as u64)
+    }
+
     /// The admin client.
     pub fn client(&self) -> kube::Client {
         self.client.clone()

@@ -26,3 +26,36 @@ pub async fn get(base: &str, path: &str) -> anyhow::Result<(u16, String)> {
         .with_context(|| format!("a status that is not a number in {head:?}"))?;
     Ok((code, body.to_string()))
 }
+
+/// The sum of the samples of `metric` (Prometheus text format) whose labels include every
+/// `(name, value)` of `labels`.
+pub fn sum_series(body: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_only_the_matching_series() {
+        let body = "# HELP x\ndbtls_reconciles_total{kind=\"MySQL\",result=\"ok\"} 3\ndbtls_reconciles_total{kind=\"MySQL\",result=\"error\"} 2\ndbtls_reconciles_total_other{result=\"ok\"} 9\ndbtls_reconciles_total{kind=\"ProxySQL\",result=\"ok\"} 4\n";
+        assert_eq!(
+            sum_series(body, "dbtls_reconciles_total", &[("result", "ok")]),
+            7.0
+        );
+        assert_eq!(sum_series(body, "dbtls_reconciles_total", &[]), 9.0);
+    }
+}

@@ -3,7 +3,7 @@ use std::fmt::Write as _;
 
 use dbtls_contract::api::Condition;
 use dbtls_contract::certmanager::Certificate;
-use dbtls_contract::conditions::{TRUE, ops_manager, provisioner};
+use dbtls_contract::conditions::{ConditionStatus, ConditionType};
 use dbtls_contract::petset::PetSet;
 use dbtls_contract::{DbKind, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -37,28 +37,28 @@ impl DatabaseRow {
     fn condition_true(&self, type_: &str) -> bool {
         self.conditions
             .iter()
-            .any(|c| c.type_ == type_ && c.status == TRUE)
+            .any(|c| c.type_ == type_ && c.status == ConditionStatus::True.as_str())
     }
 
     /// Converged: the workload exists and both operators report their TLS work done.
     pub fn converged(&self) -> bool {
         self.workload.is_some()
-            && self.condition_true(provisioner::TLS_SECRETS_READY)
-            && self.condition_true(ops_manager::CERTIFICATES_READY)
+            && self.condition_true(ConditionType::TlsSecretsReady.as_str())
+            && self.condition_true(ConditionType::CertificatesReady.as_str())
     }
 
     /// The first condition that is not True, as `Type=Status (Reason: message)`.
     pub fn waiting_on(&self) -> Option<String> {
         let order = [
-            ops_manager::ISSUER_READY,
-            ops_manager::CERTIFICATES_READY,
-            provisioner::TLS_SECRETS_READY,
+            ConditionType::IssuerReady.as_str(),
+            ConditionType::CertificatesReady.as_str(),
+            ConditionType::TlsSecretsReady.as_str(),
         ];
         order
             .iter()
             .find_map(|t| match self.conditions.iter().find(|c| c.type_ == *t) {
                 None => Some(format!("{t} not reported yet")),
-                Some(c) if c.status != TRUE => Some(format!(
+                Some(c) if c.status != ConditionStatus::True.as_str() => Some(format!(
                     "{t}={} ({}: {})",
                     c.status,
                     c.reason.as_deref().unwrap_or(""),
@@ -208,14 +208,14 @@ mod tests {
     #[test]
     fn converged_needs_workload_and_both_operators() {
         let done = vec![
-            condition(provisioner::TLS_SECRETS_READY, "True"),
-            condition(ops_manager::CERTIFICATES_READY, "True"),
+            condition(ConditionType::TlsSecretsReady.as_str(), "True"),
+            condition(ConditionType::CertificatesReady.as_str(), "True"),
         ];
         assert!(row(done.clone(), Some("StatefulSet/db 0/1 ready")).converged());
         assert!(!row(done, None).converged());
         let waiting = vec![
-            condition(provisioner::TLS_SECRETS_READY, "False"),
-            condition(ops_manager::CERTIFICATES_READY, "True"),
+            condition(ConditionType::TlsSecretsReady.as_str(), "False"),
+            condition(ConditionType::CertificatesReady.as_str(), "True"),
         ];
         let r = row(waiting, Some("x"));
         assert!(!r.converged());

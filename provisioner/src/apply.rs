@@ -1,0 +1,225 @@
+//! The write step: carries out a [`Plan`]'s writes in order and its deletes, each under the
+//! provisioner's field manager and only on objects the database controls, and says what the
+//! status must add to the plan's report: a name conflict found at write time, or a workload
+//! update the API server refused.
+use dbtls_contract::PROVISIONER_MANAGER;
+use dbtls_contract::petset::PetSet;
+use dbtls_runtime::children::{self, Applied};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::Resource;
+use kube::api::Api;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::desired::auth;
+use crate::facts::DbFacts;
+use crate::plan::{Delete, Outcome, Write};
+use crate::workload::Workload;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("applying {what}: {source}")]
+    Apply {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting {what}: {source}")]
+    Delete {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+struct Writer<'a> {
+    client: &'a kube::Client,
+    namespace: &'a str,
+    owner_uid: &'a str,
+}
+
+impl Writer<'_> {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), self.namespace)
+    }
+
+    async fn apply<K>(&self, desired: &K, cached: Option<&K>) -> kube::Result<Applied>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = desired.meta().name.clone().unwrap_or_default();
+        let api = self.api::<K>();
+        children::apply_owned(
+            &api,
+            &name,
+            desired,
+            cached,
+            self.owner_uid,
+            PROVISIONER_MANAGER,
+        )
+        .await
+    }
+
+    async fn workload(
+        &self,
+        desired: &Workload,
+        cached: Option<&Workload>,
+    ) -> kube::Result<Applied> {
+        match desired {
+            Workload::StatefulSet(s) => {
+                let cached = match cached {
+                    Some(Workload::StatefulSet(c)) => Some(c),
+                    _ => None,
+                };
+                self.apply::<StatefulSet>(s, cached).await
+            }
+            Workload::PetSet(p) => {
+                let cached = match cached {
+                    Some(Workload::PetSet(c)) => Some(c),
+                    _ => None,
+                };
+                self.apply::<PetSet>(p, cached).await
+            }
+        }
+    }
+
+    async fn delete(&self, delete: &Delete) -> kube::Result<bool> {
+        match delete {
+            Delete::Service(s) => {
+                children::delete_owned(&self.api::<Service>(), s, self.owner_uid).await
+            }
+            Delete::Secret(s) => {
+                children::delete_owned(&self.api::<Secret>(), s, self.owner_uid).await
+            }
+            Delete::Workload(w) => match w.as_ref() {
+                Workload::StatefulSet(s) => {
+                    children::delete_owned(&self.api::<StatefulSet>(), s, self.owner_uid).await
+                }
+                Workload::PetSet(p) => {
+                    children::delete_owned(&self.api::<PetSet>(), p, self.owner_uid).await
+                }
+            },
+        }
+    }
+}
+
+fn describe(write: &Write, facts: &DbFacts<'_>) -> String {
+    let name = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.name.clone().unwrap_or_default()
+    };
+    match write {
+        Write::AuthSecret => format!("Secret {}", facts.auth_secret_name()),
+        Write::Service { desired, .. } => format!("Service {}", name(&desired.metadata)),
+        Write::ConfigSecret { desired, .. } => format!("Secret {}", name(&desired.metadata)),
+        Write::Workload { desired, .. } => desired.describe(),
+    }
+}
+
+fn describe_delete(delete: &Delete) -> String {
+    match delete {
+        Delete::Service(s) => format!("Service {}", s.metadata.name.as_deref().unwrap_or_default()),
+        Delete::Secret(s) => format!("Secret {}", s.metadata.name.as_deref().unwrap_or_default()),
+        Delete::Workload(w) => w.describe(),
+    }
+}
+
+/// Carries out the writes in order, stopping at the first object someone else owns, then the
+/// deletes.
+pub async fn apply(
+    client: &kube::Client,
+    facts: &DbFacts<'_>,
+    writes: &[Write],
+    deletes: &[Delete],
+) -> Result<Outcome, ApplyError> {
+    let owner_uid = facts
+        .owner
+        .as_ref()
+        .map(|o| o.uid.clone())
+        .unwrap_or_default();
+    let writer = Writer {
+        client,
+        namespace: &facts.namespace,
+        owner_uid: &owner_uid,
+    };
+    let mut outcome = Outcome::default();
+    for write in writes {
+        let what = describe(write, facts);
+        let applied = match write {
+            Write::AuthSecret => {
+                let secret = auth::auth_secret(facts, &auth::generate_password());
+                // Created once: an existing Secret of that name, ours or not, is used as it is.
+                let exists = writer
+                    .api::<Secret>()
+                    .get_metadata_opt(&facts.auth_secret_name())
+                    .await
+                    .map_err(|source| ApplyError::Apply {
+                        what: what.clone(),
+                        source,
+                    })?;
+                if exists.is_some() {
+                    continue;
+                }
+                let api = writer.api::<Secret>();
+                dbtls_runtime::ssa::create(
+                    &api,
+                    &facts.auth_secret_name(),
+                    PROVISIONER_MANAGER,
+                    &secret,
+                )
+                .await
+                .map(|_| Applied::Created)
+            }
+            Write::Service { desired, cached } => {
+                writer.apply(desired.as_ref(), cached.as_deref()).await
+            }
+            Write::ConfigSecret { desired, cached } => {
+                writer.apply(desired.as_ref(), cached.as_deref()).await
+            }
+            Write::Workload { desired, cached } => {
+                match writer.workload(desired, cached.as_deref()).await {
+                    // An immutable field the plan did not foresee: reported, not retried.
+                    Err(kube::Error::Api(s)) if s.code == 422 => {
+                        outcome.refused = Some(s.message);
+                        continue;
+                    }
+                    other => other,
+                }
+            }
+        };
+        match applied.map_err(|source| ApplyError::Apply {
+            what: what.clone(),
+            source,
+        })? {
+            Applied::Foreign => {
+                outcome.conflict = Some(what);
+                return Ok(outcome);
+            }
+            Applied::Created | Applied::Updated => {
+                tracing::info!(db = %facts.name, "applied {what}")
+            }
+            Applied::Unchanged => {}
+        }
+    }
+    for delete in deletes {
+        let what = describe_delete(delete);
+        if writer
+            .delete(delete)
+            .await
+            .map_err(|source| ApplyError::Delete {
+                what: what.clone(),
+                source,
+            })?
+        {
+            tracing::info!(db = %facts.name, "deleted {what}");
+        }
+    }
+    Ok(outcome)
+}

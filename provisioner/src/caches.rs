@@ -1,0 +1,209 @@
+//! The provisioner's watch caches, shared by the controllers of all five kinds: its own Secrets,
+//! Services and workloads (selected by the contract's `managed-by` label, so memory follows the
+//! databases managed, not every object in the cluster). Reconciles read these instead of GETting.
+use std::collections::BTreeMap;
+
+use dbtls_contract::labels;
+use dbtls_contract::petset::PetSet;
+use dbtls_runtime::caches::SharedWatch;
+use dbtls_runtime::lean_store;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+
+use crate::desired::auth::{PASSWORD_KEY, USERNAME_KEY};
+use crate::desired::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
+use crate::workload::{Workload, WorkloadApi};
+
+/// Keys whose contents no reconcile reads from the cache (only whether they are set): the
+/// certificates and keys of the TLS Secrets and the credentials of the auth Secret.
+const SHAPE_ONLY_KEYS: [&str; 5] = [CA_KEY, CERT_KEY, KEY_KEY, USERNAME_KEY, PASSWORD_KEY];
+
+/// A Secret as the provisioner needs it: metadata without annotations, its type, and its data,
+/// with the certificates, keys and credentials cut to one byte (their presence is what the
+/// reconcile checks; keeping them would cost memory per database and hold secrets in memory).
+/// Other keys (the generated config files the provisioner compares) are kept whole.
+pub fn secret_shape(secret: &mut Secret) {
+    lean_store::trim(secret);
+    secret.metadata.annotations = None;
+    if let Some(data) = secret.data.as_mut() {
+        for (key, value) in data.iter_mut() {
+            if SHAPE_ONLY_KEYS.contains(&key.as_str()) {
+                value.0.truncate(1);
+            }
+        }
+    }
+    secret.string_data = None;
+}
+
+/// The reads of one watched namespace (or of the whole cluster).
+#[derive(Clone)]
+pub struct Stores {
+    pub secrets: Store<Secret>,
+    pub services: Store<Service>,
+    pub statefulsets: Store<StatefulSet>,
+    pub petsets: Option<Store<PetSet>>,
+}
+
+/// The watches of one scope, before they run: controllers subscribe, then [`Watches::run`].
+pub struct Watches {
+    pub secrets: SharedWatch<Secret>,
+    pub services: SharedWatch<Service>,
+    pub statefulsets: SharedWatch<StatefulSet>,
+    pub petsets: Option<SharedWatch<PetSet>>,
+}
+
+fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+impl Watches {
+    pub fn new(client: &kube::Client, namespace: Option<&str>, petsets: bool) -> Self {
+        let managed = || watcher::Config::default().labels(&labels::managed_selector());
+        Self {
+            secrets: SharedWatch::new(scoped(client, namespace), managed(), secret_shape),
+            services: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
+            statefulsets: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
+            petsets: petsets
+                .then(|| SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim)),
+        }
+    }
+
+    pub fn stores(&self) -> Stores {
+        Stores {
+            secrets: self.secrets.store(),
+            services: self.services.store(),
+            statefulsets: self.statefulsets.store(),
+            petsets: self.petsets.as_ref().map(SharedWatch::store),
+        }
+    }
+
+    /// Runs every watch of the scope until dropped.
+    pub async fn run(self) {
+        let petsets = async move {
+            if let Some(petsets) = self.petsets {
+                petsets.run().await;
+            }
+        };
+        tokio::join!(
+            self.secrets.run(),
+            self.services.run(),
+            self.statefulsets.run(),
+            petsets
+        );
+    }
+}
+
+impl Stores {
+    /// Waits until every cache holds its first list.
+    pub async fn wait_until_ready(&self) {
+        let petsets = async {
+            if let Some(p) = &self.petsets {
+                let _ = p.wait_until_ready().await;
+            }
+        };
+        let _ = tokio::join!(
+            self.secrets.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.statefulsets.wait_until_ready(),
+            petsets
+        );
+    }
+
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
+        get(&self.secrets, namespace, name)
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {
+        get(&self.services, namespace, name)
+    }
+
+    pub fn workload(&self, api: WorkloadApi, namespace: &str, name: &str) -> Option<Workload> {
+        match api {
+            WorkloadApi::StatefulSet => {
+                get(&self.statefulsets, namespace, name).map(Workload::StatefulSet)
+            }
+            WorkloadApi::PetSet => self
+                .petsets
+                .as_ref()
+                .and_then(|store| get(store, namespace, name))
+                .map(Workload::PetSet),
+        }
+    }
+}
+
+fn get<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|k| (*k).clone())
+}
+
+/// The stores of every watched scope: one per `--namespace`, or one for the whole cluster.
+#[derive(Clone, Default)]
+pub struct Caches {
+    scopes: BTreeMap<Option<String>, Stores>,
+}
+
+impl Caches {
+    pub fn insert(&mut self, namespace: Option<String>, stores: Stores) {
+        self.scopes.insert(namespace, stores);
+    }
+
+    /// The stores that hold `namespace`'s objects.
+    pub fn of(&self, namespace: &str) -> Option<&Stores> {
+        self.scopes
+            .get(&Some(namespace.to_string()))
+            .or_else(|| self.scopes.get(&None))
+    }
+
+    pub async fn wait_until_ready(&self) {
+        futures::future::join_all(self.scopes.values().map(Stores::wait_until_ready)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    #[test]
+    fn a_secret_shape_keeps_keys_and_emptiness_but_no_contents() {
+        let mut secret = Secret {
+            data: Some(
+                [
+                    (
+                        "tls.key".to_string(),
+                        ByteString(b"-----BEGIN PRIVATE KEY".to_vec()),
+                    ),
+                    ("ca.crt".to_string(), ByteString(Vec::new())),
+                    ("mssql.conf".to_string(), ByteString(b"[network]".to_vec())),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        secret.metadata.annotations = Some([("a".to_string(), "b".to_string())].into());
+        secret_shape(&mut secret);
+        let data = secret.data.unwrap();
+        assert_eq!(data["tls.key"].0.len(), 1);
+        assert!(data["ca.crt"].0.is_empty());
+        assert_eq!(
+            data["mssql.conf"].0,
+            b"[network]".to_vec(),
+            "config files are compared whole"
+        );
+        assert_eq!(secret.metadata.annotations, None);
+    }
+}

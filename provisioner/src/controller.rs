@@ -1,0 +1,211 @@
+//! The controllers: one per kind and watched namespace over the generic [`reconcile`], all
+//! reading and triggered by the same shared watch caches. Started once every cache is filled,
+//! so that no reconcile mistakes an unlisted object for an absent one.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
+use dbtls_contract::{DbKind, labels, petset};
+use dbtls_runtime::lean_store;
+use dbtls_runtime::metrics::ReconcileMetrics;
+use dbtls_runtime::watch_backoff::trigger_backoff;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+
+use crate::caches::{Caches, Watches};
+use crate::context::Context;
+use crate::facts::Provisionable;
+use crate::reconcile::{error_policy, reconcile};
+use crate::workload::{WorkloadApi, WorkloadChoice, WorkloadFlag, choose};
+
+/// Options of every controller.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Watched namespaces; all when empty.
+    pub namespaces: Vec<String>,
+    pub concurrency: u16,
+}
+
+/// Whether `plural` is served in `api_version` (a 404 means the group/version is not).
+async fn served(client: &kube::Client, api_version: &str, plural: &str) -> kube::Result<bool> {
+    match client.list_api_group_resources(api_version).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == plural)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("API discovery of {group_version}: {source}")]
+    Discovery {
+        group_version: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("--workload=petset, but apps.k8s.appscode.com/v1 petsets is not served")]
+    PetSetsNotServed,
+}
+
+/// The workload API of each kind, from `--workload` and discovery.
+pub async fn workload_choices(
+    client: &kube::Client,
+    flag: WorkloadFlag,
+) -> Result<BTreeMap<DbKind, WorkloadChoice>, StartError> {
+    let group_version = format!("{}/{}", petset::GROUP, petset::VERSION);
+    let petsets = served(client, &group_version, "petsets")
+        .await
+        .map_err(|source| StartError::Discovery {
+            group_version,
+            source,
+        })?;
+    if flag == WorkloadFlag::Petset && !petsets {
+        return Err(StartError::PetSetsNotServed);
+    }
+    let choices: BTreeMap<_, _> = DbKind::ALL
+        .into_iter()
+        .map(|kind| (kind, choose(flag, kind, petsets)))
+        .collect();
+    for (kind, choice) in &choices {
+        tracing::info!(%kind, workload = choice.api.kind(), why = choice.why, "workload API");
+    }
+    Ok(choices)
+}
+
+fn scoped<T>(client: &kube::Client, namespace: Option<&str>) -> Api<T>
+where
+    T: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The database a labelled Secret belongs to, for kind `K`.
+fn owner_of<K: Provisionable>(secret: Arc<Secret>) -> Option<ObjectRef<K>> {
+    let meta = &secret.metadata;
+    let (kind, db) = labels::database_of(meta.labels.as_ref()?)?;
+    (kind == K::KIND)
+        .then(|| ObjectRef::new(db).within(meta.namespace.as_deref().unwrap_or_default()))
+}
+
+/// The controller of kind `K` in one scope, triggered by its databases and by the shared
+/// watches of its children.
+fn controller<K: Provisionable>(
+    ctx: &Arc<Context>,
+    scope: Option<&str>,
+    watches: &Watches,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> BoxFuture<'static, ()> {
+    let (store, databases) =
+        lean_store::watch(scoped::<K>(&ctx.client, scope), watcher::Config::default());
+    let mut controller = Controller::for_stream(databases, store)
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(trigger_backoff())
+        .owns_shared_stream(watches.services.subscribe())
+        .watches_shared_stream(watches.secrets.subscribe(), owner_of::<K>);
+    controller = match (ctx.workload(K::KIND).api, &watches.petsets) {
+        (WorkloadApi::PetSet, Some(petsets)) => controller.owns_shared_stream(petsets.subscribe()),
+        _ => controller.owns_shared_stream(watches.statefulsets.subscribe()),
+    };
+    let ctx = ctx.clone();
+    let namespace = scope.map(str::to_string);
+    async move {
+        tracing::info!(kind = %K::KIND, ?namespace, "controller started");
+        controller
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile::<K>, error_policy::<K>, ctx)
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "controller event");
+                }
+            })
+            .await;
+    }
+    .boxed()
+}
+
+/// Runs the shared watches and, once their caches are filled, one controller per kind and
+/// scope, until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    metrics: ReconcileMetrics,
+    workloads: BTreeMap<DbKind, WorkloadChoice>,
+    options: RunOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let petsets = workloads.values().any(|c| c.api == WorkloadApi::PetSet);
+    let scopes: Vec<Option<String>> = if options.namespaces.is_empty() {
+        vec![None]
+    } else {
+        options.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut caches = Caches::default();
+    let watches: Vec<(Option<String>, Watches)> = scopes
+        .into_iter()
+        .map(|scope| {
+            let watches = Watches::new(&client, scope.as_deref(), petsets);
+            caches.insert(scope.clone(), watches.stores());
+            (scope, watches)
+        })
+        .collect();
+    let ctx = Arc::new(Context::new(client, caches, metrics, workloads));
+    let mut controllers = Vec::new();
+    for (scope, watches) in &watches {
+        let scope = scope.as_deref();
+        let c = options.concurrency;
+        controllers.push(controller::<MySQL>(
+            &ctx,
+            scope,
+            watches,
+            c,
+            shutdown.clone(),
+        ));
+        controllers.push(controller::<PerconaXtraDB>(
+            &ctx,
+            scope,
+            watches,
+            c,
+            shutdown.clone(),
+        ));
+        controllers.push(controller::<ProxySQL>(
+            &ctx,
+            scope,
+            watches,
+            c,
+            shutdown.clone(),
+        ));
+        controllers.push(controller::<Singlestore>(
+            &ctx,
+            scope,
+            watches,
+            c,
+            shutdown.clone(),
+        ));
+        controllers.push(controller::<MSSQLServer>(
+            &ctx,
+            scope,
+            watches,
+            c,
+            shutdown.clone(),
+        ));
+    }
+    let watching = futures::future::join_all(watches.into_iter().map(|(_, w)| w.run()));
+    let reconciling = async {
+        ctx.caches.wait_until_ready().await;
+        tracing::info!("watch caches filled: reconciling");
+        futures::future::join_all(controllers).await;
+    };
+    tokio::select! {
+        _ = watching => {}
+        () = reconciling => {}
+    }
+}

@@ -1,0 +1,164 @@
+//! The read step: everything the plan needs about one database, from the watch caches. Only the
+//! Secrets a user names in the spec (auth, license), which carry none of the operators' labels,
+//! are read from the API server, and a TLS Secret the cache does not hold, at most every
+//! [`RECHECK_ABSENT`]: cert-manager's carry the database's labels, but a user may have put an
+//! unlabelled Secret of that name in the way (or bring their own certificate).
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dbtls_contract::names;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::Api;
+
+use crate::caches::Stores;
+use crate::desired;
+use crate::facts::DbFacts;
+use crate::workload::{Workload, WorkloadApi};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("reading {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("no watch cache covers namespace {0} (not in --namespace)")]
+    NotWatched(String),
+}
+
+/// What exists for one database.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// The auth Secret named in `spec.authSecret` (None when the spec names none or it is absent).
+    pub user_auth_secret: Option<Secret>,
+    /// The provisioner's auth Secret `<db>-auth`.
+    pub auth_secret: Option<Secret>,
+    /// Singlestore's license Secret.
+    pub license_secret: Option<Secret>,
+    /// The primary and governing Services, where they exist (by name).
+    pub services: Vec<Service>,
+    pub config_secret: Option<Secret>,
+    pub workload: Option<Workload>,
+    /// Every TLS Secret the spec needs, found or not, in alias order.
+    pub tls_secrets: Vec<(String, Option<Secret>)>,
+}
+
+impl Observed {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+    }
+}
+
+/// How long a TLS Secret read as absent is not read again (the cache sees it once issued).
+pub const RECHECK_ABSENT: Duration = Duration::from_secs(30);
+
+/// TLS Secrets recently read and found absent, so that a database waiting for cert-manager
+/// costs one read per Secret, not one per reconcile.
+#[derive(Default)]
+pub struct AbsentSecrets {
+    checked: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl AbsentSecrets {
+    fn recently_absent(&self, ns: &str, name: &str) -> bool {
+        let Ok(checked) = self.checked.lock() else {
+            return false;
+        };
+        checked
+            .get(&(ns.to_string(), name.to_string()))
+            .is_some_and(|at| at.elapsed() < RECHECK_ABSENT)
+    }
+
+    fn record(&self, ns: &str, name: &str, absent: bool) {
+        let Ok(mut checked) = self.checked.lock() else {
+            return;
+        };
+        let key = (ns.to_string(), name.to_string());
+        if absent {
+            checked.retain(|_, at| at.elapsed() < RECHECK_ABSENT);
+            checked.insert(key, Instant::now());
+        } else {
+            checked.remove(&key);
+        }
+    }
+}
+
+async fn read_secret(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Secret>, ObserveError> {
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|source| ObserveError::Read {
+            what: format!("Secret {ns}/{name}"),
+            source,
+        })
+}
+
+/// A TLS Secret from the cache, else (not recently found absent) from the API server.
+async fn tls_secret(
+    client: &kube::Client,
+    stores: &Stores,
+    absent: &AbsentSecrets,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Secret>, ObserveError> {
+    if let Some(cached) = stores.secret(ns, name) {
+        return Ok(Some(cached));
+    }
+    if absent.recently_absent(ns, name) {
+        return Ok(None);
+    }
+    let mut found = read_secret(client, ns, name).await?;
+    absent.record(ns, name, found.is_none());
+    if let Some(secret) = found.as_mut() {
+        crate::caches::secret_shape(secret);
+    }
+    Ok(found)
+}
+
+pub async fn observe(
+    client: &kube::Client,
+    stores: Option<&Stores>,
+    absent: &AbsentSecrets,
+    facts: &DbFacts<'_>,
+    workload_api: WorkloadApi,
+) -> Result<Observed, ObserveError> {
+    let ns = facts.namespace.as_str();
+    let stores = stores.ok_or_else(|| ObserveError::NotWatched(ns.to_string()))?;
+    let user_auth_secret = match facts.user_auth_secret() {
+        Some(name) => read_secret(client, ns, name).await?,
+        None => None,
+    };
+    let license_secret = match facts.extras.license_secret.filter(|n| !n.is_empty()) {
+        Some(name) => read_secret(client, ns, name).await?,
+        None => None,
+    };
+    let services = [
+        names::primary_service(&facts.name),
+        names::governing_service(&facts.name),
+    ]
+    .iter()
+    .filter_map(|name| stores.service(ns, name))
+    .collect();
+    let mut tls_secrets = Vec::new();
+    for (_, name) in desired::tls_secret_names(facts) {
+        let found = tls_secret(client, stores, absent, ns, &name).await?;
+        tls_secrets.push((name, found));
+    }
+    Ok(Observed {
+        user_auth_secret,
+        auth_secret: stores.secret(ns, &names::auth_secret(&facts.name)),
+        license_secret,
+        services,
+        config_secret: stores.secret(ns, &names::config_secret(&facts.name)),
+        workload: stores.workload(workload_api, ns, &names::workload(&facts.name)),
+        tls_secrets,
+    })
+}

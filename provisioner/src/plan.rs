@@ -1,0 +1,358 @@
+//! The decision step: from the database's facts and what exists, the writes to make (in order),
+//! the deletes, the status to report if they go through, and when to look again. Pure, so that
+//! every decision is a table test without an API server.
+use dbtls_contract::names;
+use dbtls_runtime::children::controlled_by;
+use dbtls_runtime::diff;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::desired::{self, services};
+use crate::facts::DbFacts;
+use crate::observe::Observed;
+use crate::status::{Report, WorkloadReport};
+use crate::tls_secrets::{self, TlsSecretsState};
+use crate::validate::{self, Invalid};
+use crate::workload::{Workload, WorkloadChoice, immutable_change};
+
+/// One write, with what the cache holds under its name (the apply reads once more when the
+/// cache has nothing, to tell "absent" from "someone else's").
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// The auth Secret `<db>-auth`, created once with a fresh password, never rewritten.
+    AuthSecret,
+    Service {
+        desired: Box<Service>,
+        cached: Option<Box<Service>>,
+    },
+    ConfigSecret {
+        desired: Box<Secret>,
+        cached: Option<Box<Secret>>,
+    },
+    Workload {
+        desired: Box<Workload>,
+        cached: Option<Box<Workload>>,
+    },
+}
+
+/// An object of the database's to delete (only if it still controls it).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delete {
+    Service(Box<Service>),
+    Secret(Box<Secret>),
+    Workload(Box<Workload>),
+}
+
+/// When to look at the database again, apart from watch events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    /// Everything that can change is watched: only the hourly fallback.
+    Resync,
+    /// Waiting on something fixed outside the spec, which no watch of ours sees: backoff from 30 s.
+    Wait,
+    /// Only a spec edit or a deleted workload fixes it: backoff from 5 min.
+    Immutable,
+}
+
+/// What the writes found that the plan could not know.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// `<Kind> <name>` of an object of the database's names that someone else made.
+    pub conflict: Option<String>,
+    /// The API server refused the workload update (422): its message.
+    pub refused: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub writes: Vec<Write>,
+    pub deletes: Vec<Delete>,
+    /// The status if every write goes through.
+    pub report: Report,
+    pub requeue: Requeue,
+}
+
+fn controls(meta: &ObjectMeta, facts: &DbFacts<'_>) -> bool {
+    let uid = facts
+        .owner
+        .as_ref()
+        .map(|o| o.uid.as_str())
+        .unwrap_or_default();
+    controlled_by(meta.owner_references.as_deref().unwrap_or_default(), uid)
+}
+
+/// The workload's report when nothing is (re)written: what exists, else why it does not.
+fn live_report(
+    facts: &DbFacts<'_>,
+    choice: &WorkloadChoice,
+    live: Option<&Workload>,
+    why: String,
+) -> WorkloadReport {
+    match live {
+        Some(live) => WorkloadReport::Exists {
+            what: format!("{} ({})", live.describe(), choice.why),
+            ready: live.ready_replicas(),
+            replicas: facts.replicas(),
+        },
+        None => WorkloadReport::NotCreated(why),
+    }
+}
+
+/// The plan of a database that cannot be provisioned as it is.
+fn blocked(
+    facts: &DbFacts<'_>,
+    choice: &WorkloadChoice,
+    observed: &Observed,
+    invalid: Invalid,
+) -> Plan {
+    let requeue = if invalid.fixed_outside_spec() {
+        Requeue::Wait
+    } else {
+        // A spec edit triggers the next reconcile.
+        Requeue::Resync
+    };
+    let why = format!("not created: {invalid}");
+    Plan {
+        writes: Vec::new(),
+        deletes: Vec::new(),
+        report: Report {
+            invalid: Some(invalid),
+            ..Report::new(live_report(facts, choice, observed.workload.as_ref(), why))
+        },
+        requeue,
+    }
+}
+
+/// The database's runtime objects it controls (what Halt and deletion remove).
+pub fn runtime_objects(facts: &DbFacts<'_>, observed: &Observed) -> Vec<Delete> {
+    let workload = observed
+        .workload
+        .iter()
+        .filter(|w| controls(w.meta(), facts))
+        .map(|w| Delete::Workload(Box::new(w.clone())));
+    let services = observed
+        .services
+        .iter()
+        .filter(|s| controls(&s.metadata, facts))
+        .map(|s| Delete::Service(Box::new(s.clone())));
+    let config = observed
+        .config_secret
+        .iter()
+        .filter(|s| controls(&s.metadata, facts))
+        .map(|s| Delete::Secret(Box::new(s.clone())));
+    workload.chain(services).chain(config).collect()
+}
+
+/// Decides what one reconcile of a live (not deleted) database does.
+pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -> Plan {
+    // Validate: the spec, then the Secrets it names.
+    let image = match validate::spec(facts) {
+        Ok(image) => image,
+        Err(invalid) => return blocked(facts, choice, observed, invalid),
+    };
+    if let Some(name) = facts.user_auth_secret()
+        && let Err(invalid) = validate::user_auth_secret(name, observed.user_auth_secret.as_ref())
+    {
+        return blocked(facts, choice, observed, invalid);
+    }
+    if let Some(name) = facts.extras.license_secret
+        && let Err(invalid) = validate::license_secret(name, observed.license_secret.as_ref())
+    {
+        return blocked(facts, choice, observed, invalid);
+    }
+
+    // Halted: no workload, no Services; data and Secrets stay.
+    if facts.common.halted {
+        return Plan {
+            writes: Vec::new(),
+            deletes: runtime_objects(facts, observed),
+            report: Report {
+                halted: true,
+                ..Report::new(WorkloadReport::Halted)
+            },
+            requeue: Requeue::Resync,
+        };
+    }
+
+    let mut writes = Vec::new();
+    if facts.user_auth_secret().is_none() && observed.auth_secret.is_none() {
+        writes.push(Write::AuthSecret);
+    }
+    for desired in [services::primary(facts), services::governing(facts)] {
+        let name = desired.metadata.name.clone().unwrap_or_default();
+        let cached = observed.service(&name);
+        if cached.is_some_and(|c| controls(&c.metadata, facts) && diff::up_to_date(&desired, c)) {
+            continue;
+        }
+        writes.push(Write::Service {
+            desired: Box::new(desired),
+            cached: cached.cloned().map(Box::new),
+        });
+    }
+    let live = observed.workload.as_ref();
+    if let Some(live) = live.filter(|l| !controls(l.meta(), facts)) {
+        let invalid = Invalid::NameConflict {
+            what: live.describe(),
+        };
+        let why = format!("not created: {invalid}");
+        return Plan {
+            report: Report {
+                invalid: Some(invalid),
+                ..Report::new(WorkloadReport::NotCreated(why))
+            },
+            requeue: Requeue::Wait,
+            ..Plan::new(writes)
+        };
+    }
+
+    // TLS Secrets: all must exist and be usable before the workload is written.
+    let tls = match facts.tls {
+        None => TlsSecretsState::NotConfigured,
+        Some(_) => tls_secrets::check_for(facts.kind, &facts.name, &observed.tls_secrets),
+    };
+    if !matches!(tls, TlsSecretsState::Ready | TlsSecretsState::NotConfigured) {
+        let why = format!(
+            "{} {} is created once every TLS Secret is ready",
+            choice.api.kind(),
+            names::workload(&facts.name)
+        );
+        // Fixing an unusable Secret may not reach any watch of ours (it need not carry the
+        // database's labels): look again with backoff.
+        let requeue = match tls {
+            TlsSecretsState::Invalid { .. } => Requeue::Wait,
+            _ => Requeue::Resync,
+        };
+        return Plan {
+            requeue,
+            report: Report {
+                tls: Some(tls),
+                ..Report::new(live_report(facts, choice, live, why))
+            },
+            ..Plan::new(writes)
+        };
+    }
+
+    let (workload, config) = desired::workload_for(facts, &image, choice.api);
+    let mut deletes = Vec::new();
+    match (config, &observed.config_secret) {
+        (Some(desired), cached) => {
+            let up_to_date = cached
+                .as_ref()
+                .is_some_and(|c| controls(&c.metadata, facts) && diff::up_to_date(&desired, c));
+            if !up_to_date {
+                writes.push(Write::ConfigSecret {
+                    desired: Box::new(desired),
+                    cached: cached.clone().map(Box::new),
+                });
+            }
+        }
+        (None, Some(stale)) if controls(&stale.metadata, facts) => {
+            deletes.push(Delete::Secret(Box::new(stale.clone())));
+        }
+        (None, _) => {}
+    }
+    let (report, requeue) = workload_step(facts, choice, &workload, live, &mut writes);
+    Plan {
+        writes,
+        deletes,
+        report: Report {
+            tls: Some(tls),
+            ..Report::new(report)
+        },
+        requeue,
+    }
+}
+
+/// The workload once every TLS Secret is ready: unchanged, refused (an immutable field), or
+/// written.
+fn workload_step(
+    facts: &DbFacts<'_>,
+    choice: &WorkloadChoice,
+    desired: &Workload,
+    live: Option<&Workload>,
+    writes: &mut Vec<Write>,
+) -> (WorkloadReport, Requeue) {
+    let what = format!("{} ({})", desired.describe(), choice.why);
+    let exists = |ready| WorkloadReport::Exists {
+        what: what.clone(),
+        ready,
+        replicas: facts.replicas(),
+    };
+    let (Ok(want), Some(Ok(have))) = (desired.to_value(), live.map(Workload::to_value)) else {
+        writes.push(Write::Workload {
+            desired: Box::new(desired.clone()),
+            cached: live.cloned().map(Box::new),
+        });
+        return (
+            exists(live.map_or(0, Workload::ready_replicas)),
+            Requeue::Resync,
+        );
+    };
+    let ready = live.map_or(0, Workload::ready_replicas);
+    if diff::is_subset(&want, &have) {
+        return (exists(ready), Requeue::Resync);
+    }
+    if let Some(field) = immutable_change(&want, &have) {
+        return (
+            WorkloadReport::ImmutableField { what, field },
+            Requeue::Immutable,
+        );
+    }
+    writes.push(Write::Workload {
+        desired: Box::new(desired.clone()),
+        cached: live.cloned().map(Box::new),
+    });
+    (exists(ready), Requeue::Resync)
+}
+
+/// The status and requeue once the writes are done: the plan's, unless a write met an object
+/// someone else made (reported like a name conflict the plan saw) or the API server refused
+/// the workload (an immutable field).
+pub fn settle(
+    facts: &DbFacts<'_>,
+    observed: &Observed,
+    choice: &WorkloadChoice,
+    plan: Plan,
+    outcome: &Outcome,
+) -> (Report, Requeue) {
+    if let Some(what) = &outcome.conflict {
+        let blocked = blocked(
+            facts,
+            choice,
+            observed,
+            Invalid::NameConflict { what: what.clone() },
+        );
+        return (blocked.report, blocked.requeue);
+    }
+    if let Some(message) = &outcome.refused {
+        let what = format!(
+            "{} {} ({})",
+            choice.api.kind(),
+            names::workload(&facts.name),
+            choice.why
+        );
+        let report = Report {
+            workload: WorkloadReport::ImmutableField {
+                what,
+                field: format!("a field the API server refused ({message})"),
+            },
+            ..plan.report
+        };
+        return (report, Requeue::Immutable);
+    }
+    (plan.report, plan.requeue)
+}
+
+impl Plan {
+    fn new(writes: Vec<Write>) -> Plan {
+        Plan {
+            writes,
+            deletes: Vec::new(),
+            report: Report::new(WorkloadReport::NotCreated(String::new())),
+            requeue: Requeue::Resync,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

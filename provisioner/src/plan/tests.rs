@@ -1,0 +1,359 @@
+//! One test per decision of [`plan`] and [`settle`], from the YAML fixtures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dbtls_contract::api::{MSSQLServer, MySQL, Singlestore};
+use dbtls_contract::conditions::Reason;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use super::*;
+use crate::facts::fixtures::{load, parse};
+use crate::workload::{WorkloadApi, WorkloadFlag, choose};
+
+fn sts_choice(kind: dbtls_contract::DbKind) -> WorkloadChoice {
+    choose(WorkloadFlag::Statefulset, kind, false)
+}
+
+fn owned_by(facts: &DbFacts<'_>) -> Option<Vec<OwnerReference>> {
+    facts.owner.clone().map(|o| vec![o])
+}
+
+/// `object` as the database's own (controller ownerReference), as the cache would hold it.
+fn ours<T: kube::Resource>(facts: &DbFacts<'_>, mut object: T) -> T {
+    object.meta_mut().owner_references = owned_by(facts);
+    object.meta_mut().uid = Some("child-uid".into());
+    object
+}
+
+/// A built workload as the cache would hold it (the builder already names the owner).
+fn stored(mut workload: Workload) -> Workload {
+    workload.meta_mut().uid = Some("workload-uid".into());
+    workload
+}
+
+fn secret(name: &str, keys: &[&str]) -> Secret {
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(
+            keys.iter()
+                .map(|k| (k.to_string(), ByteString(b"x".to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn tls_ready(facts: &DbFacts<'_>) -> Vec<(String, Option<Secret>)> {
+    crate::desired::tls_secret_names(facts)
+        .into_iter()
+        .map(|(_, name)| {
+            let s = secret(&name, &["ca.crt", "tls.crt", "tls.key"]);
+            (name, Some(s))
+        })
+        .collect()
+}
+
+/// What exists once the auth Secret and both Services are the database's and up to date.
+fn provisioned_objects(facts: &DbFacts<'_>) -> Observed {
+    Observed {
+        user_auth_secret: facts
+            .user_auth_secret()
+            .map(|name| secret(name, &["username", "password"])),
+        auth_secret: Some(ours(facts, Secret::default())),
+        services: vec![
+            ours(facts, services::primary(facts)),
+            ours(facts, services::governing(facts)),
+        ],
+        ..Observed::default()
+    }
+}
+
+fn writes(plan: &Plan) -> Vec<&'static str> {
+    plan.writes
+        .iter()
+        .map(|w| match w {
+            Write::AuthSecret => "auth",
+            Write::Service { .. } => "service",
+            Write::ConfigSecret { .. } => "config",
+            Write::Workload { .. } => "workload",
+        })
+        .collect()
+}
+
+fn reason(plan: &Plan) -> Option<Reason> {
+    plan.report.invalid.as_ref().map(Invalid::reason)
+}
+
+#[test]
+fn an_unknown_version_blocks_everything_until_the_spec_changes() {
+    let db: MySQL = parse(
+        "apiVersion: kubedb.com/v1\nkind: MySQL\nmetadata: {name: db, namespace: ns, uid: u}\nspec: {version: '1.0', storageType: Ephemeral}\n",
+    );
+    let facts = DbFacts::of(&db);
+    let plan = plan(&facts, &Observed::default(), &sts_choice(facts.kind));
+    assert_eq!(reason(&plan), Some(Reason::InvalidSpec));
+    assert!(plan.writes.is_empty() && plan.deletes.is_empty());
+    assert_eq!(
+        plan.requeue,
+        Requeue::Resync,
+        "a spec edit triggers the next look"
+    );
+}
+
+#[test]
+fn a_missing_or_incomplete_user_auth_secret_waits_with_backoff() {
+    let db: MySQL = parse(
+        "apiVersion: kubedb.com/v1\nkind: MySQL\nmetadata: {name: db, namespace: ns, uid: u}\nspec: {version: '8.4.3', storageType: Ephemeral, authSecret: {name: creds}}\n",
+    );
+    let facts = DbFacts::of(&db);
+    let missing = plan(&facts, &Observed::default(), &sts_choice(facts.kind));
+    assert_eq!(reason(&missing), Some(Reason::AuthSecretMissing));
+    assert_eq!(missing.requeue, Requeue::Wait);
+    let partial = Observed {
+        user_auth_secret: Some(secret("creds", &["username"])),
+        ..Observed::default()
+    };
+    let incomplete = plan(&facts, &partial, &sts_choice(facts.kind));
+    assert_eq!(reason(&incomplete), Some(Reason::AuthSecretInvalid));
+    assert!(incomplete.writes.is_empty());
+    // The user's Secret is used, never created or rewritten.
+    let complete = Observed {
+        user_auth_secret: Some(secret("creds", &["username", "password"])),
+        ..Observed::default()
+    };
+    let planned = plan(&facts, &complete, &sts_choice(facts.kind));
+    assert!(!writes(&planned).contains(&"auth"));
+}
+
+#[test]
+fn a_missing_license_secret_is_reported() {
+    let db: Singlestore = load("singlestore-tls.yaml");
+    let facts = DbFacts::of(&db);
+    let planned = plan(&facts, &Observed::default(), &sts_choice(facts.kind));
+    assert!(matches!(
+        planned.report.invalid,
+        Some(Invalid::LicenseSecretMissing { .. })
+    ));
+    assert_eq!(planned.requeue, Requeue::Wait);
+}
+
+#[test]
+fn halted_deletes_only_what_the_database_controls() {
+    let mut db: MySQL = load("mysql-no-tls.yaml");
+    db.spec.halted = Some(true);
+    let facts = DbFacts::of(&db);
+    let mut observed = provisioned_objects(&facts);
+    // Someone else's Service of the database's name is never deleted.
+    observed.services[1].metadata.owner_references = None;
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    assert!(planned.report.halted);
+    assert!(planned.writes.is_empty());
+    assert_eq!(planned.deletes.len(), 1);
+    assert!(
+        matches!(&planned.deletes[0], Delete::Service(s) if s.metadata.name == observed.services[0].metadata.name)
+    );
+}
+
+#[test]
+fn a_new_database_gets_its_auth_secret_and_services_and_waits_for_tls_secrets() {
+    let db: MySQL = load("mysql-require-ssl.yaml");
+    let facts = DbFacts::of(&db);
+    let observed = Observed {
+        tls_secrets: crate::desired::tls_secret_names(&facts)
+            .into_iter()
+            .map(|(_, n)| (n, None))
+            .collect(),
+        ..Observed::default()
+    };
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    assert_eq!(writes(&planned), ["auth", "service", "service"]);
+    match &planned.report.tls {
+        Some(TlsSecretsState::Missing(names)) => assert_eq!(names.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        &planned.report.workload,
+        WorkloadReport::NotCreated(why) if why.contains("once every TLS Secret is ready")
+    ));
+}
+
+#[test]
+fn converged_objects_are_not_written_again() {
+    let db: MySQL = load("mysql-require-ssl.yaml");
+    let facts = DbFacts::of(&db);
+    let choice = sts_choice(facts.kind);
+    let mut observed = provisioned_objects(&facts);
+    observed.tls_secrets = tls_ready(&facts);
+    let first = plan(&facts, &observed, &choice);
+    assert_eq!(writes(&first), ["workload"]);
+    let Write::Workload { desired, .. } = &first.writes[0] else {
+        unreachable!()
+    };
+    observed.workload = Some(stored((**desired).clone()));
+    let converged = plan(&facts, &observed, &choice);
+    assert!(converged.writes.is_empty() && converged.deletes.is_empty());
+    assert_eq!(converged.requeue, Requeue::Resync);
+    assert!(matches!(
+        converged.report.workload,
+        WorkloadReport::Exists { replicas: 3, .. }
+    ));
+}
+
+#[test]
+fn a_changed_service_is_updated_over_the_cached_one() {
+    let db: MySQL = load("mysql-no-tls.yaml");
+    let facts = DbFacts::of(&db);
+    let mut observed = provisioned_objects(&facts);
+    let mut stale: Service = observed.services[0].clone();
+    stale.spec.as_mut().unwrap().ports = None;
+    observed.services[0] = stale;
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    match &planned.writes[0] {
+        Write::Service { cached, .. } => assert!(cached.is_some(), "updated with the uid read"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn someone_elses_workload_is_a_name_conflict_and_never_written() {
+    let db: MySQL = load("mysql-no-tls.yaml");
+    let facts = DbFacts::of(&db);
+    let choice = sts_choice(facts.kind);
+    let mut observed = provisioned_objects(&facts);
+    let (mut workload, _) = crate::desired::workload_for(&facts, "img", WorkloadApi::StatefulSet);
+    workload.meta_mut().owner_references = None;
+    observed.workload = Some(stored(workload));
+    let planned = plan(&facts, &observed, &choice);
+    assert_eq!(reason(&planned), Some(Reason::NameConflict));
+    assert!(!writes(&planned).contains(&"workload"));
+    assert_eq!(planned.requeue, Requeue::Wait);
+}
+
+#[test]
+fn a_wrong_shape_tls_secret_holds_the_workload_back() {
+    let db: MySQL = load("mysql-require-ssl.yaml");
+    let facts = DbFacts::of(&db);
+    let mut observed = provisioned_objects(&facts);
+    observed.tls_secrets = tls_ready(&facts);
+    observed.tls_secrets[0].1 = Some(secret("bad", &["tls.crt"]));
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    assert!(matches!(
+        planned.report.tls,
+        Some(TlsSecretsState::Invalid { .. })
+    ));
+    assert!(!writes(&planned).contains(&"workload"));
+}
+
+#[test]
+fn an_immutable_change_is_reported_not_retried() {
+    let db: MySQL = load("mysql-require-ssl.yaml");
+    let facts = DbFacts::of(&db);
+    let choice = sts_choice(facts.kind);
+    let mut observed = provisioned_objects(&facts);
+    observed.tls_secrets = tls_ready(&facts);
+    let (mut live, _) = crate::desired::workload_for(&facts, "img", WorkloadApi::StatefulSet);
+    if let Workload::StatefulSet(s) = &mut live {
+        s.spec.as_mut().unwrap().service_name = Some("elsewhere".into());
+    }
+    observed.workload = Some(stored(live));
+    let planned = plan(&facts, &observed, &choice);
+    assert!(matches!(
+        &planned.report.workload,
+        WorkloadReport::ImmutableField { field, .. } if field == "spec.serviceName"
+    ));
+    assert!(planned.writes.is_empty());
+    assert_eq!(planned.requeue, Requeue::Immutable);
+}
+
+#[test]
+fn the_mssql_config_secret_comes_and_goes_with_client_tls() {
+    let db: MSSQLServer = load("mssql-client-tls.yaml");
+    let facts = DbFacts::of(&db);
+    let choice = sts_choice(facts.kind);
+    let mut observed = provisioned_objects(&facts);
+    observed.tls_secrets = tls_ready(&facts);
+    assert_eq!(
+        writes(&plan(&facts, &observed, &choice)),
+        ["config", "workload"]
+    );
+
+    let mut without: MSSQLServer = load("mssql-client-tls.yaml");
+    without.spec.tls.as_mut().unwrap().client_tls = Some(false);
+    let facts = DbFacts::of(&without);
+    observed.config_secret = Some(ours(&facts, secret("ms-db-config", &["mssql.conf"])));
+    let planned = plan(&facts, &observed, &choice);
+    assert!(matches!(planned.deletes.as_slice(), [Delete::Secret(_)]));
+    // Someone else's Secret of that name is left alone.
+    observed
+        .config_secret
+        .as_mut()
+        .unwrap()
+        .metadata
+        .owner_references = None;
+    assert!(plan(&facts, &observed, &choice).deletes.is_empty());
+}
+
+#[test]
+fn without_tls_the_workload_follows_at_once() {
+    let db: MySQL = load("mysql-no-tls.yaml");
+    let facts = DbFacts::of(&db);
+    let planned = plan(
+        &facts,
+        &provisioned_objects(&facts),
+        &sts_choice(facts.kind),
+    );
+    assert_eq!(planned.report.tls, Some(TlsSecretsState::NotConfigured));
+    assert_eq!(writes(&planned), ["workload"]);
+}
+
+#[test]
+fn settling_reports_what_the_writes_found() {
+    let db: MySQL = load("mysql-no-tls.yaml");
+    let facts = DbFacts::of(&db);
+    let choice = sts_choice(facts.kind);
+    let observed = provisioned_objects(&facts);
+    let planned = plan(&facts, &observed, &choice);
+
+    let clean = settle(
+        &facts,
+        &observed,
+        &choice,
+        planned.clone(),
+        &Outcome::default(),
+    );
+    assert_eq!(clean, (planned.report.clone(), planned.requeue));
+
+    let conflict = Outcome {
+        conflict: Some("Service my-db".into()),
+        ..Outcome::default()
+    };
+    let (report, requeue) = settle(&facts, &observed, &choice, planned.clone(), &conflict);
+    assert_eq!(
+        report.invalid.as_ref().map(Invalid::reason),
+        Some(Reason::NameConflict)
+    );
+    assert!(
+        report
+            .invalid
+            .unwrap()
+            .to_string()
+            .contains("Service my-db")
+    );
+    assert_eq!(requeue, Requeue::Wait);
+
+    let refused = Outcome {
+        refused: Some("spec: Forbidden".into()),
+        ..Outcome::default()
+    };
+    let (report, requeue) = settle(&facts, &observed, &choice, planned, &refused);
+    assert!(matches!(
+        report.workload,
+        WorkloadReport::ImmutableField { field, .. } if field.contains("spec: Forbidden")
+    ));
+    assert_eq!(requeue, Requeue::Immutable);
+}

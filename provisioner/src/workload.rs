@@ -1,0 +1,174 @@
+//! The workload `<db>`, in whichever API the provisioner writes it: a StatefulSet (apps/v1) or
+//! an AppsCode PetSet with the same fields. One type for both, so nothing else matches on the API.
+use dbtls_contract::DbKind;
+pub use dbtls_contract::kinds::WorkloadApi;
+use dbtls_contract::petset::PetSet;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use serde_json::Value;
+
+/// The `--workload` flag.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkloadFlag {
+    /// PetSet for the kinds KubeDB runs on PetSets when the PetSet API is served, else StatefulSet.
+    #[default]
+    Auto,
+    Statefulset,
+    Petset,
+}
+
+/// The workload API for a kind and why, for the WorkloadReady message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadChoice {
+    pub api: WorkloadApi,
+    pub why: &'static str,
+}
+
+/// Decides the API once at start (discovery says whether PetSets are served).
+pub fn choose(flag: WorkloadFlag, kind: DbKind, petsets_served: bool) -> WorkloadChoice {
+    let (api, why) = match flag {
+        WorkloadFlag::Statefulset => (WorkloadApi::StatefulSet, "--workload=statefulset"),
+        WorkloadFlag::Petset => (WorkloadApi::PetSet, "--workload=petset"),
+        WorkloadFlag::Auto => match (kind.profile().workload, petsets_served) {
+            (WorkloadApi::PetSet, true) => (
+                WorkloadApi::PetSet,
+                "--workload=auto: KubeDB runs this kind on a PetSet and apps.k8s.appscode.com/v1 petsets is served",
+            ),
+            (WorkloadApi::PetSet, false) => (
+                WorkloadApi::StatefulSet,
+                "--workload=auto: apps.k8s.appscode.com/v1 petsets is not served",
+            ),
+            (WorkloadApi::StatefulSet, _) => (
+                WorkloadApi::StatefulSet,
+                "--workload=auto: this kind runs on a StatefulSet",
+            ),
+        },
+    };
+    WorkloadChoice { api, why }
+}
+
+/// A workload object of either API.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Workload {
+    StatefulSet(StatefulSet),
+    PetSet(PetSet),
+}
+
+impl Workload {
+    pub fn api(&self) -> WorkloadApi {
+        match self {
+            Workload::StatefulSet(_) => WorkloadApi::StatefulSet,
+            Workload::PetSet(_) => WorkloadApi::PetSet,
+        }
+    }
+
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Workload::StatefulSet(s) => s.meta(),
+            Workload::PetSet(p) => p.meta(),
+        }
+    }
+
+    pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Workload::StatefulSet(s) => s.meta_mut(),
+            Workload::PetSet(p) => p.meta_mut(),
+        }
+    }
+
+    /// `status.readyReplicas` (0 before the controller reported).
+    pub fn ready_replicas(&self) -> i32 {
+        match self {
+            Workload::StatefulSet(s) => s.status.as_ref().and_then(|s| s.ready_replicas),
+            Workload::PetSet(p) => p.status.as_ref().and_then(|s| s.ready_replicas),
+        }
+        .unwrap_or(0)
+    }
+
+    pub fn pod_template(&self) -> Option<&PodTemplateSpec> {
+        match self {
+            Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
+            Workload::PetSet(p) => Some(&p.spec.template),
+        }
+    }
+
+    pub fn to_value(&self) -> serde_json::Result<Value> {
+        match self {
+            Workload::StatefulSet(s) => serde_json::to_value(s),
+            Workload::PetSet(p) => serde_json::to_value(p),
+        }
+    }
+
+    /// `<Kind> <name>` for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {}",
+            self.api().kind(),
+            self.meta().name.as_deref().unwrap_or_default()
+        )
+    }
+}
+
+/// StatefulSet fields the API server refuses to change (PetSets mirror them).
+const IMMUTABLE_FIELDS: &[&str] = &["serviceName", "selector", "volumeClaimTemplates"];
+
+/// The first immutable field `desired` would change on `live`, as `spec.<field>`.
+pub fn immutable_change(desired: &Value, live: &Value) -> Option<String> {
+    IMMUTABLE_FIELDS
+        .iter()
+        .find(|field| {
+            let pointer = format!("/spec/{field}");
+            let d = desired.pointer(&pointer).unwrap_or(&Value::Null);
+            let l = live.pointer(&pointer).unwrap_or(&Value::Null);
+            let empty = |v: &Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
+            if empty(d) || empty(l) {
+                empty(d) != empty(l)
+            } else {
+                !dbtls_runtime::diff::is_subset(d, l)
+            }
+        })
+        .map(|field| format!("spec.{field}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn auto_uses_petsets_only_where_kubedb_does_and_they_are_served() {
+        let api = |kind, served| choose(WorkloadFlag::Auto, kind, served).api;
+        assert_eq!(api(DbKind::MSSQLServer, true), WorkloadApi::PetSet);
+        assert_eq!(api(DbKind::MSSQLServer, false), WorkloadApi::StatefulSet);
+        assert_eq!(api(DbKind::MySQL, true), WorkloadApi::StatefulSet);
+        assert_eq!(
+            choose(WorkloadFlag::Petset, DbKind::MySQL, false).api,
+            WorkloadApi::PetSet
+        );
+    }
+
+    #[test]
+    fn immutable_changes_are_named() {
+        let live = json!({"spec": {"serviceName": "db-pods", "selector": {"matchLabels": {"a": "b"}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "1Gi"}}, "volumeMode": "Filesystem"}}],
+            "replicas": 1}});
+        let same = json!({"spec": {"serviceName": "db-pods", "selector": {"matchLabels": {"a": "b"}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "1Gi"}}}}],
+            "replicas": 3}});
+        assert_eq!(immutable_change(&same, &live), None);
+        let bigger = json!({"spec": {"serviceName": "db-pods", "selector": {"matchLabels": {"a": "b"}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "2Gi"}}}}]}});
+        assert_eq!(
+            immutable_change(&bigger, &live).as_deref(),
+            Some("spec.volumeClaimTemplates")
+        );
+        let ephemeral =
+            json!({"spec": {"serviceName": "db-pods", "selector": {"matchLabels": {"a": "b"}}}});
+        assert_eq!(
+            immutable_change(&ephemeral, &live).as_deref(),
+            Some("spec.volumeClaimTemplates")
+        );
+    }
+}

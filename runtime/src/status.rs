@@ -1,0 +1,349 @@
+//! The status step both operators end a reconcile with: an operator's own conditions (and, for
+//! the provisioner, the phase and observedGeneration) applied under its field manager only when
+//! they changed, progress-only changes coalesced, and an Event for every transition.
+use std::time::Duration;
+
+use dbtls_contract::Database;
+use dbtls_contract::api::{Condition, DatabasePhase, DatabaseStatus};
+use dbtls_contract::conditions::{ConditionType, Writer};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::events::Recorder;
+use serde_json::json;
+
+use crate::coalesce::{StatusCoalescer, only_messages_changed};
+use crate::conditions::{Desired, now, resolve, same_state, up_to_date};
+use crate::key::key_of;
+use crate::{events, ssa};
+
+/// What one reconcile wants the status to say.
+#[derive(Clone, Debug, Default)]
+pub struct StatusUpdate {
+    /// The writer's conditions evaluated this time; its other types keep their stored entry.
+    pub conditions: Vec<Desired>,
+    /// The phase, with observedGeneration (the provisioner's fields); None for the ops-manager.
+    pub phase: Option<DatabasePhase>,
+}
+
+/// The status write a [`StatusUpdate`] comes to, computed purely.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedStatus {
+    /// Every condition of the writer, evaluated or kept.
+    pub conditions: Vec<Condition>,
+    pub phase: Option<DatabasePhase>,
+    pub observed_generation: Option<i64>,
+    /// Whether the stored status differs (a write is needed).
+    pub changed: bool,
+    /// Whether only messages differ (a write that may be coalesced).
+    pub progress_only: bool,
+    /// The evaluated conditions that changed status or reason and are announced.
+    pub transitions: Vec<Desired>,
+}
+
+/// What happened to a status write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusOutcome {
+    Unchanged,
+    Written,
+    /// A progress-only change held back: look again after this long.
+    Held(Duration),
+    /// The database is gone.
+    Gone,
+}
+
+impl StatusOutcome {
+    /// When to look again because of the status (only a held write asks for it).
+    pub fn requeue(self) -> Option<Duration> {
+        match self {
+            StatusOutcome::Held(after) => Some(after),
+            _ => None,
+        }
+    }
+}
+
+/// The status `update` makes of `existing` for a database at `generation`.
+pub fn plan(
+    writer: Writer,
+    existing: Option<&DatabaseStatus>,
+    update: &StatusUpdate,
+    generation: Option<i64>,
+    now: &str,
+) -> PlannedStatus {
+    let old: &[Condition] = existing.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    let evaluated: Vec<Condition> = update
+        .conditions
+        .iter()
+        .map(|d| resolve(old, d, generation, now))
+        .collect();
+    let kept = old.iter().filter(|c| {
+        ConditionType::parse(&c.type_).is_some_and(|t| t.writer() == writer)
+            && !update
+                .conditions
+                .iter()
+                .any(|d| d.type_.as_str() == c.type_)
+    });
+    let conditions: Vec<Condition> = kept.cloned().chain(evaluated.iter().cloned()).collect();
+    let (phase, observed_generation) = match update.phase {
+        Some(phase) => (Some(phase), generation),
+        None => (None, None),
+    };
+    let phase_changed = update.phase.is_some()
+        && (existing.and_then(|s| s.phase) != phase
+            || existing.and_then(|s| s.observed_generation) != observed_generation);
+    let changed = !up_to_date(old, &evaluated) || phase_changed;
+    let progress_only = changed && !phase_changed && only_messages_changed(old, &evaluated);
+    let transitions = update
+        .conditions
+        .iter()
+        .filter(|d| d.announce && !same_state(old, d))
+        .cloned()
+        .collect();
+    PlannedStatus {
+        conditions,
+        phase,
+        observed_generation,
+        changed,
+        progress_only,
+        transitions,
+    }
+}
+
+/// Writes one operator's part of database statuses.
+pub struct StatusWriter {
+    writer: Writer,
+    manager: &'static str,
+    /// The Event `action` of transitions.
+    action: &'static str,
+    recorder: Recorder,
+    coalescer: StatusCoalescer,
+}
+
+impl StatusWriter {
+    pub fn new(
+        client: kube::Client,
+        writer: Writer,
+        manager: &'static str,
+        reporter: &str,
+        action: &'static str,
+    ) -> Self {
+        Self {
+            writer,
+            manager,
+            action,
+            recorder: events::recorder(client, reporter),
+            coalescer: StatusCoalescer::default(),
+        }
+    }
+
+    /// The Event recorder of this operator, for Events other than condition transitions.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Applies `update` unless the status already says it. With `coalesce`, a progress-only
+    /// change within the coalescing window of this process's previous write is held back.
+    pub async fn write<K: Database>(
+        &self,
+        api: &Api<K>,
+        db: &K,
+        update: &StatusUpdate,
+        coalesce: bool,
+    ) -> kube::Result<StatusOutcome> {
+        let planned = plan(
+            self.writer,
+            db.db_status(),
+            update,
+            db.meta().generation,
+            &now(),
+        );
+        if !planned.changed {
+            return Ok(StatusOutcome::Unchanged);
+        }
+        let key = key_of(db);
+        if coalesce
+            && planned.progress_only
+            && let Some(delay) = self.coalescer.hold(&key)
+        {
+            return Ok(StatusOutcome::Held(delay));
+        }
+        let mut status = json!({"conditions": planned.conditions});
+        if let Some(phase) = planned.phase {
+            status["phase"] = json!(phase);
+            status["observedGeneration"] = json!(planned.observed_generation);
+        }
+        match self.apply(api, db, Some(status)).await? {
+            StatusOutcome::Gone => return Ok(StatusOutcome::Gone),
+            _ => self.coalescer.wrote(&key),
+        }
+        let regarding = db.object_ref(&());
+        for t in &planned.transitions {
+            let warning = t.reason.is_warning();
+            let reason = t.reason.as_str();
+            events::publish(
+                &self.recorder,
+                &regarding,
+                warning,
+                reason,
+                self.action,
+                &t.message,
+            )
+            .await;
+        }
+        Ok(StatusOutcome::Written)
+    }
+
+    /// Removes every condition of this writer (applying a status without them releases exactly
+    /// the entries this field manager owns); a write only when there is one.
+    pub async fn clear<K: Database>(&self, api: &Api<K>, db: &K) -> kube::Result<StatusOutcome> {
+        let ours = db.db_status().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| ConditionType::parse(&c.type_).is_some_and(|t| t.writer() == self.writer))
+        });
+        if !ours {
+            return Ok(StatusOutcome::Unchanged);
+        }
+        self.apply(api, db, None).await
+    }
+
+    async fn apply<K: Database>(
+        &self,
+        api: &Api<K>,
+        db: &K,
+        status: Option<serde_json::Value>,
+    ) -> kube::Result<StatusOutcome> {
+        let mut body = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "metadata": {"name": db.name_any(), "namespace": db.namespace()},
+        });
+        if let Some(status) = status {
+            body["status"] = status;
+        }
+        match ssa::apply_status(api, &db.name_any(), self.manager, &body).await {
+            Ok(_) => Ok(StatusOutcome::Written),
+            // Deleted meanwhile: nothing to report on.
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(StatusOutcome::Gone),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use dbtls_contract::conditions::Reason;
+
+    const TLS: ConditionType = ConditionType::TlsSecretsReady;
+
+    fn stored(update: &StatusUpdate, generation: i64) -> DatabaseStatus {
+        let planned = plan(Writer::Provisioner, None, update, Some(generation), "t0");
+        DatabaseStatus {
+            phase: planned.phase,
+            observed_generation: planned.observed_generation,
+            conditions: planned.conditions,
+        }
+    }
+
+    fn waiting(message: &str) -> StatusUpdate {
+        StatusUpdate {
+            conditions: vec![Desired::not(TLS, Reason::WaitingForTlsSecrets, message)],
+            phase: Some(DatabasePhase::Provisioning),
+        }
+    }
+
+    #[test]
+    fn an_unchanged_state_is_no_write() {
+        let update = waiting("waiting for a");
+        let existing = stored(&update, 1);
+        let again = plan(Writer::Provisioner, Some(&existing), &update, Some(1), "t1");
+        assert!(!again.changed);
+        assert!(again.transitions.is_empty());
+    }
+
+    #[test]
+    fn message_only_changes_are_progress_and_not_transitions() {
+        let existing = stored(&waiting("waiting for a, b"), 1);
+        let progress = plan(
+            Writer::Provisioner,
+            Some(&existing),
+            &waiting("waiting for b"),
+            Some(1),
+            "t1",
+        );
+        assert!(progress.changed && progress.progress_only);
+        assert!(progress.transitions.is_empty());
+        let new_generation = plan(
+            Writer::Provisioner,
+            Some(&existing),
+            &waiting("waiting for b"),
+            Some(2),
+            "t1",
+        );
+        assert!(new_generation.changed && !new_generation.progress_only);
+    }
+
+    #[test]
+    fn transitions_are_announced_unless_quiet() {
+        let existing = stored(&waiting("waiting for a"), 1);
+        let ready = StatusUpdate {
+            conditions: vec![
+                Desired::ok(TLS, Reason::TlsSecretsReady, "all there"),
+                Desired::ok(ConditionType::Ready, Reason::AllReplicasReady, "ok").quiet(),
+            ],
+            phase: Some(DatabasePhase::Ready),
+        };
+        let planned = plan(Writer::Provisioner, Some(&existing), &ready, Some(1), "t1");
+        assert!(planned.changed && !planned.progress_only);
+        let announced: Vec<_> = planned.transitions.iter().map(|d| d.type_).collect();
+        assert_eq!(announced, [TLS]);
+    }
+
+    #[test]
+    fn the_writers_other_types_are_kept_and_the_others_types_left_out() {
+        let mut existing = stored(&waiting("waiting for a"), 1);
+        existing.conditions.push(resolve(
+            &[],
+            &Desired::ok(ConditionType::IssuerReady, Reason::IssuerReady, "ops"),
+            Some(1),
+            "t0",
+        ));
+        let only_ready = StatusUpdate {
+            conditions: vec![Desired::not(
+                ConditionType::Ready,
+                Reason::WaitingForTlsSecrets,
+                "x",
+            )],
+            phase: Some(DatabasePhase::Provisioning),
+        };
+        let planned = plan(
+            Writer::Provisioner,
+            Some(&existing),
+            &only_ready,
+            Some(1),
+            "t1",
+        );
+        let types: Vec<&str> = planned
+            .conditions
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, ["TLSSecretsReady", "Ready"]);
+    }
+
+    #[test]
+    fn the_ops_manager_writes_no_phase() {
+        let update = StatusUpdate {
+            conditions: vec![Desired::ok(
+                ConditionType::IssuerReady,
+                Reason::IssuerReady,
+                "ok",
+            )],
+            phase: None,
+        };
+        let planned = plan(Writer::OpsManager, None, &update, Some(4), "t");
+        assert_eq!((planned.phase, planned.observed_generation), (None, None));
+        assert_eq!(planned.conditions[0].observed_generation, Some(4));
+    }
+}
