@@ -47,6 +47,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let operator = Operator::start(&args.common, "ops-manager", "kubedb-ops-manager").await?;
     let certificate_metrics = CertificateMetrics::register(&operator.registry)?;
+    let kind_names: Vec<&str> = DbKind::ALL.iter().map(|k| k.profile().kind).collect();
+    operator
+        .reconcile_metrics
+        .init_series(&kind_names, &ops_manager::reconcile::Error::METRIC_REASONS);
     if !operator.wait_for_crds(&watched_resources()).await {
         return Ok(());
     }

@@ -140,142 +140,163 @@ enum Outcome<'a> {
     },
 }
 
-/// Decides what to do for database `db` with the (already validated) `tls_view`.
-pub fn plan(db: &DbRef, tls_view: &TlsView<'_>, cluster_domain: &str, observed: &Observed) -> Plan {
+/// What each alias of the kind comes to, in the kind's alias order.
+fn outcomes<'a>(
+    db: &DbRef,
+    tls_view: &TlsView<'_>,
+    cluster_domain: &str,
+    observed: &'a Observed,
+) -> Vec<(&'static str, Outcome<'a>)> {
     let kind = db.kind;
-    let mut outcomes: Vec<(&'static str, Outcome<'_>)> = Vec::new();
-    for alias_name in kind.profile().aliases {
-        let Some(issuer) = tls_view.issuer_for(alias_name) else {
-            // validate() reports this; nothing to issue.
-            outcomes.push((alias_name, Outcome::Skipped));
-            continue;
-        };
-        let key = IssuerKey::of(issuer);
-        let outcome = match observed.issuers.get(&key).unwrap_or(&IssuerState::Missing) {
-            IssuerState::Found { acme: true, .. }
-                if kind == DbKind::ProxySQL && *alias_name != alias::SERVER =>
-            {
-                Outcome::Skipped
-            }
-            IssuerState::Missing => Outcome::NoIssuer(key),
-            IssuerState::Found { .. } => {
-                let desired = certificate::build(db, tls_view, alias_name, issuer, cluster_domain);
-                let name = desired.spec.secret_name.clone();
-                match conflict(db, &name, observed) {
-                    Some(why) => Outcome::Conflict(why),
-                    None => Outcome::Wanted {
-                        desired: Box::new(desired),
-                        live: observed.certificates.get(&name),
-                    },
+    kind.profile()
+        .aliases
+        .iter()
+        .map(|alias_name| {
+            let Some(issuer) = tls_view.issuer_for(alias_name) else {
+                // validate() reports this; nothing to issue.
+                return (*alias_name, Outcome::Skipped);
+            };
+            let key = IssuerKey::of(issuer);
+            let outcome = match observed.issuers.get(&key).unwrap_or(&IssuerState::Missing) {
+                IssuerState::Found { acme: true, .. }
+                    if kind == DbKind::ProxySQL && *alias_name != alias::SERVER =>
+                {
+                    Outcome::Skipped
                 }
-            }
-        };
-        outcomes.push((alias_name, outcome));
-    }
+                IssuerState::Missing => Outcome::NoIssuer(key),
+                IssuerState::Found { .. } => {
+                    let desired =
+                        certificate::build(db, tls_view, alias_name, issuer, cluster_domain);
+                    let name = desired.spec.secret_name.clone();
+                    match conflict(db, &name, observed) {
+                        Some(why) => Outcome::Conflict(why),
+                        None => Outcome::Wanted {
+                            desired: Box::new(desired),
+                            live: observed.certificates.get(&name),
+                        },
+                    }
+                }
+            };
+            (*alias_name, outcome)
+        })
+        .collect()
+}
 
-    let issuer_ready = issuer_condition(db, &outcomes, tls_view, observed);
-    let waiting_for_objects = !observed.missing_objects.is_empty();
+/// The per-alias results gathered into writes and condition parts.
+#[derive(Default)]
+struct Tally {
+    apply: Vec<Apply>,
+    adopt: Vec<Adopt>,
+    not_ready: Vec<String>,
+    conflicts: Vec<String>,
+    aliases: Vec<AliasReport>,
+}
 
-    let mut apply = Vec::new();
-    let mut adopt = Vec::new();
-    let mut not_ready = Vec::new();
-    let mut conflicts = Vec::new();
-    let mut aliases = Vec::new();
-    for (alias_name, outcome) in &outcomes {
+impl Tally {
+    /// One wanted Certificate: created or updated (unless the provisioner's objects are still
+    /// missing), or live and ready or not, and its Secret adopted once issued.
+    fn wanted(
+        &mut self,
+        db: &DbRef,
+        alias_name: &'static str,
+        desired: &Certificate,
+        live: Option<&Certificate>,
+        observed: &Observed,
+        waiting_for_objects: bool,
+    ) -> AliasReport {
         let mut report = AliasReport {
             alias: alias_name,
             ready: false,
-            not_after: None,
-            renewal_time: None,
+            not_after: live.and_then(|l| l.status.as_ref()?.not_after.clone()),
+            renewal_time: live.and_then(|l| l.status.as_ref()?.renewal_time.clone()),
         };
-        match outcome {
-            Outcome::Skipped => continue,
-            Outcome::NoIssuer(key) => not_ready.push(format!(
-                "{alias_name}: no Certificate until {} exists",
-                key.display(&db.namespace)
-            )),
-            Outcome::Conflict(why) => conflicts.push(format!("{alias_name}: {why}")),
-            Outcome::Wanted { desired, live } => {
-                let name = desired.spec.secret_name.clone();
-                let change = match live {
-                    None => Some(Change::Create),
-                    Some(live) if !up_to_date(db, desired, live) => Some(Change::Update),
-                    Some(_) => None,
-                };
-                if let Some(live) = live {
-                    let status = live.status.as_ref();
-                    report.not_after = status.and_then(|s| s.not_after.clone());
-                    report.renewal_time = status.and_then(|s| s.renewal_time.clone());
-                }
-                match (change, live) {
-                    (Some(change), _) => {
-                        // Same words as a live Certificate without a current Ready condition,
-                        // so that the status is not rewritten between the two.
-                        not_ready.push(format!("{alias_name} ({name}): {WAITING_FOR_ISSUANCE}"));
-                        if !waiting_for_objects {
-                            apply.push(Apply {
-                                alias: alias_name,
-                                change,
-                                certificate: (**desired).clone(),
-                                live_uid: live.and_then(|l| l.metadata.uid.clone()),
-                            });
-                        }
-                    }
-                    (None, Some(live)) => match readiness(live) {
-                        Ok(()) => report.ready = true,
-                        Err(why) => not_ready.push(format!("{alias_name} ({name}): {why}")),
-                    },
-                    (None, None) => {}
-                }
-                if let (None, Some(_)) = (change, live)
-                    && let Some(adoption) = adoption(db, &name, observed)
-                {
-                    adopt.push(adoption);
+        let name = desired.spec.secret_name.clone();
+        let change = match live {
+            None => Some(Change::Create),
+            Some(live) if !up_to_date(db, desired, live) => Some(Change::Update),
+            Some(_) => None,
+        };
+        match (change, live) {
+            (Some(change), _) => {
+                // Same words as a live Certificate without a current Ready condition, so that
+                // the status is not rewritten between the two.
+                self.not_ready
+                    .push(format!("{alias_name} ({name}): {WAITING_FOR_ISSUANCE}"));
+                if !waiting_for_objects {
+                    self.apply.push(Apply {
+                        alias: alias_name,
+                        change,
+                        certificate: desired.clone(),
+                        live_uid: live.and_then(|l| l.metadata.uid.clone()),
+                    });
                 }
             }
+            (None, Some(live)) => {
+                match readiness(live) {
+                    Ok(()) => report.ready = true,
+                    Err(why) => self.not_ready.push(format!("{alias_name} ({name}): {why}")),
+                }
+                self.adopt.extend(adoption(db, &name, observed));
+            }
+            (None, None) => {}
         }
-        aliases.push(report);
+        report
     }
+}
 
-    let certificates_ready = if waiting_for_objects {
+fn certificates_condition(
+    observed: &Observed,
+    tally: &Tally,
+    waiting_for_objects: bool,
+) -> Desired {
+    let t = ConditionType::CertificatesReady;
+    if waiting_for_objects {
         Desired::not(
-            ConditionType::CertificatesReady,
+            t,
             Reason::WaitingForDatabaseObjects,
             format!(
                 "Waiting for {} (created by the provisioner) before creating Certificates",
                 observed.missing_objects.join(", ")
             ),
         )
-    } else if !conflicts.is_empty() {
+    } else if !tally.conflicts.is_empty() {
         Desired::not(
-            ConditionType::CertificatesReady,
+            t,
             Reason::SecretNameConflict,
             format!(
                 "{}. Choose another secretName in spec.tls.certificates, or remove the other object",
-                conflicts.join("; ")
+                tally.conflicts.join("; ")
             ),
         )
-    } else if !not_ready.is_empty() {
+    } else if !tally.not_ready.is_empty() {
         Desired::not(
-            ConditionType::CertificatesReady,
+            t,
             Reason::CertificatesNotReady,
-            format!("Certificates not ready: {}", not_ready.join("; ")),
+            format!("Certificates not ready: {}", tally.not_ready.join("; ")),
         )
     } else {
-        let issued: Vec<&str> = aliases.iter().map(|a| a.alias).collect();
+        let issued: Vec<&str> = tally.aliases.iter().map(|a| a.alias).collect();
         Desired::ok(
-            ConditionType::CertificatesReady,
+            t,
             Reason::CertificatesReady,
             format!("All certificates are issued: {}", issued.join(", ")),
         )
-    };
+    }
+}
 
+/// The database's Certificates no alias wants any more.
+fn unwanted(
+    db: &DbRef,
+    tls_view: &TlsView<'_>,
+    outcomes: &[(&'static str, Outcome<'_>)],
+    observed: &Observed,
+) -> Vec<String> {
     let keep: Vec<String> = outcomes
         .iter()
         .filter(|(_, o)| !matches!(o, Outcome::Skipped))
         .map(|(a, _)| dbtls_contract::tls::secret_name(&db.name, tls_view, a))
         .collect();
-    let delete = observed
+    observed
         .certificates
         .iter()
         .filter(|(name, cert)| {
@@ -288,20 +309,63 @@ pub fn plan(db: &DbRef, tls_view: &TlsView<'_>, cluster_domain: &str, observed: 
                 )
         })
         .map(|(name, _)| name.clone())
-        .collect();
+        .collect()
+}
 
+/// Decides what to do for database `db` with the (already validated) `tls_view`.
+pub fn plan(db: &DbRef, tls_view: &TlsView<'_>, cluster_domain: &str, observed: &Observed) -> Plan {
+    let outcomes = outcomes(db, tls_view, cluster_domain, observed);
+    let issuer_ready = issuer_condition(db, &outcomes, tls_view, observed);
+    let waiting_for_objects = !observed.missing_objects.is_empty();
+    let mut tally = Tally::default();
+    for (alias_name, outcome) in &outcomes {
+        let report = match outcome {
+            Outcome::Skipped => continue,
+            Outcome::NoIssuer(key) => {
+                tally.not_ready.push(format!(
+                    "{alias_name}: no Certificate until {} exists",
+                    key.display(&db.namespace)
+                ));
+                AliasReport {
+                    alias: alias_name,
+                    ready: false,
+                    not_after: None,
+                    renewal_time: None,
+                }
+            }
+            Outcome::Conflict(why) => {
+                tally.conflicts.push(format!("{alias_name}: {why}"));
+                AliasReport {
+                    alias: alias_name,
+                    ready: false,
+                    not_after: None,
+                    renewal_time: None,
+                }
+            }
+            Outcome::Wanted { desired, live } => tally.wanted(
+                db,
+                alias_name,
+                desired,
+                *live,
+                observed,
+                waiting_for_objects,
+            ),
+        };
+        tally.aliases.push(report);
+    }
+    let certificates_ready = certificates_condition(observed, &tally, waiting_for_objects);
     let waiting = waiting_for_objects
         || outcomes
             .iter()
             .any(|(_, o)| matches!(o, Outcome::NoIssuer(_)));
     Plan {
-        apply,
-        delete,
-        adopt,
+        delete: unwanted(db, tls_view, &outcomes, observed),
+        apply: tally.apply,
+        adopt: tally.adopt,
         issuer_ready,
         certificates_ready,
         waiting,
-        aliases,
+        aliases: tally.aliases,
     }
 }
 

@@ -38,6 +38,10 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every value of [`Error::metric_reason`].
+    pub const METRIC_REASONS: [&str; 5] =
+        ["dereference", "apply", "status", "finalizer", "cleanup"];
+
     /// The `reason` label of `dbtls_reconcile_errors_total`.
     pub fn metric_reason(&self) -> &'static str {
         match self {

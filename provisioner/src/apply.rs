@@ -131,6 +131,47 @@ fn describe_delete(delete: &Delete) -> String {
     }
 }
 
+/// The auth Secret, created once: an existing Secret of that name, ours or not, is used as it
+/// is (the cache only holds labelled ones, so it is read first).
+async fn create_auth_secret(writer: &Writer<'_>, facts: &DbFacts<'_>) -> kube::Result<Applied> {
+    let api = writer.api::<Secret>();
+    let name = facts.auth_secret_name();
+    if api.get_metadata_opt(&name).await?.is_some() {
+        return Ok(Applied::Unchanged);
+    }
+    let secret = auth::auth_secret(facts, &auth::generate_password());
+    dbtls_runtime::ssa::create(&api, &name, PROVISIONER_MANAGER, &secret).await?;
+    Ok(Applied::Created)
+}
+
+/// One write; `Ok(None)` when the API server refused a workload update (an immutable field the
+/// plan did not foresee), which is reported, not retried.
+async fn write_one(
+    writer: &Writer<'_>,
+    facts: &DbFacts<'_>,
+    write: &Write,
+    refused: &mut Option<String>,
+) -> kube::Result<Applied> {
+    match write {
+        Write::AuthSecret => create_auth_secret(writer, facts).await,
+        Write::Service { desired, cached } => {
+            writer.apply(desired.as_ref(), cached.as_deref()).await
+        }
+        Write::ConfigSecret { desired, cached } => {
+            writer.apply(desired.as_ref(), cached.as_deref()).await
+        }
+        Write::Workload { desired, cached } => {
+            match writer.workload(desired, cached.as_deref()).await {
+                Err(kube::Error::Api(s)) if s.code == 422 => {
+                    *refused = Some(s.message);
+                    Ok(Applied::Unchanged)
+                }
+                other => other,
+            }
+        }
+    }
+}
+
 /// Carries out the writes in order, stopping at the first object someone else owns, then the
 /// deletes.
 pub async fn apply(
@@ -152,52 +193,13 @@ pub async fn apply(
     let mut outcome = Outcome::default();
     for write in writes {
         let what = describe(write, facts);
-        let applied = match write {
-            Write::AuthSecret => {
-                let secret = auth::auth_secret(facts, &auth::generate_password());
-                // Created once: an existing Secret of that name, ours or not, is used as it is.
-                let exists = writer
-                    .api::<Secret>()
-                    .get_metadata_opt(&facts.auth_secret_name())
-                    .await
-                    .map_err(|source| ApplyError::Apply {
-                        what: what.clone(),
-                        source,
-                    })?;
-                if exists.is_some() {
-                    continue;
-                }
-                let api = writer.api::<Secret>();
-                dbtls_runtime::ssa::create(
-                    &api,
-                    &facts.auth_secret_name(),
-                    PROVISIONER_MANAGER,
-                    &secret,
-                )
-                .await
-                .map(|_| Applied::Created)
-            }
-            Write::Service { desired, cached } => {
-                writer.apply(desired.as_ref(), cached.as_deref()).await
-            }
-            Write::ConfigSecret { desired, cached } => {
-                writer.apply(desired.as_ref(), cached.as_deref()).await
-            }
-            Write::Workload { desired, cached } => {
-                match writer.workload(desired, cached.as_deref()).await {
-                    // An immutable field the plan did not foresee: reported, not retried.
-                    Err(kube::Error::Api(s)) if s.code == 422 => {
-                        outcome.refused = Some(s.message);
-                        continue;
-                    }
-                    other => other,
-                }
-            }
-        };
-        match applied.map_err(|source| ApplyError::Apply {
-            what: what.clone(),
-            source,
-        })? {
+        let applied = write_one(&writer, facts, write, &mut outcome.refused)
+            .await
+            .map_err(|source| ApplyError::Apply {
+                what: what.clone(),
+                source,
+            })?;
+        match applied {
             Applied::Foreign => {
                 outcome.conflict = Some(what);
                 return Ok(outcome);
@@ -210,14 +212,14 @@ pub async fn apply(
     }
     for delete in deletes {
         let what = describe_delete(delete);
-        if writer
+        let deleted = writer
             .delete(delete)
             .await
             .map_err(|source| ApplyError::Delete {
                 what: what.clone(),
                 source,
-            })?
-        {
+            })?;
+        if deleted {
             tracing::info!(db = %facts.name, "deleted {what}");
         }
     }

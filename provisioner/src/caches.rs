@@ -174,6 +174,7 @@ impl Caches {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use k8s_openapi::ByteString;

@@ -29,6 +29,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let operator = Operator::start(&args.common, "provisioner", "kubedb-provisioner").await?;
+    let kind_names: Vec<String> = DbKind::ALL.iter().map(ToString::to_string).collect();
+    let kind_names: Vec<&str> = kind_names.iter().map(String::as_str).collect();
+    operator
+        .reconcile_metrics
+        .init_series(&kind_names, &provisioner::reconcile::Error::METRIC_REASONS);
     let kinds: Vec<_> = DbKind::ALL.iter().map(|k| k.api_resource()).collect();
     if !operator.wait_for_crds(&kinds).await {
         return Ok(());

@@ -143,37 +143,20 @@ pub fn runtime_objects(facts: &DbFacts<'_>, observed: &Observed) -> Vec<Delete> 
     workload.chain(services).chain(config).collect()
 }
 
-/// Decides what one reconcile of a live (not deleted) database does.
-pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -> Plan {
-    // Validate: the spec, then the Secrets it names.
-    let image = match validate::spec(facts) {
-        Ok(image) => image,
-        Err(invalid) => return blocked(facts, choice, observed, invalid),
-    };
-    if let Some(name) = facts.user_auth_secret()
-        && let Err(invalid) = validate::user_auth_secret(name, observed.user_auth_secret.as_ref())
-    {
-        return blocked(facts, choice, observed, invalid);
+/// The spec and the Secrets it names, checked; the image to run on success.
+fn validate_inputs(facts: &DbFacts<'_>, observed: &Observed) -> Result<String, Invalid> {
+    let image = validate::spec(facts)?;
+    if let Some(name) = facts.user_auth_secret() {
+        validate::user_auth_secret(name, observed.user_auth_secret.as_ref())?;
     }
-    if let Some(name) = facts.extras.license_secret
-        && let Err(invalid) = validate::license_secret(name, observed.license_secret.as_ref())
-    {
-        return blocked(facts, choice, observed, invalid);
+    if let Some(name) = facts.extras.license_secret {
+        validate::license_secret(name, observed.license_secret.as_ref())?;
     }
+    Ok(image)
+}
 
-    // Halted: no workload, no Services; data and Secrets stay.
-    if facts.common.halted {
-        return Plan {
-            writes: Vec::new(),
-            deletes: runtime_objects(facts, observed),
-            report: Report {
-                halted: true,
-                ..Report::new(WorkloadReport::Halted)
-            },
-            requeue: Requeue::Resync,
-        };
-    }
-
+/// The auth Secret (when the database has none yet) and the Services that differ.
+fn object_writes(facts: &DbFacts<'_>, observed: &Observed) -> Vec<Write> {
     let mut writes = Vec::new();
     if facts.user_auth_secret().is_none() && observed.auth_secret.is_none() {
         writes.push(Write::AuthSecret);
@@ -189,6 +172,51 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
             cached: cached.cloned().map(Box::new),
         });
     }
+    writes
+}
+
+/// The config Secret's write (it differs) or delete (no longer needed, and the database's).
+fn config_step(
+    facts: &DbFacts<'_>,
+    desired: Option<Secret>,
+    cached: Option<&Secret>,
+) -> (Option<Write>, Option<Delete>) {
+    match (desired, cached) {
+        (Some(desired), cached) => {
+            let up_to_date = cached
+                .is_some_and(|c| controls(&c.metadata, facts) && diff::up_to_date(&desired, c));
+            let write = (!up_to_date).then(|| Write::ConfigSecret {
+                desired: Box::new(desired),
+                cached: cached.cloned().map(Box::new),
+            });
+            (write, None)
+        }
+        (None, Some(stale)) if controls(&stale.metadata, facts) => {
+            (None, Some(Delete::Secret(Box::new(stale.clone()))))
+        }
+        (None, _) => (None, None),
+    }
+}
+
+/// Decides what one reconcile of a live (not deleted) database does.
+pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -> Plan {
+    let image = match validate_inputs(facts, observed) {
+        Ok(image) => image,
+        Err(invalid) => return blocked(facts, choice, observed, invalid),
+    };
+    // Halted: no workload, no Services; data and Secrets stay.
+    if facts.common.halted {
+        return Plan {
+            writes: Vec::new(),
+            deletes: runtime_objects(facts, observed),
+            report: Report {
+                halted: true,
+                ..Report::new(WorkloadReport::Halted)
+            },
+            requeue: Requeue::Resync,
+        };
+    }
+    let mut writes = object_writes(facts, observed);
     let live = observed.workload.as_ref();
     if let Some(live) = live.filter(|l| !controls(l.meta(), facts)) {
         let invalid = Invalid::NameConflict {
@@ -233,28 +261,12 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
     }
 
     let (workload, config) = desired::workload_for(facts, &image, choice.api);
-    let mut deletes = Vec::new();
-    match (config, &observed.config_secret) {
-        (Some(desired), cached) => {
-            let up_to_date = cached
-                .as_ref()
-                .is_some_and(|c| controls(&c.metadata, facts) && diff::up_to_date(&desired, c));
-            if !up_to_date {
-                writes.push(Write::ConfigSecret {
-                    desired: Box::new(desired),
-                    cached: cached.clone().map(Box::new),
-                });
-            }
-        }
-        (None, Some(stale)) if controls(&stale.metadata, facts) => {
-            deletes.push(Delete::Secret(Box::new(stale.clone())));
-        }
-        (None, _) => {}
-    }
+    let (config_write, config_delete) = config_step(facts, config, observed.config_secret.as_ref());
+    writes.extend(config_write);
     let (report, requeue) = workload_step(facts, choice, &workload, live, &mut writes);
     Plan {
         writes,
-        deletes,
+        deletes: config_delete.into_iter().collect(),
         report: Report {
             tls: Some(tls),
             ..Report::new(report)

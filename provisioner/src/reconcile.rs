@@ -35,6 +35,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every value of [`Error::metric_reason`].
+    pub const METRIC_REASONS: [&str; 5] = ["read", "apply", "delete", "finalizer", "status"];
+
     /// A short label for the errors metric.
     pub fn metric_reason(&self) -> &'static str {
         match self {

@@ -138,7 +138,7 @@ mod tests {
             std::slice::from_ref(&a)
         ));
         let newer_generation = resolve(std::slice::from_ref(&a), &done, Some(3), "t2");
-        assert!(!up_to_date(&[a.clone()], &[newer_generation]));
+        assert!(!up_to_date(std::slice::from_ref(&a), &[newer_generation]));
         assert!(same_state(&[a], &done));
     }
 }

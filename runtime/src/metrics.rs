@@ -58,6 +58,19 @@ impl ReconcileMetrics {
         })
     }
 
+    /// Creates the series of `kinds` at zero, each error reason included, so that rates and
+    /// alerts over them work before the first reconcile or error (an absent series is no zero).
+    pub fn init_series(&self, kinds: &[&str], error_reasons: &[&str]) {
+        for kind in kinds {
+            for result in ["ok", "error"] {
+                self.reconciles.with_label_values(&[kind, result]);
+            }
+            for reason in error_reasons {
+                self.errors.with_label_values(&[kind, reason]);
+            }
+        }
+    }
+
     pub fn observe_ok(&self, kind: &str, took: Duration) {
         self.reconciles.with_label_values(&[kind, "ok"]).inc();
         self.duration

@@ -96,16 +96,80 @@ fn tcp_probe(port: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
     }
 }
 
+/// The env of the database container: credentials from the auth Secret, the license.
+fn base_env(db: &DbFacts<'_>, auth_secret: &str) -> Vec<EnvVar> {
+    let mut env = Vec::new();
+    let (user_var, password_var) = credential_env(db.kind);
+    if let Some(user_var) = user_var {
+        env.push(secret_env(user_var, auth_secret, USERNAME_KEY));
+    }
+    env.push(secret_env(password_var, auth_secret, PASSWORD_KEY));
+    if let Some(license) = db.extras.license_secret {
+        env.push(secret_env("SINGLESTORE_LICENSE", license, LICENSE_KEY));
+    }
+    env
+}
+
+/// What TLS adds to the pod: volumes, mounts, env and args of the database container, and the
+/// init container that writes generated config files (MSSQL's `mssql.conf`).
+#[derive(Default)]
+struct TlsParts {
+    volumes: Vec<Volume>,
+    mounts: Vec<VolumeMount>,
+    env: Vec<EnvVar>,
+    args: Vec<String>,
+    init_containers: Vec<Container>,
+}
+
+fn tls_parts(
+    db: &DbFacts<'_>,
+    tls: &ServerTls,
+    image: &str,
+    base_mounts: &[VolumeMount],
+) -> TlsParts {
+    let mut parts = TlsParts {
+        volumes: tls.volumes.clone(),
+        mounts: tls.mounts.clone(),
+        env: tls.env.clone(),
+        args: tls.args.clone(),
+        init_containers: Vec::new(),
+    };
+    let mut init_mounts: Vec<VolumeMount> =
+        base_mounts.iter().chain(&tls.mounts).cloned().collect();
+    if !tls.config_files.is_empty() {
+        parts.volumes.push(Volume {
+            name: CONFIG_VOLUME.to_string(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names::config_secret(&db.name)),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        init_mounts.push(VolumeMount {
+            name: CONFIG_VOLUME.to_string(),
+            mount_path: CONFIG_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    if let Some(script) = &tls.init_script {
+        parts.init_containers.push(Container {
+            name: INIT_CONTAINER.to_string(),
+            image: Some(image.to_string()),
+            command: Some(vec!["sh".to_string(), "-c".to_string(), script.clone()]),
+            volume_mounts: Some(init_mounts),
+            ..Container::default()
+        });
+    }
+    parts
+}
+
 /// The pod template of database `db`.
 pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec {
     let profile = db.kind.profile();
     let user: UserTemplate = user_template::parse(db.common.pod_template, profile.container);
+    let image = user.image.clone().unwrap_or_else(|| inputs.image.clone());
 
-    let data_mount = VolumeMount {
-        name: DATA_VOLUME.to_string(),
-        mount_path: data_dir(db.kind).to_string(),
-        ..VolumeMount::default()
-    };
     let mut volumes: Vec<Volume> = Vec::new();
     if !durable(db) {
         volumes.push(Volume {
@@ -114,52 +178,24 @@ pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec
             ..Volume::default()
         });
     }
-    let mut mounts = vec![data_mount];
-    let mut env = Vec::new();
-    let (user_var, password_var) = credential_env(db.kind);
-    if let Some(user_var) = user_var {
-        env.push(secret_env(user_var, &inputs.auth_secret, USERNAME_KEY));
-    }
-    env.push(secret_env(password_var, &inputs.auth_secret, PASSWORD_KEY));
-    if let Some(license) = db.extras.license_secret {
-        env.push(secret_env("SINGLESTORE_LICENSE", license, LICENSE_KEY));
-    }
-    let mut args = Vec::new();
-    let mut init_containers = Vec::new();
-    let image = user.image.clone().unwrap_or_else(|| inputs.image.clone());
-    if let Some(tls) = inputs.tls {
-        volumes.extend(tls.volumes.iter().cloned());
-        mounts.extend(tls.mounts.iter().cloned());
-        env.extend(tls.env.iter().cloned());
-        args.extend(tls.args.iter().cloned());
-        let mut init_mounts = mounts.clone();
-        if !tls.config_files.is_empty() {
-            volumes.push(Volume {
-                name: CONFIG_VOLUME.to_string(),
-                secret: Some(SecretVolumeSource {
-                    secret_name: Some(names::config_secret(&db.name)),
-                    ..SecretVolumeSource::default()
-                }),
-                ..Volume::default()
-            });
-            init_mounts.push(VolumeMount {
-                name: CONFIG_VOLUME.to_string(),
-                mount_path: CONFIG_DIR.to_string(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            });
-        }
-        if let Some(script) = &tls.init_script {
-            init_containers.push(Container {
-                name: INIT_CONTAINER.to_string(),
-                image: Some(image.clone()),
-                command: Some(vec!["sh".to_string(), "-c".to_string(), script.clone()]),
-                volume_mounts: Some(init_mounts),
-                ..Container::default()
-            });
-        }
-    }
-    args.extend(user.args.iter().cloned());
+    let mut mounts = vec![VolumeMount {
+        name: DATA_VOLUME.to_string(),
+        mount_path: data_dir(db.kind).to_string(),
+        ..VolumeMount::default()
+    }];
+    let tls = inputs
+        .tls
+        .map(|tls| tls_parts(db, tls, &image, &mounts))
+        .unwrap_or_default();
+    volumes.extend(tls.volumes);
+    mounts.extend(tls.mounts);
+    let mut env = base_env(db, &inputs.auth_secret);
+    env.extend(tls.env);
+    let args: Vec<String> = tls
+        .args
+        .into_iter()
+        .chain(user.args.iter().cloned())
+        .collect();
 
     let container = Container {
         name: profile.container.to_string(),
@@ -182,6 +218,7 @@ pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec
     // The selector labels are ours; the user's cannot change them.
     let mut pod_labels: BTreeMap<String, String> = user.labels.clone();
     pod_labels.extend(labels::for_database(db.kind, &db.name));
+    let init_containers = tls.init_containers;
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(pod_labels),

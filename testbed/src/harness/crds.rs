@@ -1,9 +1,8 @@
 //! Installing the CRDs a test needs: the project's `deploy/crds/`, cert-manager's and PetSet's.
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use dbtls_contract::certmanager::{Certificate, ClusterIssuer, Issuer};
 use dbtls_contract::petset::PetSet;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -11,29 +10,32 @@ use kube::api::{Api, Patch, PatchParams};
 
 use super::cluster::{CERT_MANAGER_ENV, Played};
 
-/// Every CRD the system and the stand-in use.
-pub fn all_crds() -> anyhow::Result<Vec<CustomResourceDefinition>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
-    let mut crds = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+/// The CRDs in the YAML files of `dir` (one document each), in file-name order.
+fn crds_in(dir: &Path) -> anyhow::Result<Vec<CustomResourceDefinition>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
-    for file in files {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
-        let crd: CustomResourceDefinition =
-            serde_yaml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-        crds.push(crd);
-    }
-    crds.extend([
-        Certificate::crd(),
-        Issuer::crd(),
-        ClusterIssuer::crd(),
-        PetSet::crd(),
-    ]);
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            serde_yaml::from_str(&text).with_context(|| format!("parsing {}", file.display()))
+        })
+        .collect()
+}
+
+/// Every CRD the system and the stand-in use: the project's, PetSet's, and cert-manager's own
+/// (kept in `testbed/cert-manager-crds/`), so that the operators meet cert-manager's real
+/// schema wherever the harness plays cert-manager.
+pub fn all_crds() -> anyhow::Result<Vec<CustomResourceDefinition>> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut crds = crds_in(&here.join("../deploy/crds"))?;
+    crds.push(PetSet::crd());
+    crds.extend(crds_in(&here.join("cert-manager-crds"))?);
     Ok(crds)
 }
 
