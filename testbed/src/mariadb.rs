@@ -248,6 +248,10 @@ impl MariaDb {
         let datadir = dir.path().join("data");
         let install = find_program("mariadb-install-db")
             .ok_or_else(|| anyhow!("mariadb-install-db not found"))?;
+        // Two bootstraps at once in one process failed now and then (the bootstrap server's
+        // defaults collide): one at a time.
+        static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = INSTALLING.lock().await;
         let output = Command::new(install)
             .arg("--no-defaults")
             .arg("--user=root")
@@ -265,6 +269,7 @@ impl MariaDb {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
+        drop(_one_at_a_time);
         let port = free_port()?;
         let socket = dir.path().join("mysqld.sock");
         let log = dir.path().join("server.log");
