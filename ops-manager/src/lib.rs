@@ -19,4 +19,5 @@ pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
+pub mod serving;
 pub mod validate;

@@ -8,7 +8,7 @@ use dbtls_contract::petset::PetSet;
 use dbtls_runtime::caches::SharedWatch;
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -43,6 +43,7 @@ pub fn secret_shape(secret: &mut Secret) {
 #[derive(Clone)]
 pub struct Stores {
     pub secrets: Store<Secret>,
+    pub pods: Store<Pod>,
     pub services: Store<Service>,
     pub statefulsets: Store<StatefulSet>,
     pub petsets: Option<Store<PetSet>>,
@@ -51,6 +52,7 @@ pub struct Stores {
 /// The watches of one scope, before they run: controllers subscribe, then [`Watches::run`].
 pub struct Watches {
     pub secrets: SharedWatch<Secret>,
+    pub pods: SharedWatch<Pod>,
     pub services: SharedWatch<Service>,
     pub statefulsets: SharedWatch<StatefulSet>,
     pub petsets: Option<SharedWatch<PetSet>>,
@@ -71,6 +73,7 @@ impl Watches {
         let managed = || watcher::Config::default().labels(&labels::managed_selector());
         Self {
             secrets: SharedWatch::new(scoped(client, namespace), managed(), secret_shape),
+            pods: SharedWatch::new(scoped(client, namespace), managed(), crate::pods::trim),
             services: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
             statefulsets: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
             petsets: petsets
@@ -81,6 +84,7 @@ impl Watches {
     pub fn stores(&self) -> Stores {
         Stores {
             secrets: self.secrets.store(),
+            pods: self.pods.store(),
             services: self.services.store(),
             statefulsets: self.statefulsets.store(),
             petsets: self.petsets.as_ref().map(SharedWatch::store),
@@ -96,6 +100,7 @@ impl Watches {
         };
         tokio::join!(
             self.secrets.run(),
+            self.pods.run(),
             self.services.run(),
             self.statefulsets.run(),
             petsets
@@ -113,6 +118,7 @@ impl Stores {
         };
         let _ = tokio::join!(
             self.secrets.wait_until_ready(),
+            self.pods.wait_until_ready(),
             self.services.wait_until_ready(),
             self.statefulsets.wait_until_ready(),
             petsets
@@ -121,6 +127,10 @@ impl Stores {
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
         get(&self.secrets, namespace, name)
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
+        get(&self.pods, namespace, name)
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {

@@ -11,7 +11,7 @@ use dbtls_runtime::metrics::ReconcileMetrics;
 use dbtls_runtime::watch_backoff::trigger_backoff;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
@@ -88,9 +88,8 @@ where
     }
 }
 
-/// The database a labelled Secret belongs to, for kind `K`.
-fn owner_of<K: Provisionable>(secret: Arc<Secret>) -> Option<ObjectRef<K>> {
-    let meta = &secret.metadata;
+/// The database a labelled object (Secret, pod) belongs to, for kind `K`.
+fn owner_of<K: Provisionable>(meta: &ObjectMeta) -> Option<ObjectRef<K>> {
     let (kind, db) = labels::database_of(meta.labels.as_ref()?)?;
     (kind == K::KIND)
         .then(|| ObjectRef::new(db).within(meta.namespace.as_deref().unwrap_or_default()))
@@ -111,7 +110,8 @@ fn controller<K: Provisionable>(
         .with_config(controller::Config::default().concurrency(concurrency))
         .trigger_backoff(trigger_backoff())
         .owns_shared_stream(watches.services.subscribe())
-        .watches_shared_stream(watches.secrets.subscribe(), owner_of::<K>);
+        .watches_shared_stream(watches.secrets.subscribe(), |s| owner_of::<K>(&s.metadata))
+        .watches_shared_stream(watches.pods.subscribe(), |p| owner_of::<K>(&p.metadata));
     controller = match (ctx.workload(K::KIND).api, &watches.petsets) {
         (WorkloadApi::PetSet, Some(petsets)) => controller.owns_shared_stream(petsets.subscribe()),
         _ => controller.owns_shared_stream(watches.statefulsets.subscribe()),

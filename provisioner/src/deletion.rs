@@ -47,6 +47,7 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
                 what: format!("{} ({})", live.describe(), choice.why),
                 ready: live.ready_replicas(),
                 replicas: facts.replicas(),
+                pods: Vec::new(),
             },
             None => WorkloadReport::NotCreated("deletion requested".into()),
         };

@@ -14,6 +14,7 @@ pub mod desired;
 pub mod facts;
 pub mod observe;
 pub mod plan;
+pub mod pods;
 pub mod reconcile;
 pub mod status;
 pub mod tls_secrets;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dbtls_contract::names;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::Api;
 
 use crate::caches::Stores;
@@ -41,6 +41,8 @@ pub struct Observed {
     pub services: Vec<Service>,
     pub config_secret: Option<Secret>,
     pub workload: Option<Workload>,
+    /// The workload's pods by ordinal (`<db>-0` ..), None where one does not exist.
+    pub pods: Vec<Option<Pod>>,
     /// Every TLS Secret the spec needs, found or not, in alias order.
     pub tls_secrets: Vec<(String, Option<Secret>)>,
 }
@@ -152,7 +154,12 @@ pub async fn observe(
         let found = tls_secret(client, stores, absent, ns, &name).await?;
         tls_secrets.push((name, found));
     }
+    let workload_name = names::workload(&facts.name);
+    let pods = (0..facts.replicas())
+        .map(|i| stores.pod(ns, &format!("{workload_name}-{i}")))
+        .collect();
     Ok(Observed {
+        pods,
         user_auth_secret,
         auth_secret: stores.secret(ns, &names::auth_secret(&facts.name)),
         license_secret,

@@ -85,17 +85,23 @@ fn controls(meta: &ObjectMeta, facts: &DbFacts<'_>) -> bool {
 fn live_report(
     facts: &DbFacts<'_>,
     choice: &WorkloadChoice,
-    live: Option<&Workload>,
+    observed: &Observed,
     why: String,
 ) -> WorkloadReport {
-    match live {
+    match &observed.workload {
         Some(live) => WorkloadReport::Exists {
             what: format!("{} ({})", live.describe(), choice.why),
             ready: live.ready_replicas(),
             replicas: facts.replicas(),
+            pods: pod_problems(facts, observed),
         },
         None => WorkloadReport::NotCreated(why),
     }
+}
+
+/// Why the workload's pods are not ready (kubelet's words).
+fn pod_problems(facts: &DbFacts<'_>, observed: &Observed) -> Vec<String> {
+    crate::pods::problems(&names::workload(&facts.name), &observed.pods)
 }
 
 /// The plan of a database that cannot be provisioned as it is.
@@ -117,7 +123,7 @@ fn blocked(
         deletes: Vec::new(),
         report: Report {
             invalid: Some(invalid),
-            ..Report::new(live_report(facts, choice, observed.workload.as_ref(), why))
+            ..Report::new(live_report(facts, choice, observed, why))
         },
         requeue,
     }
@@ -254,7 +260,7 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
             requeue,
             report: Report {
                 tls: Some(tls),
-                ..Report::new(live_report(facts, choice, live, why))
+                ..Report::new(live_report(facts, choice, observed, why))
             },
             ..Plan::new(writes)
         };
@@ -263,7 +269,7 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
     let (workload, config) = desired::workload_for(facts, &image, choice.api);
     let (config_write, config_delete) = config_step(facts, config, observed.config_secret.as_ref());
     writes.extend(config_write);
-    let (report, requeue) = workload_step(facts, choice, &workload, live, &mut writes);
+    let (report, requeue) = workload_step(facts, choice, &workload, observed, &mut writes);
     Plan {
         writes,
         deletes: config_delete.into_iter().collect(),
@@ -281,14 +287,20 @@ fn workload_step(
     facts: &DbFacts<'_>,
     choice: &WorkloadChoice,
     desired: &Workload,
-    live: Option<&Workload>,
+    observed: &Observed,
     writes: &mut Vec<Write>,
 ) -> (WorkloadReport, Requeue) {
+    let live = observed.workload.as_ref();
     let what = format!("{} ({})", desired.describe(), choice.why);
     let exists = |ready| WorkloadReport::Exists {
         what: what.clone(),
         ready,
         replicas: facts.replicas(),
+        pods: if live.is_some() {
+            pod_problems(facts, observed)
+        } else {
+            Vec::new()
+        },
     };
     let (Ok(want), Some(Ok(have))) = (desired.to_value(), live.map(Workload::to_value)) else {
         writes.push(Write::Workload {

@@ -18,6 +18,8 @@ pub enum WorkloadReport {
         what: String,
         ready: i32,
         replicas: i32,
+        /// Why pods are not ready (kubelet's words), while fewer than `replicas` are.
+        pods: Vec<String>,
     },
     /// The desired workload changes a field the API server refuses to update.
     ImmutableField {
@@ -92,8 +94,12 @@ fn workload_condition(report: &WorkloadReport) -> Desired {
             what,
             ready,
             replicas,
+            pods,
         } => {
-            let message = format!("{what}: {ready}/{replicas} replicas ready");
+            let mut message = format!("{what}: {ready}/{replicas} replicas ready");
+            if ready < replicas && !pods.is_empty() {
+                message.push_str(&format!("; {}", pods.join("; ")));
+            }
             if *replicas > 0 && ready >= replicas {
                 Desired::ok(t, Reason::AllReplicasReady, message)
             } else {
@@ -291,6 +297,7 @@ mod tests {
             what: "StatefulSet db".into(),
             ready,
             replicas: 1,
+            pods: Vec::new(),
         };
         let ready = write(&report(TlsSecretsState::Ready, exists(1)), None, 1);
         assert_eq!(ready.phase, Some(DatabasePhase::Ready));
@@ -315,6 +322,25 @@ mod tests {
             Some("StatefulSet db: 0/1 replicas ready")
         );
         assert_eq!(condition(&dropped, Type::Provisioned).status, "True");
+    }
+
+    #[test]
+    fn not_ready_pods_are_named_in_workload_ready() {
+        let crashing = WorkloadReport::Exists {
+            what: "StatefulSet db".into(),
+            ready: 0,
+            replicas: 1,
+            pods: vec![
+                "pod db-0: container mysql: CrashLoopBackOff, last exit 1: [ERROR] x".into(),
+            ],
+        };
+        let planned = write(&report(TlsSecretsState::Ready, crashing), None, 1);
+        let message = condition(&planned, Type::WorkloadReady).message.unwrap();
+        assert_eq!(
+            message,
+            "StatefulSet db: 0/1 replicas ready; pod db-0: container mysql: CrashLoopBackOff, last exit 1: [ERROR] x"
+        );
+        assert_eq!(condition(&planned, Type::Ready).message.unwrap(), message);
     }
 
     #[test]
@@ -387,6 +413,7 @@ mod tests {
                 what: "w".into(),
                 ready: 1,
                 replicas: 1,
+                pods: Vec::new(),
             })
         };
         let planned = write(&blocked, None, 1);

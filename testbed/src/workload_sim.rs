@@ -1,18 +1,23 @@
-//! A stand-in for kube-controller-manager's StatefulSet controller and the kubelets: no pods
-//! run, but every StatefulSet (apps/v1) and PetSet (apps.k8s.appscode.com/v1) gets the status
-//! a healthy workload reports (`observedGeneration`, and all replica counts = `spec.replicas`,
-//! default 1), so the operators' rollout waits complete on the testbed. An ordinary kube
-//! client, so it also runs against a real cluster (opt-in there: it would race the real
-//! controller-manager).
+//! A stand-in for kube-controller-manager's StatefulSet controller and the kubelet, shaped after
+//! what the real node shows (`docs/testbed.md`): for every StatefulSet (apps/v1) and PetSet
+//! (apps.k8s.appscode.com/v1) it creates the pods `<name>-0` .. `<name>-(replicas-1)` one at a
+//! time (ordered, as `OrderedReady`), each with the labels, PVC volumes, hostname and subdomain
+//! the StatefulSet controller gives it and the status a running, ready pod reports (its own
+//! loopback address as pod IP); it deletes pods above `replicas`, and reports the workload's
+//! status with the replica counts and revisions. No container runs. An ordinary kube client, so
+//! it also runs against a real cluster without a node (`DBTLS_E2E_WORKLOADS=stand-in`).
 use std::future::Future;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use dbtls_contract::petset::PetSet;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -22,18 +27,14 @@ use serde_json::{Value, json};
 
 /// The field manager kube-controller-manager writes workload status with.
 pub const FIELD_MANAGER: &str = "kube-controller-manager";
+/// The kubelet's, for pod status.
+pub const KUBELET_MANAGER: &str = "kubelet";
+/// Between one pod becoming ready and the next one being created (the real node took ~12 s
+/// per MariaDB pod; the order, not the pace, is what the operators may depend on).
+pub const POD_DELAY: Duration = Duration::from_millis(100);
 
-/// The status fields the simulation owns.
-const REPLICA_FIELDS: [&str; 5] = [
-    "replicas",
-    "readyReplicas",
-    "currentReplicas",
-    "updatedReplicas",
-    "availableReplicas",
-];
-
-/// Runs until `shutdown` completes, keeping the status of every StatefulSet and PetSet in
-/// `namespaces` (empty: the whole cluster) at "all replicas ready".
+/// Runs until `shutdown` completes, for every StatefulSet and PetSet in `namespaces` (empty:
+/// the whole cluster).
 pub async fn run(client: kube::Client, namespaces: Vec<String>, shutdown: impl Future) {
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
@@ -52,30 +53,15 @@ pub async fn run(client: kube::Client, namespaces: Vec<String>, shutdown: impl F
     }
 }
 
-/// The status patch that makes `obj` look healthy, or `None` when it already does (so a
-/// settled workload costs no writes).
-pub fn status_patch(obj: &Value) -> Option<Value> {
-    let replicas = obj
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let generation = obj.pointer("/metadata/generation").and_then(Value::as_i64);
-    let status = obj.get("status").unwrap_or(&Value::Null);
-    let mut wanted = serde_json::Map::new();
-    for field in REPLICA_FIELDS {
-        wanted.insert(field.to_string(), json!(replicas));
-    }
-    if let Some(g) = generation {
-        wanted.insert("observedGeneration".to_string(), json!(g));
-    }
-    let settled = wanted.iter().all(|(k, v)| status.get(k) == Some(v));
-    (!settled).then(|| json!({"status": Value::Object(wanted)}))
-}
-
 #[derive(Debug, thiserror::Error)]
 enum SimError {
-    #[error("writing status of {0}: {1}")]
-    Write(String, #[source] kube::Error),
+    #[error("{what} of {workload}: {source}")]
+    Kube {
+        what: &'static str,
+        workload: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("serialising {0}: {1}")]
     Encode(String, #[source] serde_json::Error),
 }
@@ -107,6 +93,126 @@ where
         .await;
 }
 
+/// A distinct loopback address per simulated pod (all of 127/8 reaches this machine).
+fn next_pod_ip() -> Ipv4Addr {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % (1 << 16);
+    Ipv4Addr::new(127, 11, (n >> 8) as u8, (n & 0xff) as u8 + 1)
+}
+
+/// `<name>-<hash>`: the revision the StatefulSet controller names after the pod template.
+pub fn revision(name: &str, template: &Value) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    template.to_string().hash(&mut hasher);
+    format!("{name}-{:010x}", hasher.finish() & 0xff_ffff_ffff)
+}
+
+/// The pod `<name>-<ordinal>` the StatefulSet controller would create from `workload`.
+pub fn pod_for(workload: &Value, ordinal: i64) -> Value {
+    let name = workload["metadata"]["name"].as_str().unwrap_or_default();
+    let pod_name = format!("{name}-{ordinal}");
+    let template = &workload["spec"]["template"];
+    let mut labels = template["metadata"]["labels"].clone();
+    if !labels.is_object() {
+        labels = json!({});
+    }
+    labels["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
+    labels["apps.kubernetes.io/pod-index"] = json!(ordinal.to_string());
+    labels["controller-revision-hash"] = json!(revision(name, template));
+    let mut spec = template["spec"].clone();
+    spec["hostname"] = json!(pod_name);
+    spec["subdomain"] = workload["spec"]["serviceName"].clone();
+    let claims = workload["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let volumes = spec["volumes"].as_array().cloned().unwrap_or_default();
+    let claimed: Vec<Value> = claims
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str())
+        .map(|claim| json!({"name": claim, "persistentVolumeClaim": {"claimName": format!("{claim}-{pod_name}")}}))
+        .collect();
+    spec["volumes"] = Value::Array(claimed.into_iter().chain(volumes).collect());
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": pod_name,
+            "namespace": workload["metadata"]["namespace"],
+            "labels": labels,
+            "ownerReferences": [{
+                "apiVersion": workload["apiVersion"], "kind": workload["kind"], "name": name,
+                "uid": workload["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": spec,
+    })
+}
+
+/// The status of a running pod whose containers are all ready, at `ip`.
+pub fn ready_pod_status(pod: &Value, ip: Ipv4Addr, now: &str) -> Value {
+    let containers: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": true,
+                   "started": true, "restartCount": 0, "state": {"running": {"startedAt": now}}})
+        })
+        .collect();
+    let conditions: Vec<Value> = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ]
+    .iter()
+    .map(|type_| json!({"type": type_, "status": "True", "lastTransitionTime": now}))
+    .collect();
+    json!({"status": {
+        "phase": "Running", "podIP": ip.to_string(), "podIPs": [{"ip": ip.to_string()}],
+        "hostIP": "127.0.0.1", "startTime": now,
+        "conditions": conditions,
+        "containerStatuses": containers,
+    }})
+}
+
+/// The workload status for `pods_ready` ready pods of `replicas`, or None when it already says so.
+pub fn status_patch(workload: &Value, pods_ready: i64) -> Option<Value> {
+    let name = workload["metadata"]["name"].as_str().unwrap_or_default();
+    let generation = workload
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64);
+    let revision = revision(name, &workload["spec"]["template"]);
+    let mut wanted = serde_json::Map::new();
+    for field in [
+        "replicas",
+        "readyReplicas",
+        "currentReplicas",
+        "updatedReplicas",
+        "availableReplicas",
+    ] {
+        wanted.insert(field.to_string(), json!(pods_ready));
+    }
+    if let Some(g) = generation {
+        wanted.insert("observedGeneration".into(), json!(g));
+    }
+    wanted.insert("currentRevision".into(), json!(revision));
+    wanted.insert("updateRevision".into(), json!(revision));
+    wanted.insert("collisionCount".into(), json!(0));
+    let status = workload.get("status").unwrap_or(&Value::Null);
+    let settled = wanted.iter().all(|(k, v)| status.get(k) == Some(v));
+    (!settled).then(|| json!({"status": Value::Object(wanted)}))
+}
+
+fn params(manager: &str) -> PatchParams {
+    PatchParams {
+        field_manager: Some(manager.to_string()),
+        ..PatchParams::default()
+    }
+}
+
 async fn reconcile<K>(obj: Arc<K>, client: Arc<kube::Client>) -> Result<Action, SimError>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -115,33 +221,106 @@ where
         + Serialize
         + std::fmt::Debug,
 {
-    let id = format!(
-        "{} {}/{}",
-        K::kind(&()),
-        obj.namespace().unwrap_or_default(),
-        obj.name_any()
-    );
-    let value = serde_json::to_value(obj.as_ref()).map_err(|e| SimError::Encode(id.clone(), e))?;
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let id = format!("{} {ns}/{name}", K::kind(&()));
     if obj.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    if let Some(patch) = status_patch(&value) {
-        let api: Api<K> = Api::namespaced(
-            client.as_ref().clone(),
-            &obj.namespace().unwrap_or_default(),
-        );
-        api.patch_status(
-            &obj.name_any(),
-            &PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..PatchParams::default()
-            },
-            &Patch::Merge(patch),
-        )
+    let mut workload =
+        serde_json::to_value(obj.as_ref()).map_err(|e| SimError::Encode(id.clone(), e))?;
+    workload["apiVersion"] = json!(K::api_version(&()));
+    workload["kind"] = json!(K::kind(&()));
+    let err = |what: &'static str| {
+        let workload = id.clone();
+        move |source| SimError::Kube {
+            what,
+            workload,
+            source,
+        }
+    };
+    let replicas = workload
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let pods: Api<Pod> = Api::namespaced(client.as_ref().clone(), &ns);
+    let uid = obj.meta().uid.clone().unwrap_or_default();
+    let selector = workload["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let ours: Vec<Pod> = pods
+        .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|e| SimError::Write(id, e))?;
+        .map_err(err("listing pods"))?
+        .items
+        .into_iter()
+        .filter(|p| p.owner_references().iter().any(|o| o.uid == uid))
+        .collect();
+    let ordinal = |p: &Pod| {
+        p.name_any()
+            .strip_prefix(&format!("{name}-"))
+            .and_then(|i| i.parse::<i64>().ok())
+    };
+    for extra in ours
+        .iter()
+        .filter(|p| ordinal(p).is_none_or(|i| i >= replicas))
+    {
+        let _ = pods
+            .delete(&extra.name_any(), &DeleteParams::default())
+            .await;
     }
-    Ok(Action::await_change())
+    let existing = ours
+        .iter()
+        .filter(|p| ordinal(p).is_some_and(|i| i < replicas))
+        .count() as i64;
+    // Ordered: the next pod only once the ones before exist (and, created ready, are ready).
+    let next = (0..replicas).find(|i| !ours.iter().any(|p| ordinal(p) == Some(*i)));
+    let mut ready = existing;
+    if let Some(i) = next {
+        let pod = pod_for(&workload, i);
+        let created = pods
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(pod.clone())
+                    .map_err(|e| SimError::Encode(id.clone(), e))?,
+            )
+            .await;
+        match created {
+            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Err(source) => return Err(err("creating a pod")(source)),
+        }
+        let now = dbtls_runtime::conditions::now();
+        let status = ready_pod_status(&pod, next_pod_ip(), &now);
+        if pods
+            .patch_status(
+                &format!("{name}-{i}"),
+                &params(KUBELET_MANAGER),
+                &Patch::Merge(&status),
+            )
+            .await
+            .is_ok()
+        {
+            ready += 1;
+        }
+    }
+    if let Some(patch) = status_patch(&workload, ready) {
+        Api::<K>::namespaced(client.as_ref().clone(), &ns)
+            .patch_status(&name, &params(FIELD_MANAGER), &Patch::Merge(patch))
+            .await
+            .map_err(err("writing the status"))?;
+    }
+    Ok(if ready < replicas {
+        Action::requeue(POD_DELAY)
+    } else {
+        Action::await_change()
+    })
 }
 
 fn error_policy<K>(_obj: Arc<K>, error: &SimError, _client: Arc<kube::Client>) -> Action {
@@ -154,24 +333,64 @@ fn error_policy<K>(_obj: Arc<K>, error: &SimError, _client: Arc<kube::Client>) -
 mod tests {
     use super::*;
 
+    fn workload() -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "ns", "uid": "u1", "generation": 2},
+            "spec": {"replicas": 3, "serviceName": "db-pods",
+                     "template": {"metadata": {"labels": {"app": "db"}},
+                                  "spec": {"containers": [{"name": "mysql", "image": "mysql:8.4.3"}],
+                                           "volumes": [{"name": "tls", "secret": {"secretName": "s"}}]}},
+                     "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}
+        })
+    }
+
     #[test]
-    fn patch_only_when_status_differs() {
-        let fresh = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}});
-        let patch = status_patch(&fresh).unwrap();
+    fn pods_look_like_the_statefulset_controllers() {
+        let pod = pod_for(&workload(), 1);
+        assert_eq!(pod["metadata"]["name"], "db-1");
+        assert_eq!(pod["metadata"]["labels"]["app"], "db");
         assert_eq!(
-            patch,
-            json!({"status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 3,
-                "currentReplicas": 3, "updatedReplicas": 3, "availableReplicas": 3}})
+            pod["metadata"]["labels"]["apps.kubernetes.io/pod-index"],
+            "1"
         );
-        let mut settled = fresh.clone();
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["uid"], "u1");
+        assert_eq!(pod["spec"]["hostname"], "db-1");
+        assert_eq!(pod["spec"]["subdomain"], "db-pods");
+        assert_eq!(
+            pod["spec"]["volumes"][0],
+            json!({"name": "data", "persistentVolumeClaim": {"claimName": "data-db-1"}})
+        );
+        assert_eq!(pod["spec"]["volumes"][1]["name"], "tls");
+        let status = ready_pod_status(&pod, Ipv4Addr::new(127, 11, 0, 9), "t");
+        assert_eq!(status["status"]["podIP"], "127.11.0.9");
+        assert_eq!(status["status"]["containerStatuses"][0]["ready"], true);
+    }
+
+    #[test]
+    fn status_counts_the_ready_pods_and_names_the_revision() {
+        let w = workload();
+        let patch = status_patch(&w, 2).unwrap();
+        assert_eq!(patch["status"]["readyReplicas"], 2);
+        assert_eq!(patch["status"]["observedGeneration"], 2);
+        assert_eq!(
+            patch["status"]["currentRevision"],
+            patch["status"]["updateRevision"]
+        );
+        let mut settled = w.clone();
         settled["status"] = patch["status"].clone();
-        assert_eq!(status_patch(&settled), None);
-        settled["metadata"]["generation"] = json!(3);
-        assert!(status_patch(&settled).is_some());
-        let defaulted = json!({"metadata": {"generation": 1}, "spec": {}});
-        assert_eq!(
-            status_patch(&defaulted).unwrap()["status"]["readyReplicas"],
-            1
+        assert_eq!(status_patch(&settled, 2), None);
+        assert!(status_patch(&settled, 3).is_some());
+        assert_ne!(
+            revision("db", &json!({"a": 1})),
+            revision("db", &json!({"a": 2}))
         );
+    }
+
+    #[test]
+    fn pod_addresses_are_distinct_loopback_addresses() {
+        let (a, b) = (next_pod_ip(), next_pod_ip());
+        assert_ne!(a, b);
+        assert!(a.is_loopback() && b.is_loopback());
     }
 }

@@ -248,6 +248,11 @@ fn check_rbac(objects: &[Value], operator: &str, namespace: &str) {
         assert!(can("apps", "statefulsets", "create"));
         assert!(can("apps.k8s.appscode.com", "petsets", "create"));
         assert!(can("", "services", "create"));
+        assert!(can("", "pods", "watch"), "pod states in WorkloadReady");
+        assert!(
+            !can("", "pods", "delete"),
+            "the provisioner never deletes pods"
+        );
     } else {
         assert!(can("cert-manager.io", "certificates", "create"));
         assert!(!can("apps", "statefulsets", "create"));

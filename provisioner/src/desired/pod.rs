@@ -212,6 +212,8 @@ pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec
         liveness_probe: Some(tcp_probe(profile.port_name, 60, 6)),
         resources: user.resources.clone(),
         volume_mounts: Some(mounts),
+        // A crashing server's last log lines end up in its status, where WorkloadReady shows them.
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
         ..Container::default()
     };
 

@@ -114,7 +114,7 @@ pub async fn run(options: SandboxOptions) -> anyhow::Result<bool> {
             );
         }
         println!("Press Ctrl-C to stop.");
-        tokio::signal::ctrl_c().await?;
+        stop_signal().await?;
     }
 
     let _ = stop_tx.send(true);
@@ -127,6 +127,15 @@ pub async fn run(options: SandboxOptions) -> anyhow::Result<bool> {
 }
 
 use operators::Operator;
+
+/// Ctrl-C or SIGTERM: either stops the sandbox and the operators it started.
+async fn stop_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = term.recv() => Ok(()),
+    }
+}
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -1,0 +1,2 @@
+//! What the running servers present: probes of a pod's TLS, by protocol.
+pub mod probe;
