@@ -183,14 +183,37 @@ pub async fn mysql_served_chain(
         })?
 }
 
-async fn probe(addr: &str, identity: Option<&ClientIdentity>) -> Result<Vec<Vec<u8>>, ProbeError> {
-    let owned = addr.to_string();
-    let mut stream = TcpStream::connect(addr)
+/// The certificate chain (DER, leaf first) a server that speaks TLS from the first byte presents
+/// at `addr` (Galera's replication port, ProxySQL's admin interface).
+pub async fn tls_served_chain(
+    addr: &str,
+    identity: Option<&ClientIdentity>,
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>, ProbeError> {
+    let handshake = async {
+        let stream = connect(addr).await?;
+        handshake(addr, stream, identity).await
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| ProbeError::Timeout {
+            addr: addr.to_string(),
+            timeout,
+        })?
+}
+
+async fn connect(addr: &str) -> Result<TcpStream, ProbeError> {
+    TcpStream::connect(addr)
         .await
         .map_err(|source| ProbeError::Connect {
-            addr: owned.clone(),
+            addr: addr.to_string(),
             source,
-        })?;
+        })
+}
+
+async fn probe(addr: &str, identity: Option<&ClientIdentity>) -> Result<Vec<Vec<u8>>, ProbeError> {
+    let owned = addr.to_string();
+    let mut stream = connect(addr).await?;
     let greeting_error = |source| ProbeError::Greeting {
         addr: owned.clone(),
         source,
@@ -217,9 +240,19 @@ async fn probe(addr: &str, identity: Option<&ClientIdentity>) -> Result<Vec<Vec<
         .write_all(&ssl_request())
         .await
         .map_err(greeting_error)?;
+    handshake(addr, stream, identity).await
+}
+
+/// TLS on `stream`; the chain the server sent.
+async fn handshake(
+    addr: &str,
+    stream: TcpStream,
+    identity: Option<&ClientIdentity>,
+) -> Result<Vec<Vec<u8>>, ProbeError> {
+    let owned = addr.to_string();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(identity)?));
     // The name is not checked (the verifier records the chain); any valid name will do.
-    let name = ServerName::try_from("mysql-server").map_err(|e| ProbeError::NotMysql {
+    let name = ServerName::try_from("database-server").map_err(|e| ProbeError::NotMysql {
         addr: owned.clone(),
         why: e.to_string(),
     })?;

@@ -2,6 +2,7 @@
 //! Nothing here talks to the API server; `reconcile` applies what these return.
 pub mod auth;
 pub mod config;
+pub mod galera;
 pub mod pod;
 pub mod server_tls;
 pub mod services;
@@ -24,7 +25,8 @@ pub fn child_meta(db: &DbFacts<'_>, name: String) -> ObjectMeta {
     }
 }
 
-use k8s_openapi::api::core::v1::Secret;
+use dbtls_contract::DbKind;
+use k8s_openapi::api::core::v1::{EnvVar, Secret};
 
 use crate::workload::{Workload, WorkloadApi};
 use server_tls::{ServerTls, TlsInput};
@@ -50,15 +52,29 @@ pub fn server_tls_for(db: &DbFacts<'_>) -> Option<ServerTls> {
     ))
 }
 
+/// Arguments and environment that make the pods of a kind one cluster (PerconaXtraDB's Galera).
+fn cluster_config(db: &DbFacts<'_>) -> (Vec<String>, Vec<EnvVar>) {
+    match db.kind {
+        DbKind::PerconaXtraDB => {
+            let tls_dir = db.tls.map(|_| server_tls::percona_server_dir());
+            (galera::args(db, tls_dir.as_deref()), galera::env())
+        }
+        _ => (Vec::new(), Vec::new()),
+    }
+}
+
 /// The workload and the config Secret it reads (if the kind needs one).
 pub fn workload_for(db: &DbFacts<'_>, image: &str, api: WorkloadApi) -> (Workload, Option<Secret>) {
     let tls = server_tls_for(db);
+    let (cluster_args, cluster_env) = cluster_config(db);
     let template = pod::pod_template(
         db,
         &pod::PodInputs {
             image: image.to_string(),
             auth_secret: db.auth_secret_name(),
             tls: tls.as_ref(),
+            cluster_args,
+            cluster_env,
         },
     );
     let config = tls
@@ -226,12 +242,20 @@ mod tests {
             .collect();
         assert!(mounts.contains(&"/etc/mysql/certs/server".to_string()));
         assert!(mounts.contains(&"/etc/mysql/certs/metrics-exporter".to_string()));
+        let args = c.args.clone().unwrap();
+        assert!(args.contains(&"--require-secure-transport=ON".to_string()));
+        // One Galera cluster, its replication on the server certificate; the receive address
+        // refers to a variable the container has.
         assert!(
-            c.args
-                .as_ref()
-                .unwrap()
-                .contains(&"--require-secure-transport=ON".to_string())
+            args.iter()
+                .any(|a| a.starts_with("--wsrep-cluster-address=gcomm://"))
         );
+        assert!(
+            args.iter()
+                .any(|a| a.contains("socket.ssl_cert=/etc/mysql/certs/server/tls.crt"))
+        );
+        let env = c.env.clone().unwrap();
+        assert!(env.iter().any(|e| e.name == galera::POD_NAME_ENV));
     }
 
     #[test]

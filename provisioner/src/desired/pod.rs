@@ -80,6 +80,9 @@ pub struct PodInputs<'a> {
     pub image: String,
     pub auth_secret: String,
     pub tls: Option<&'a ServerTls>,
+    /// Arguments and environment that make the pods one cluster (after TLS's, before the user's).
+    pub cluster_args: Vec<String>,
+    pub cluster_env: Vec<EnvVar>,
 }
 
 fn tcp_probe(port: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
@@ -145,12 +148,16 @@ fn tls_parts(
             }),
             ..Volume::default()
         });
-        init_mounts.push(VolumeMount {
+        let config_mount = |path: &str| VolumeMount {
             name: CONFIG_VOLUME.to_string(),
-            mount_path: CONFIG_DIR.to_string(),
+            mount_path: path.to_string(),
             read_only: Some(true),
             ..VolumeMount::default()
-        });
+        };
+        init_mounts.push(config_mount(CONFIG_DIR));
+        if let Some(dir) = tls.config_dir {
+            parts.mounts.push(config_mount(dir));
+        }
     }
     if let Some(script) = &tls.init_script {
         parts.init_containers.push(Container {
@@ -190,10 +197,12 @@ pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec
     volumes.extend(tls.volumes);
     mounts.extend(tls.mounts);
     let mut env = base_env(db, &inputs.auth_secret);
+    env.extend(inputs.cluster_env.iter().cloned());
     env.extend(tls.env);
     let args: Vec<String> = tls
         .args
         .into_iter()
+        .chain(inputs.cluster_args.iter().cloned())
         .chain(user.args.iter().cloned())
         .collect();
 
@@ -237,6 +246,8 @@ pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec
             service_account_name: user.service_account_name,
             security_context: user.security_context,
             image_pull_secrets: user.image_pull_secrets,
+            dns_policy: user.dns_policy,
+            dns_config: user.dns_config,
             ..PodSpec::default()
         }),
     }

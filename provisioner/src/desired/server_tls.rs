@@ -22,6 +22,10 @@ pub const CONFIG_VOLUME: &str = "config";
 pub const CONFIG_DIR: &str = "/var/run/kubedb/config";
 /// The file in `<db>-config` that configures SQL Server.
 pub const MSSQL_CONF: &str = "mssql.conf";
+/// The file in `<db>-config` that gives PerconaXtraDB's state transfers their TLS settings.
+pub const SST_TLS_CNF: &str = "sst-tls.cnf";
+/// The directory the MySQL family's servers include config files from.
+pub const MYSQL_CONF_DIR: &str = "/etc/mysql/conf.d";
 const MSSQL_DATA_DIR: &str = "/var/opt/mssql";
 const PROXYSQL_DATA_DIR: &str = "/var/lib/proxysql";
 
@@ -36,6 +40,9 @@ pub struct ServerTls {
     pub config_files: BTreeMap<String, String>,
     /// A shell script run before the server starts (same image, same mounts plus data).
     pub init_script: Option<String>,
+    /// Where the database container itself reads the config Secret (a directory the server
+    /// includes); None: only the init container reads it.
+    pub config_dir: Option<&'static str>,
 }
 
 /// What the TLS builders read from the database.
@@ -192,10 +199,19 @@ pub fn mysql(input: &TlsInput<'_>) -> ServerTls {
     }
 }
 
+/// The directory of a PerconaXtraDB server's certificate (`ca.crt`, `tls.crt`, `tls.key`).
+pub fn percona_server_dir() -> String {
+    let base = match DbKind::PerconaXtraDB.profile().tls_layout {
+        TlsMountLayout::PerAlias { base_dir, .. } => base_dir,
+        TlsMountLayout::Flat { dir, .. } => dir,
+    };
+    format!("{base}/{}", alias::SERVER)
+}
+
 /// PerconaXtraDB: `/etc/mysql/certs/<alias>/` and `ssl_ca/ssl_cert/ssl_key` from the server dir.
 pub fn percona_xtradb(input: &TlsInput<'_>) -> ServerTls {
-    let (volumes, mounts, base) = per_alias(DbKind::PerconaXtraDB, input);
-    let server = format!("{base}/{}", alias::SERVER);
+    let (volumes, mounts, _) = per_alias(DbKind::PerconaXtraDB, input);
+    let server = percona_server_dir();
     let mut args = vec![
         format!("--ssl-capath={server}"),
         format!("--ssl-ca={server}/{CA_KEY}"),
@@ -209,8 +225,19 @@ pub fn percona_xtradb(input: &TlsInput<'_>) -> ServerTls {
         volumes,
         mounts,
         args,
+        config_files: BTreeMap::from([(SST_TLS_CNF.to_string(), sst_tls_cnf(&server))]),
+        config_dir: Some(MYSQL_CONF_DIR),
         ..ServerTls::default()
     }
+}
+
+/// The `[sst]` group that makes state transfers (a joiner receiving a node's data) run over TLS
+/// with the server certificate, verifying the other side's chain and name. The transfer scripts
+/// read these settings only from config files, never from the server's arguments.
+pub fn sst_tls_cnf(dir: &str) -> String {
+    format!(
+        "[sst]\nssl-mode=VERIFY_CA\ntca={dir}/{CA_KEY}\ntcert={dir}/{CERT_KEY}\ntkey={dir}/{KEY_KEY}\n"
+    )
 }
 
 /// ProxySQL (frontend TLS): `/var/lib/frontend/<alias>/` and `FRONTEND_TLS_ENABLED=true`, on
@@ -352,6 +379,12 @@ mod tests {
         assert!(
             tls.args
                 .contains(&"--require-secure-transport=ON".to_string())
+        );
+        // State transfers read their TLS settings from a file the server includes.
+        assert_eq!(tls.config_dir, Some("/etc/mysql/conf.d"));
+        assert_eq!(
+            tls.config_files[SST_TLS_CNF],
+            "[sst]\nssl-mode=VERIFY_CA\ntca=/etc/mysql/certs/server/ca.crt\ntcert=/etc/mysql/certs/server/tls.crt\ntkey=/etc/mysql/certs/server/tls.key\n"
         );
         // Each alias directory comes from that alias's own Secret, keeping its key names.
         let client = tls.volumes.iter().find(|v| v.name == "tls-client").unwrap();

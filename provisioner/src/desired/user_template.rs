@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use dbtls_contract::api::Opaque;
 use k8s_openapi::api::core::v1::{
-    Affinity, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements, Toleration,
+    Affinity, EnvVar, LocalObjectReference, PodDNSConfig, PodSecurityContext, ResourceRequirements,
+    Toleration,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -26,6 +27,8 @@ pub struct UserTemplate {
     pub service_account_name: Option<String>,
     pub security_context: Option<PodSecurityContext>,
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    pub dns_policy: Option<String>,
+    pub dns_config: Option<PodDNSConfig>,
 }
 
 fn take<T: DeserializeOwned>(value: Option<&Value>) -> Option<T> {
@@ -61,6 +64,8 @@ pub fn parse(template: Option<&Opaque>, container: &str) -> UserTemplate {
         service_account_name: take(field("serviceAccountName")),
         security_context: take(field("securityContext")),
         image_pull_secrets: take(field("imagePullSecrets")),
+        dns_policy: take(field("dnsPolicy")),
+        dns_config: take(field("dnsConfig")),
     }
 }
 
@@ -82,6 +87,8 @@ metadata:
   annotations: {note: x}
 spec:
   nodeSelector: {disk: ssd}
+  dnsPolicy: None
+  dnsConfig: {nameservers: [10.0.0.10]}
   containers:
   - name: sidecar
     image: other
@@ -98,6 +105,11 @@ spec:
         assert_eq!(parsed.env[0].name, "ACCEPT_EULA");
         assert!(parsed.resources.is_some());
         assert_eq!(parsed.node_selector.unwrap()["disk"], "ssd");
+        assert_eq!(parsed.dns_policy.as_deref(), Some("None"));
+        assert_eq!(
+            parsed.dns_config.unwrap().nameservers.unwrap(),
+            ["10.0.0.10"]
+        );
     }
 
     #[test]

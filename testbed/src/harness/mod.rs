@@ -9,6 +9,7 @@ pub mod http;
 pub mod identities;
 pub mod manifests;
 pub mod operators;
+pub mod pod_dns;
 
 pub use env::{Env, EnvOptions};
 pub use manifests::{no_tls_database, tls_database};

@@ -1,0 +1,164 @@
+//! What the real-pods tests share: whether pods run, waiting for Ready, the TLS Secrets as
+//! client files, the `mariadb` client, and what a served certificate verifies for.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dbtls_contract::DbKind;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use testbed::harness::Env;
+use testbed::harness::cluster::{self, Played};
+
+/// A MariaDB pod initialises its data directory on first start (~10 s on the CI node).
+pub const POD_READY: Duration = Duration::from_secs(240);
+
+/// Whether pods really run; says why the test does nothing otherwise.
+pub fn real_pods(test: &str) -> bool {
+    let real = cluster::workloads().is_ok_and(|w| w == Played::ByCluster);
+    if !real {
+        println!(
+            "{test}: needs pods that run (DBTLS_E2E_WORKLOADS=cluster on a cluster with a node); skipped"
+        );
+    }
+    real
+}
+
+/// Waits until database `name` of `kind` is Ready; returns how long that took.
+pub async fn ready(env: &Env, kind: DbKind, name: &str) -> Duration {
+    let started = Instant::now();
+    env.eventually(&format!("{name} Ready"), POD_READY, || async {
+        let ready = env.condition(kind, name, "Ready").await?;
+        Ok(ready.filter(|c| c.status == "True").map(|_| ()))
+    })
+    .await
+    .unwrap();
+    started.elapsed()
+}
+
+pub async fn secret_data(env: &Env, name: &str, key: &str) -> Vec<u8> {
+    let secret = env.api::<Secret>().get(name).await.unwrap();
+    secret.data.unwrap()[key].0.clone()
+}
+
+pub async fn pod_ip(env: &Env, pod: &str) -> String {
+    env.api::<Pod>()
+        .get(pod)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap()
+}
+
+/// PEM files of a TLS Secret written for the `mariadb` client: `(ca, cert, key)`.
+pub async fn client_files(env: &Env, secret: &str, dir: &std::path::Path) -> [String; 3] {
+    let mut paths = Vec::new();
+    for key in ["ca.crt", "tls.crt", "tls.key"] {
+        let path = dir.join(format!("{secret}-{key}"));
+        std::fs::write(&path, secret_data(env, secret, key).await).unwrap();
+        paths.push(path.display().to_string());
+    }
+    paths.try_into().unwrap()
+}
+
+/// Runs `sql` with the `mariadb` client at `ip`; `tls` = `(ca, cert, key)` or plaintext.
+pub fn mariadb(
+    ip: &str,
+    password: &str,
+    tls: Option<&[String; 3]>,
+    sql: &str,
+) -> Result<String, String> {
+    let mut cmd = Command::new("mariadb");
+    cmd.args([
+        "-h",
+        ip,
+        "-P",
+        "3306",
+        "-u",
+        "root",
+        "--batch",
+        "--skip-column-names",
+    ])
+    .arg(format!("--password={password}"))
+    .args(["--connect-timeout", "5", "-e", sql]);
+    match tls {
+        Some([ca, cert, key]) => {
+            cmd.arg(format!("--ssl-ca={ca}"))
+                .arg(format!("--ssl-cert={cert}"))
+                .arg(format!("--ssl-key={key}"))
+                .arg("--ssl-verify-server-cert=0");
+        }
+        None => {
+            cmd.arg("--skip-ssl");
+        }
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+pub fn pem_to_der(pem: &[u8]) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+/// Whether `leaf` (DER) verifies against `ca` (PEM) for `name`.
+pub fn verifies_for(leaf: &[u8], ca: &[u8], name: &str) -> bool {
+    let ca = pem_to_der(ca);
+    let ca = rustls_pki_types::CertificateDer::from(ca);
+    let anchor = webpki::anchor_from_trusted_cert(&ca).unwrap().to_owned();
+    let leaf = rustls_pki_types::CertificateDer::from(leaf.to_vec());
+    let cert = webpki::EndEntityCert::try_from(&leaf).unwrap();
+    let name = rustls_pki_types::ServerName::try_from(name).unwrap();
+    cert.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        rustls_pki_types::UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .and_then(|verified| {
+        verified
+            .end_entity()
+            .verify_is_valid_for_subject_name(&name)
+    })
+    .is_ok()
+}
+
+/// Resident memory of the MariaDB servers running on this node, in MiB (one line per process).
+pub fn server_memory() -> Vec<f64> {
+    let out = Command::new("ps")
+        .args(["-C", "mariadbd", "-o", "rss="])
+        .output();
+    out.map(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// A scratch directory for the client files of one test namespace.
+pub fn tempdir(ns: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dbtls-pods-{ns}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The admin password of database `name` (its `<name>-auth` Secret).
+pub async fn password(env: &Env, name: &str) -> String {
+    String::from_utf8(secret_data(env, &format!("{name}-auth"), "password").await).unwrap()
+}
