@@ -57,13 +57,15 @@ wire_enum!(
         Halted = "Halted",
         IssuerReady = "IssuerReady",
         CertificatesReady = "CertificatesReady",
+        /// Every pod presents the current certificate of the server Secret.
+        TlsServing = "TLSServing",
     }
 );
 
 impl ConditionType {
     pub const fn writer(self) -> Writer {
         match self {
-            Self::IssuerReady | Self::CertificatesReady => Writer::OpsManager,
+            Self::IssuerReady | Self::CertificatesReady | Self::TlsServing => Writer::OpsManager,
             _ => Writer::Provisioner,
         }
     }
@@ -118,6 +120,19 @@ wire_enum!(
         InvalidCertificateSpec = "InvalidCertificateSpec",
         UnknownAlias = "UnknownCertificateAlias",
         SecretNameConflict = "SecretNameConflict",
+        // ops-manager: what the running servers present
+        CurrentCertificateServed = "CurrentCertificateServed",
+        ReloadingCertificate = "ReloadingCertificate",
+        RestartingForCertificate = "RestartingForCertificate",
+        PodsNotReady = "PodsNotReady",
+        ServingCheckFailed = "ServingCheckFailed",
+        EvictionBlocked = "EvictionBlocked",
+        /// Event: a pod reloaded its certificate and now presents the current one.
+        CertificateReloaded = "CertificateReloaded",
+        /// Event: the server refused to reload its certificate (the pod is restarted instead).
+        CertificateReloadFailed = "CertificateReloadFailed",
+        /// Event: a pod was evicted to start with the current certificate.
+        PodEvictedForCertificate = "PodEvictedForCertificate",
     }
 );
 
@@ -142,6 +157,9 @@ impl Reason {
                 | Self::InvalidCertificateSpec
                 | Self::UnknownAlias
                 | Self::SecretNameConflict
+                | Self::ServingCheckFailed
+                | Self::EvictionBlocked
+                | Self::CertificateReloadFailed
         )
     }
 }
@@ -169,7 +187,11 @@ mod tests {
         let ops: Vec<_> = ConditionType::of(Writer::OpsManager).collect();
         assert_eq!(
             ops,
-            [ConditionType::IssuerReady, ConditionType::CertificatesReady]
+            [
+                ConditionType::IssuerReady,
+                ConditionType::CertificatesReady,
+                ConditionType::TlsServing
+            ]
         );
         assert_eq!(
             ConditionType::of(Writer::Provisioner).count() + ops.len(),

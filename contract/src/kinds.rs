@@ -288,10 +288,26 @@ pub trait Database:
         false
     }
     fn db_status(&self) -> Option<&DatabaseStatus>;
+    /// The pods the workload is asked to run, unchecked: `spec.replicas`, or a Singlestore
+    /// topology's aggregator's, else KubeDB's default of 1.
+    fn requested_replicas(&self) -> i64 {
+        self.common().replicas.unwrap_or(1)
+    }
 }
 
 macro_rules! impl_database {
+    ($ty:ty, $kind:expr, require_ssl: $rs:expr, replicas: $replicas:expr) => {
+        impl_database!(@impl $ty, $kind, $rs, {
+            fn requested_replicas(&self) -> i64 {
+                let f: fn(&Self) -> i64 = $replicas;
+                f(self)
+            }
+        });
+    };
     ($ty:ty, $kind:expr, require_ssl: $rs:expr) => {
+        impl_database!(@impl $ty, $kind, $rs, {});
+    };
+    (@impl $ty:ty, $kind:expr, $rs:expr, { $($extra:item)* }) => {
         impl Database for $ty {
             const KIND: DbKind = $kind;
             fn common(&self) -> CommonSpec<'_> {
@@ -307,6 +323,7 @@ macro_rules! impl_database {
             fn db_status(&self) -> Option<&DatabaseStatus> {
                 self.status.as_ref()
             }
+            $($extra)*
         }
     };
 }
@@ -314,7 +331,12 @@ macro_rules! impl_database {
 impl_database!(MySQL, DbKind::MySQL, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
 impl_database!(PerconaXtraDB, DbKind::PerconaXtraDB, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
 impl_database!(ProxySQL, DbKind::ProxySQL, require_ssl: |_| false);
-impl_database!(Singlestore, DbKind::Singlestore, require_ssl: |_| false);
+impl_database!(Singlestore, DbKind::Singlestore, require_ssl: |_| false, replicas: |db| {
+    db.spec
+        .replicas
+        .or_else(|| db.spec.topology.as_ref()?.aggregator.as_ref()?.replicas)
+        .unwrap_or(1)
+});
 impl_database!(MSSQLServer, DbKind::MSSQLServer, require_ssl: |_| false);
 
 #[cfg(test)]

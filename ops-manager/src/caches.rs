@@ -1,13 +1,14 @@
 //! The ops-manager's watch caches, shared by the controllers of all five kinds: its
-//! Certificates, the issuers, and (as metadata only) the operators' Secrets and Services,
-//! selected by the contract's `managed-by` label. Reconciles read these instead of GETting.
+//! Certificates, the issuers, (as metadata only) the operators' Secrets and Services, and the
+//! databases' pods (status only), selected by the contract's `managed-by` label. Reconciles read
+//! these instead of GETting.
 use std::collections::BTreeMap;
 
 use dbtls_contract::certmanager::{Certificate, ClusterIssuer, Issuer, annotations};
 use dbtls_contract::labels;
 use dbtls_runtime::caches::SharedWatch;
 use dbtls_runtime::lean_store;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Resource;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -47,6 +48,7 @@ pub struct Watches {
     pub issuers: SharedWatch<Issuer>,
     pub secrets: SharedWatch<PartialObjectMeta<Secret>>,
     pub services: SharedWatch<PartialObjectMeta<Service>>,
+    pub pods: SharedWatch<Pod>,
 }
 
 impl Watches {
@@ -61,6 +63,11 @@ impl Watches {
             ),
             secrets: SharedWatch::new(scoped(client, namespace), managed(), lean_metadata),
             services: SharedWatch::new(scoped(client, namespace), managed(), lean_metadata),
+            pods: SharedWatch::new(
+                scoped(client, namespace),
+                managed(),
+                dbtls_runtime::pods::trim,
+            ),
         }
     }
 
@@ -71,6 +78,7 @@ impl Watches {
             cluster_issuers,
             secrets: self.secrets.store(),
             services: self.services.store(),
+            pods: self.pods.store(),
         }
     }
 
@@ -79,7 +87,8 @@ impl Watches {
             self.certificates.run(),
             self.issuers.run(),
             self.secrets.run(),
-            self.services.run()
+            self.services.run(),
+            self.pods.run()
         );
     }
 }
@@ -92,6 +101,7 @@ pub struct Stores {
     pub cluster_issuers: Store<ClusterIssuer>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
     pub services: Store<PartialObjectMeta<Service>>,
+    pub pods: Store<Pod>,
 }
 
 impl Stores {
@@ -101,7 +111,8 @@ impl Stores {
             self.issuers.wait_until_ready(),
             self.cluster_issuers.wait_until_ready(),
             self.secrets.wait_until_ready(),
-            self.services.wait_until_ready()
+            self.services.wait_until_ready(),
+            self.pods.wait_until_ready()
         );
     }
 
@@ -109,22 +120,18 @@ impl Stores {
         get(&self.certificates, namespace, name)
     }
 
-    /// Every cached Certificate labelled for the database `selector` names.
+    /// Every cached Certificate labelled for the database `labels` names.
     pub fn certificates_of(
         &self,
         namespace: &str,
         labels: &BTreeMap<String, String>,
     ) -> Vec<Certificate> {
-        self.certificates
-            .state_filter(|c| {
-                c.metadata.namespace.as_deref() == Some(namespace)
-                    && labels
-                        .iter()
-                        .all(|(k, v)| c.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
-            })
-            .into_iter()
-            .map(|c| (*c).clone())
-            .collect()
+        labelled(&self.certificates, namespace, labels)
+    }
+
+    /// The pods labelled for the database `labels` names.
+    pub fn pods_of(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<Pod> {
+        labelled(&self.pods, namespace, labels)
     }
 
     pub fn issuer(&self, namespace: &str, name: &str) -> Option<Issuer> {
@@ -148,6 +155,24 @@ impl Stores {
             .get(&ObjectRef::new(name).within(namespace))
             .is_some()
     }
+}
+
+/// The cached objects of `namespace` that carry every label of `labels`.
+fn labelled<K>(store: &Store<K>, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state_filter(|o| {
+            let meta = o.meta();
+            meta.namespace.as_deref() == Some(namespace)
+                && labels
+                    .iter()
+                    .all(|(k, v)| meta.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+        })
+        .into_iter()
+        .map(|o| (*o).clone())
+        .collect()
 }
 
 fn get<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<K>

@@ -41,6 +41,7 @@ pub async fn on_delete<K: Database>(
 ) -> Result<Action, CleanupError> {
     if !finalizer::has(db) {
         ctx.certificate_metrics.forget(db_ref);
+        ctx.serving.forget(db_ref);
         return Ok(Action::await_change());
     }
     let policy = db.common().deletion_policy;
@@ -52,6 +53,7 @@ pub async fn on_delete<K: Database>(
     release(db_ref, policy, ctx).await?;
     finalizer::remove(db, ctx).await?;
     ctx.certificate_metrics.forget(db_ref);
+    ctx.serving.forget(db_ref);
     Ok(Action::await_change())
 }
 
@@ -77,6 +79,7 @@ pub async fn tls_removed<K: Database>(
     if !finalizer::has(db) {
         clear_status(db, db_ref, ctx).await?;
         ctx.certificate_metrics.forget(db_ref);
+        ctx.serving.forget(db_ref);
         return Ok(Action::await_change());
     }
     let released = release(db_ref, db.common().deletion_policy, ctx).await?;
@@ -85,6 +88,7 @@ pub async fn tls_removed<K: Database>(
     finalizer::remove(db, ctx).await?;
     clear_status(db, db_ref, ctx).await?;
     ctx.certificate_metrics.forget(db_ref);
+    ctx.serving.forget(db_ref);
     let note = format!(
         "spec.tls was removed: deleted {released} Certificate(s) of {}",
         db_ref.display()

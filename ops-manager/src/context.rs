@@ -13,6 +13,7 @@ use kube::Client;
 
 use crate::caches::Caches;
 use crate::metrics::CertificateMetrics;
+use crate::serving::Serving;
 
 /// The Event action of the ops-manager's Events.
 pub const ACTION: &str = "ReconcileCertificates";
@@ -25,6 +26,8 @@ pub struct Context {
     pub certificate_metrics: CertificateMetrics,
     pub status: StatusWriter,
     pub retries: Retries,
+    /// What the running servers present, and bringing them to the current certificate.
+    pub serving: Serving,
 }
 
 impl Context {
@@ -34,6 +37,7 @@ impl Context {
         cluster_domain: String,
         reconcile_metrics: ReconcileMetrics,
         certificate_metrics: CertificateMetrics,
+        serving: Serving,
     ) -> Self {
         Self {
             status: StatusWriter::new(
@@ -49,6 +53,7 @@ impl Context {
             reconcile_metrics,
             certificate_metrics,
             retries: Retries::default(),
+            serving,
         }
     }
 }

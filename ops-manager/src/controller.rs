@@ -2,7 +2,7 @@
 //! reading and triggered by the same shared watch caches (one watch per resource, however many
 //! kinds use it). Triggers: the database; its Certificates (owned); Issuers and ClusterIssuers,
 //! mapped to every database that names them; the operators' Secrets and Services, by label
-//! and as metadata only. Started once every cache is filled.
+//! and as metadata only; the databases' pods (what they serve is checked on every change). Started once every cache is filled.
 
 use std::sync::Arc;
 
@@ -71,6 +71,7 @@ fn controller<K: Database>(
         .watches_shared_stream(watches.services.subscribe(), |s| {
             database_of::<K>(&s.metadata)
         })
+        .watches_shared_stream(watches.pods.subscribe(), |p| database_of::<K>(&p.metadata))
         .with_config(controller::Config::default().concurrency(concurrency))
         .trigger_backoff(trigger_backoff());
     let ctx = ctx.clone();

@@ -12,6 +12,8 @@ use kube::core::ApiResource;
 use ops_manager::context::Context;
 use ops_manager::controller;
 use ops_manager::metrics::CertificateMetrics;
+use ops_manager::serving::metrics::ServingMetrics;
+use ops_manager::serving::{ReloadPolicy, Serving};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,6 +29,11 @@ struct Args {
     /// Cluster DNS domain used in the server certificates' fully qualified names.
     #[arg(long, env = "DBTLS_CLUSTER_DOMAIN", default_value = DEFAULT_CLUSTER_DOMAIN)]
     cluster_domain: String,
+    /// How pods are brought to a renewed certificate: `auto` reloads online where the engine
+    /// can and restarts (one pod at a time, through the Eviction API) where it cannot; `restart`
+    /// always restarts.
+    #[arg(long, env = "DBTLS_TLS_RELOAD", value_enum, default_value_t = ReloadPolicy::Auto)]
+    tls_reload: ReloadPolicy,
 }
 
 /// The resources the ops-manager waits for: the five kinds and cert-manager's.
@@ -47,6 +54,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let operator = Operator::start(&args.common, "ops-manager", "kubedb-ops-manager").await?;
     let certificate_metrics = CertificateMetrics::register(&operator.registry)?;
+    let serving = Serving::new(
+        ServingMetrics::register(&operator.registry)?,
+        args.tls_reload,
+    );
     let kind_names: Vec<&str> = DbKind::ALL.iter().map(|k| k.profile().kind).collect();
     operator
         .reconcile_metrics
@@ -64,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
             cluster_domain,
             reconcile_metrics,
             certificate_metrics,
+            serving,
         )
     };
     let work = controller::run(

@@ -8,6 +8,7 @@ use dbtls_contract::api::TlsView;
 use dbtls_contract::certmanager::{self, Certificate, IssuerStatus};
 use dbtls_contract::{Database, labels, names, tls};
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 
@@ -147,6 +148,15 @@ pub fn issuer_found(acme: bool, status: Option<&IssuerStatus>) -> IssuerState {
     }
 }
 
+/// The database's auth Secret: the user's `spec.authSecret.name`, or the provisioner's.
+pub fn auth_secret_name<K: Database>(db: &K) -> String {
+    db.common()
+        .auth_secret
+        .and_then(|a| a.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| names::auth_secret(&db.name_any()))
+}
+
 /// The provisioner's objects the Certificates depend on that do not exist yet.
 async fn missing_objects<K: Database>(
     client: &kube::Client,
@@ -156,12 +166,7 @@ async fn missing_objects<K: Database>(
 ) -> Result<Vec<String>, ObserveError> {
     let ns = db_ref.namespace.as_str();
     let default_auth = names::auth_secret(&db_ref.name);
-    let auth = db
-        .common()
-        .auth_secret
-        .and_then(|a| a.name.clone())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| default_auth.clone());
+    let auth = auth_secret_name(db);
     let mut missing = Vec::new();
     let auth_exists = if auth == default_auth {
         stores.secret(ns, &auth).is_some()

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use dbtls_contract::Database;
 use dbtls_contract::conditions::{ConditionType, Reason};
+use dbtls_contract::kinds::alias;
 use dbtls_runtime::conditions::Desired;
 use dbtls_runtime::key::key_of;
 use dbtls_runtime::status::StatusUpdate;
@@ -19,8 +20,9 @@ use crate::cleanup::{self, CleanupError};
 use crate::context::Context;
 use crate::db::DbRef;
 use crate::finalizer::{self, FinalizerError};
-use crate::observe::{ObserveError, observe};
+use crate::observe::{ObserveError, auth_secret_name, observe};
 use crate::plan;
+use crate::serving::{ServingError, ServingOutcome, Target};
 use crate::validate::{self, ValidationError};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +37,20 @@ pub enum Error {
     Finalizer(#[from] FinalizerError),
     #[error(transparent)]
     Cleanup(#[from] CleanupError),
+    #[error(transparent)]
+    Serving(#[from] ServingError),
 }
 
 impl Error {
     /// Every value of [`Error::metric_reason`].
-    pub const METRIC_REASONS: [&str; 5] =
-        ["dereference", "apply", "status", "finalizer", "cleanup"];
+    pub const METRIC_REASONS: [&str; 6] = [
+        "dereference",
+        "apply",
+        "status",
+        "finalizer",
+        "cleanup",
+        "serving",
+    ];
 
     /// The `reason` label of `dbtls_reconcile_errors_total`.
     pub fn metric_reason(&self) -> &'static str {
@@ -50,6 +60,7 @@ impl Error {
             Self::Status(_) => "status",
             Self::Finalizer(_) => "finalizer",
             Self::Cleanup(_) => "cleanup",
+            Self::Serving(_) => "serving",
         }
     }
 }
@@ -110,9 +121,14 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
     let stores = ctx.caches.of(&db_ref.namespace);
     let observed = observe(&ctx.client, stores, db, &db_ref, &tls_view).await?;
     let plan = plan::plan(&db_ref, &tls_view, &ctx.cluster_domain, &observed);
-    apply::execute(&db_ref, &db.object_ref(&()), &plan, ctx).await?;
+    let regarding = db.object_ref(&());
+    apply::execute(&db_ref, &regarding, &plan, ctx).await?;
+    let serving = serve(ctx, stores, db, &db_ref, &tls_view, &regarding).await?;
     let update = StatusUpdate {
-        conditions: vec![plan.issuer_ready.clone(), plan.certificates_ready.clone()],
+        conditions: [plan.issuer_ready.clone(), plan.certificates_ready.clone()]
+            .into_iter()
+            .chain(serving.condition)
+            .collect(),
         phase: None,
     };
     let held = ctx
@@ -123,13 +139,51 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
         .requeue();
     ctx.certificate_metrics.record(&db_ref, &plan.aliases);
 
+    let soonest = [held, serving.requeue].into_iter().flatten().min();
     if plan.waiting {
         let wait = ctx.retries.after_wait(&key);
-        Ok(Action::requeue(held.map_or(wait, |h| h.min(wait))))
+        Ok(Action::requeue(soonest.map_or(wait, |h| h.min(wait))))
     } else {
         ctx.retries.settled(&key);
-        Ok(held.map_or_else(Action::await_change, Action::requeue))
+        Ok(soonest.map_or_else(Action::await_change, Action::requeue))
     }
+}
+
+/// The serving step: what the pods present, brought to the server Secret's certificate.
+async fn serve<K: Database>(
+    ctx: &Context,
+    stores: Option<&crate::caches::Stores>,
+    db: &K,
+    db_ref: &DbRef,
+    tls_view: &dbtls_contract::api::TlsView<'_>,
+    regarding: &k8s_openapi::api::core::v1::ObjectReference,
+) -> Result<ServingOutcome, Error> {
+    let Some(stores) = stores else {
+        return Ok(ServingOutcome::default());
+    };
+    let secrets = dbtls_contract::tls::secrets(db_ref.kind, &db_ref.name, tls_view);
+    let secret_of = |wanted: &str| {
+        secrets
+            .iter()
+            .find(|(alias, _)| *alias == wanted)
+            .map(|(_, name)| name.clone())
+            .unwrap_or_default()
+    };
+    let server_secret = secret_of(alias::SERVER);
+    let client_secret = secret_of(alias::CLIENT);
+    let auth_secret = auth_secret_name(db);
+    let target = Target {
+        db: db_ref,
+        regarding,
+        server_secret: &server_secret,
+        client_secret: &client_secret,
+        auth_secret: &auth_secret,
+        replicas: u32::try_from(db.requested_replicas()).unwrap_or(0),
+    };
+    Ok(ctx
+        .serving
+        .reconcile(&ctx.client, ctx.status.recorder(), stores, &target)
+        .await?)
 }
 
 /// Both conditions for an invalid `spec.tls`: each problem under the condition it concerns.

@@ -73,7 +73,11 @@ impl Watches {
         let managed = || watcher::Config::default().labels(&labels::managed_selector());
         Self {
             secrets: SharedWatch::new(scoped(client, namespace), managed(), secret_shape),
-            pods: SharedWatch::new(scoped(client, namespace), managed(), crate::pods::trim),
+            pods: SharedWatch::new(
+                scoped(client, namespace),
+                managed(),
+                dbtls_runtime::pods::trim,
+            ),
             services: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
             statefulsets: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
             petsets: petsets

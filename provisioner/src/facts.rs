@@ -65,6 +65,7 @@ pub struct DbFacts<'a> {
     pub tls: Option<TlsView<'a>>,
     pub require_ssl: bool,
     pub extras: Extras<'a>,
+    requested_replicas: i64,
 }
 
 impl<'a> DbFacts<'a> {
@@ -78,21 +79,14 @@ impl<'a> DbFacts<'a> {
             tls: db.tls(),
             require_ssl: db.require_ssl(),
             extras: db.extras(),
+            requested_replicas: db.requested_replicas(),
         }
     }
 
-    /// The replicas asked for, unchecked (KubeDB's default is 1; a Singlestore topology uses its
-    /// aggregator's). `validate::spec` refuses values outside 0..=i32::MAX.
+    /// The replicas asked for, unchecked ([`Database::requested_replicas`]); `validate::spec`
+    /// refuses values outside 0..=i32::MAX.
     pub fn requested_replicas(&self) -> i64 {
-        self.common
-            .replicas
-            .or_else(|| {
-                self.extras
-                    .singlestore_topology
-                    .and_then(|t| t.aggregator.as_ref())
-                    .and_then(|a| a.replicas)
-            })
-            .unwrap_or(1)
+        self.requested_replicas
     }
 
     /// The replicas to run (validated; 0 for a value `validate::spec` would have refused).

@@ -1,41 +1,7 @@
 //! Why a replica is not ready, in kubelet's own words: the workload's pods, kept in the cache
 //! with only their status, summarised for the WorkloadReady condition (a crashing server shows
 //! its last log line there instead of a bare CrashLoopBackOff).
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
-
-use dbtls_runtime::lean_store;
-
-/// What the provisioner keeps of a pod: metadata (without managedFields) and the parts of the
-/// status that say why it is not ready; the spec is dropped.
-pub fn trim(pod: &mut Pod) {
-    lean_store::trim(pod);
-    pod.metadata.annotations = None;
-    pod.spec = None;
-    if let Some(status) = pod.status.as_mut() {
-        *status = PodStatus {
-            phase: status.phase.take(),
-            pod_ip: status.pod_ip.take(),
-            conditions: status.conditions.take(),
-            container_statuses: status.container_statuses.take().map(lean_containers),
-            init_container_statuses: status.init_container_statuses.take().map(lean_containers),
-            ..PodStatus::default()
-        };
-    }
-}
-
-fn lean_containers(statuses: Vec<ContainerStatus>) -> Vec<ContainerStatus> {
-    statuses
-        .into_iter()
-        .map(|c| ContainerStatus {
-            name: c.name,
-            ready: c.ready,
-            restart_count: c.restart_count,
-            state: c.state,
-            last_state: c.last_state,
-            ..ContainerStatus::default()
-        })
-        .collect()
-}
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 /// The last two non-empty lines of a container's termination message (kubelet fills it with
 /// the tail of the log when the container sets `terminationMessagePolicy:
@@ -139,6 +105,7 @@ pub fn problems(workload: &str, pods: &[Option<Pod>]) -> Vec<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use dbtls_runtime::pods::trim;
 
     fn pod(status: serde_json::Value) -> Pod {
         serde_json::from_value(serde_json::json!({

@@ -43,6 +43,21 @@ pub async fn publish(
     action: &str,
     note: &str,
 ) {
+    publish_related(recorder, regarding, None, warning, reason, action, note).await;
+}
+
+/// Publishes one Event about `regarding` that concerns `related` too (a pod of the database):
+/// kube's recorder counts repeats of the same reason as one Event series per related object, so
+/// each pod keeps its own.
+pub async fn publish_related(
+    recorder: &Recorder,
+    regarding: &ObjectReference,
+    related: Option<ObjectReference>,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
     let event = Event {
         type_: if warning {
             EventType::Warning
@@ -52,7 +67,7 @@ pub async fn publish(
         reason: fit(reason, REASON_LIMIT),
         note: Some(fit(note, NOTE_LIMIT)),
         action: fit(action, ACTION_LIMIT),
-        secondary: None,
+        secondary: related,
     };
     if let Err(error) = recorder.publish(&event, regarding).await {
         tracing::warn!(%error, reason, object = ?regarding.name, "could not publish event");

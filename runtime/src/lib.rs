@@ -18,6 +18,7 @@ pub mod key;
 pub mod leader;
 pub mod lean_store;
 pub mod metrics;
+pub mod pods;
 pub mod ssa;
 pub mod status;
 pub mod telemetry;

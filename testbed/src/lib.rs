@@ -6,4 +6,5 @@ pub mod certmanager;
 pub mod harness;
 pub mod mariadb;
 pub mod sandbox;
+pub mod sim_server;
 pub mod workload_sim;

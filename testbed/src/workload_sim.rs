@@ -4,12 +4,15 @@
 //! time (ordered, as `OrderedReady`), each with the labels, PVC volumes, hostname and subdomain
 //! the StatefulSet controller gives it and the status a running, ready pod reports (its own
 //! loopback address as pod IP); it deletes pods above `replicas`, and reports the workload's
-//! status with the replica counts and revisions. No container runs. An ordinary kube client, so
-//! it also runs against a real cluster without a node (`DBTLS_E2E_WORKLOADS=stand-in`).
+//! status with the replica counts and revisions. No container runs; a pod that mounts a server
+//! certificate gets a stand-in server on its address (`crate::sim_server`) that presents it
+//! and reloads it when told to. An ordinary kube client, so it also runs against a real cluster
+//! without a node (`DBTLS_E2E_WORKLOADS=stand-in`).
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dbtls_contract::petset::PetSet;
@@ -24,6 +27,8 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+use crate::sim_server;
 
 /// The field manager kube-controller-manager writes workload status with.
 pub const FIELD_MANAGER: &str = "kube-controller-manager";
@@ -83,14 +88,40 @@ where
         Some(ns) => Api::<K>::namespaced(client.clone(), ns),
         None => Api::<K>::all(client.clone()),
     };
+    let pods = match namespace {
+        Some(ns) => Api::<Pod>::namespaced(client.clone(), ns),
+        None => Api::<Pod>::all(client.clone()),
+    };
+    let context = Arc::new(SimContext {
+        client,
+        servers: Mutex::default(),
+    });
+    // Its pods trigger it too: an evicted or deleted pod is created again.
     Controller::new(api, watcher::Config::default())
-        .run(reconcile::<K>, error_policy::<K>, Arc::new(client))
+        .owns(pods, watcher::Config::default())
+        .run(reconcile::<K>, error_policy::<K>, context)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "workload simulation");
             }
         })
         .await;
+}
+
+/// What the simulation's reconciles share: the client, and the stand-in server of each pod
+/// (by pod uid, per workload), stopped when its pod is gone.
+struct SimContext {
+    client: kube::Client,
+    servers: Mutex<HashMap<(String, String), HashMap<String, sim_server::SimServer>>>,
+}
+
+impl SimContext {
+    fn servers(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), HashMap<String, sim_server::SimServer>>>
+    {
+        self.servers.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A distinct loopback address per simulated pod (all of 127/8 reaches this machine).
@@ -213,7 +244,7 @@ fn params(manager: &str) -> PatchParams {
     }
 }
 
-async fn reconcile<K>(obj: Arc<K>, client: Arc<kube::Client>) -> Result<Action, SimError>
+async fn reconcile<K>(obj: Arc<K>, context: Arc<SimContext>) -> Result<Action, SimError>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -221,10 +252,12 @@ where
         + Serialize
         + std::fmt::Debug,
 {
+    let client = &context.client;
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let id = format!("{} {ns}/{name}", K::kind(&()));
     if obj.meta().deletion_timestamp.is_some() {
+        context.servers().remove(&(ns, name));
         return Ok(Action::await_change());
     }
     let mut workload =
@@ -243,7 +276,7 @@ where
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1);
-    let pods: Api<Pod> = Api::namespaced(client.as_ref().clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let uid = obj.meta().uid.clone().unwrap_or_default();
     let selector = workload["spec"]["selector"]["matchLabels"]
         .as_object()
@@ -276,42 +309,48 @@ where
             .delete(&extra.name_any(), &DeleteParams::default())
             .await;
     }
-    let existing = ours
-        .iter()
-        .filter(|p| ordinal(p).is_some_and(|i| i < replicas))
-        .count() as i64;
-    // Ordered: the next pod only once the ones before exist (and, created ready, are ready).
-    let next = (0..replicas).find(|i| !ours.iter().any(|p| ordinal(p) == Some(*i)));
-    let mut ready = existing;
-    if let Some(i) = next {
-        let pod = pod_for(&workload, i);
-        let created = pods
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(pod.clone())
-                    .map_err(|e| SimError::Encode(id.clone(), e))?,
-            )
-            .await;
-        match created {
-            Ok(_) | Err(kube::Error::Api(_)) => {}
-            Err(source) => return Err(err("creating a pod")(source)),
+    // The servers of pods that are gone stop with them.
+    if let Some(servers) = context.servers().get_mut(&(ns.clone(), name.clone())) {
+        servers.retain(|uid, _| ours.iter().any(|p| p.uid().as_deref() == Some(uid)));
+    }
+    // Ordered: pod i only once the ones before it are ready. A pod someone else created (the
+    // real StatefulSet controller on a cluster without a node) is made ready like ours.
+    let mut ready = 0;
+    for i in 0..replicas {
+        let existing = ours.iter().find(|p| ordinal(p) == Some(i));
+        // A ready pod keeps its server (or, if its server could not start, runs without one,
+        // as a crashed server would).
+        if existing.is_some_and(is_ready) {
+            ready += 1;
+            continue;
         }
+        if existing.is_none() {
+            let pod: Pod = serde_json::from_value(pod_for(&workload, i))
+                .map_err(|e| SimError::Encode(id.clone(), e))?;
+            match pods.create(&PostParams::default(), &pod).await {
+                Ok(_) | Err(kube::Error::Api(_)) => {}
+                Err(source) => return Err(err("creating a pod")(source)),
+            }
+        }
+        let ip = next_pod_ip();
         let now = dbtls_runtime::conditions::now();
-        let status = ready_pod_status(&pod, next_pod_ip(), &now);
-        if pods
+        let template = pod_for(&workload, i);
+        let status = ready_pod_status(&template, ip, &now);
+        if let Ok(running) = pods
             .patch_status(
                 &format!("{name}-{i}"),
                 &params(KUBELET_MANAGER),
                 &Patch::Merge(&status),
             )
             .await
-            .is_ok()
         {
+            start_server(&context, &ns, &name, &running, ip).await;
             ready += 1;
         }
+        break;
     }
     if let Some(patch) = status_patch(&workload, ready) {
-        Api::<K>::namespaced(client.as_ref().clone(), &ns)
+        Api::<K>::namespaced(client.clone(), &ns)
             .patch_status(&name, &params(FIELD_MANAGER), &Patch::Merge(patch))
             .await
             .map_err(err("writing the status"))?;
@@ -323,7 +362,30 @@ where
     })
 }
 
-fn error_policy<K>(_obj: Arc<K>, error: &SimError, _client: Arc<kube::Client>) -> Action {
+fn is_ready(pod: &Pod) -> bool {
+    dbtls_runtime::pods::is_ready(pod)
+}
+
+/// Starts the stand-in server of a new pod, if it has one; a server that cannot start (its
+/// Secret unreadable, its address taken) leaves the pod without one, as a crashed server would.
+async fn start_server(context: &SimContext, ns: &str, workload: &str, pod: &Pod, ip: Ipv4Addr) {
+    let (Some(spec), Some(uid)) = (sim_server::ServerSpec::of(pod, IpAddr::V4(ip)), pod.uid())
+    else {
+        return;
+    };
+    match sim_server::start(context.client.clone(), spec).await {
+        Ok(server) => {
+            context
+                .servers()
+                .entry((ns.to_string(), workload.to_string()))
+                .or_default()
+                .insert(uid, server);
+        }
+        Err(error) => tracing::warn!(pod = %pod.name_any(), %error, "stand-in server not started"),
+    }
+}
+
+fn error_policy<K>(_obj: Arc<K>, error: &SimError, _context: Arc<SimContext>) -> Action {
     tracing::debug!(%error, "workload simulation retries");
     Action::requeue(Duration::from_secs(1))
 }

@@ -266,6 +266,14 @@ fn check_rbac(objects: &[Value], operator: &str, namespace: &str) {
         assert!(!can("", "services", "create"));
         assert!(!can("", "services", "patch"));
         assert!(!can("cert-manager.io", "issuers", "patch"));
+        assert!(can("", "pods", "watch"), "what the pods present");
+        assert!(can("", "pods/eviction", "create"), "restarts for a renewal");
+        for verb in ["patch", "delete", "update", "create"] {
+            assert!(
+                !can("", "pods", verb),
+                "pods are only evicted, never {verb}d"
+            );
+        }
     }
 
     let subject = json!([{"kind": "ServiceAccount", "name": name, "namespace": namespace}]);

@@ -375,6 +375,24 @@ async fn every_alert_can_fire_on_the_series_the_operators_export() {
         )
         .await,
     );
+    seen.extend(
+        wait_series(
+            &env,
+            "ops-manager",
+            "dbtls_served_certificate_expiry_timestamp_seconds",
+            &[],
+        )
+        .await,
+    );
+    seen.extend(
+        wait_series(
+            &env,
+            "ops-manager",
+            "dbtls_certificate_reloads_total",
+            &[("result", "failure")],
+        )
+        .await,
+    );
 
     let mut checked = 0;
     for group in rules["spec"]["groups"].as_sequence().unwrap() {

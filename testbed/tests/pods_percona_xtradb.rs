@@ -11,7 +11,6 @@
 
 mod pods_support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dbtls_contract::DbKind;
@@ -19,27 +18,14 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use ops_manager::serving::probe::{self, ClientIdentity};
 use pods_support::{
-    client_files, mariadb, password, pem_to_der, pod_ip, ready, real_pods, secret_data,
-    server_memory, tempdir,
+    client_files, database, mariadb, password, pem_to_der, pod_ip, ready, real_pods, resolver,
+    secret_data, server_memory, tempdir,
 };
-use testbed::harness::cluster::REAL_CLUSTER_ENV;
-use testbed::harness::{Env, EnvOptions, pod_dns};
+use testbed::harness::{Env, EnvOptions};
 
 const KIND: DbKind = DbKind::PerconaXtraDB;
 const NAME: &str = "gal";
 const GALERA_PORT: u16 = 4567;
-
-/// A requireSSL PerconaXtraDB of three replicas whose pods use `resolver` for DNS.
-fn percona(namespace: &str, resolver: std::net::Ipv4Addr) -> String {
-    let yaml = Env::tls_database(KIND, NAME, "Issuer", "ca");
-    let extra = format!(
-        "  replicas: 3\n  podTemplate:\n    spec:\n      dnsPolicy: None\n      dnsConfig:\n        nameservers: [\"{resolver}\"]\n        searches: [\"{namespace}.svc.cluster.local\", \"svc.cluster.local\"]\n"
-    );
-    yaml.replace(
-        "  deletionPolicy: WipeOut\n",
-        &format!("{extra}  deletionPolicy: WipeOut\n"),
-    )
-}
 
 /// A global status variable of the server at `ip`.
 fn status(ip: &str, password: &str, client: &[String; 3], variable: &str) -> String {
@@ -75,13 +61,14 @@ async fn three_pods_form_one_galera_cluster_that_replicates_over_tls() {
     if !real_pods("three_pods_form_one_galera_cluster_that_replicates_over_tls") {
         return;
     }
-    let kubeconfig = PathBuf::from(std::env::var(REAL_CLUSTER_ENV).unwrap());
-    let resolver = pod_dns::ensure(&kubeconfig).await.unwrap();
+    let resolver = resolver().await;
     let env = Env::start(EnvOptions::default()).await.unwrap();
     env.create_ca_issuer("ca").await.unwrap();
     let ns = env.namespace().to_string();
     let created = Instant::now();
-    env.apply_yaml(&percona(&ns, resolver)).await.unwrap();
+    env.apply_yaml(&database(KIND, NAME, "8.0.40", 3, &ns, resolver))
+        .await
+        .unwrap();
     let took = ready(&env, KIND, NAME).await;
 
     let password = password(&env, NAME).await;

@@ -169,12 +169,30 @@ pub fn ssl_request() -> Vec<u8> {
     packet
 }
 
+/// What a MySQL-protocol server presented.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Presented {
+    /// DER certificates, leaf first.
+    pub chain: Vec<Vec<u8>>,
+    /// The version string of its greeting (`8.4.3`, `10.11.18-MariaDB-0+deb12u1`).
+    pub server_version: String,
+}
+
 /// The certificate chain (DER, leaf first) the MySQL-protocol server at `addr` presents.
 pub async fn mysql_served_chain(
     addr: &str,
     identity: Option<&ClientIdentity>,
     timeout: Duration,
 ) -> Result<Vec<Vec<u8>>, ProbeError> {
+    Ok(mysql_presented(addr, identity, timeout).await?.chain)
+}
+
+/// What the MySQL-protocol server at `addr` presents: its chain and its version.
+pub async fn mysql_presented(
+    addr: &str,
+    identity: Option<&ClientIdentity>,
+    timeout: Duration,
+) -> Result<Presented, ProbeError> {
     tokio::time::timeout(timeout, probe(addr, identity))
         .await
         .map_err(|_| ProbeError::Timeout {
@@ -211,7 +229,7 @@ async fn connect(addr: &str) -> Result<TcpStream, ProbeError> {
         })
 }
 
-async fn probe(addr: &str, identity: Option<&ClientIdentity>) -> Result<Vec<Vec<u8>>, ProbeError> {
+async fn probe(addr: &str, identity: Option<&ClientIdentity>) -> Result<Presented, ProbeError> {
     let owned = addr.to_string();
     let mut stream = connect(addr).await?;
     let greeting_error = |source| ProbeError::Greeting {
@@ -240,7 +258,17 @@ async fn probe(addr: &str, identity: Option<&ClientIdentity>) -> Result<Vec<Vec<
         .write_all(&ssl_request())
         .await
         .map_err(greeting_error)?;
-    handshake(addr, stream, identity).await
+    Ok(Presented {
+        chain: handshake(addr, stream, identity).await?,
+        server_version: greeting_version(&payload).unwrap_or_default(),
+    })
+}
+
+/// The server version string of a protocol-10 greeting.
+pub fn greeting_version(payload: &[u8]) -> Option<String> {
+    let rest = payload.get(1..)?;
+    let end = rest.iter().position(|b| *b == 0)?;
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
 /// TLS on `stream`; the chain the server sent.
@@ -299,6 +327,15 @@ mod tests {
         p.extend([2, 0]);
         p.extend(high.to_le_bytes());
         p
+    }
+
+    #[test]
+    fn the_greeting_names_the_server_version() {
+        assert_eq!(
+            greeting_version(&greeting(0, 0)).as_deref(),
+            Some("10.11.19-MariaDB")
+        );
+        assert_eq!(greeting_version(&[10, b'8']), None);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use dbtls_contract::DbKind;
 use dbtls_contract::api::Condition;
-use dbtls_contract::certmanager::{ClusterIssuer, Issuer, TLS_CRT, TLS_KEY, TLS_SECRET_TYPE};
+use dbtls_contract::certmanager::{
+    Certificate, ClusterIssuer, Issuer, TLS_CRT, TLS_KEY, TLS_SECRET_TYPE,
+};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Resource;
@@ -495,6 +497,48 @@ impl Env {
         let mut events: Vec<_> = found.into_values().collect();
         events.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(events.into_iter().map(|(_, r, n)| (r, n)).collect())
+    }
+
+    /// The pods of database `name` (by its instance label).
+    pub async fn pods_of(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Vec<k8s_openapi::api::core::v1::Pod>> {
+        let selector = format!("app.kubernetes.io/instance={name}");
+        Ok(self
+            .api::<k8s_openapi::api::core::v1::Pod>()
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await?
+            .items)
+    }
+
+    /// Asks cert-manager to issue Certificate `name` again now, as `cmctl renew` does: the
+    /// `Issuing` condition set True on its status. The other conditions are kept.
+    pub async fn renew_certificate(&self, name: &str) -> anyhow::Result<()> {
+        let certificates = self.api::<Certificate>();
+        let current = certificates.get(name).await?;
+        let mut conditions: Vec<serde_json::Value> = current
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.type_ != "Issuing")
+            .map(|c| serde_json::to_value(c).unwrap_or_default())
+            .collect();
+        conditions.push(serde_json::json!({
+            "type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+            "message": "Certificate re-issuance manually triggered",
+            "lastTransitionTime": dbtls_runtime::conditions::now(),
+        }));
+        certificates
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"status": {"conditions": conditions}})),
+            )
+            .await
+            .with_context(|| format!("renewing Certificate {name}"))?;
+        Ok(())
     }
 
     /// Captured stdout+stderr of the operators so far.

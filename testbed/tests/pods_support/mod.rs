@@ -162,3 +162,33 @@ pub fn tempdir(ns: &str) -> std::path::PathBuf {
 pub async fn password(env: &Env, name: &str) -> String {
     String::from_utf8(secret_data(env, &format!("{name}-auth"), "password").await).unwrap()
 }
+
+/// A requireSSL database of `kind` named `name` with `replicas` pods at `version`, whose pods
+/// resolve names through `resolver` (the test node has no cluster DNS).
+pub fn database(
+    kind: DbKind,
+    name: &str,
+    version: &str,
+    replicas: u32,
+    namespace: &str,
+    resolver: std::net::Ipv4Addr,
+) -> String {
+    let yaml = Env::tls_database(kind, name, "Issuer", "ca");
+    let catalogue = format!("version: \"{}\"", kind.profile().versions[0].0);
+    let extra = format!(
+        "  replicas: {replicas}\n  podTemplate:\n    spec:\n      dnsPolicy: None\n      dnsConfig:\n        nameservers: [\"{resolver}\"]\n        searches: [\"{namespace}.svc.cluster.local\", \"svc.cluster.local\"]\n"
+    );
+    yaml.replace(&catalogue, &format!("version: \"{version}\""))
+        .replace(
+            "  deletionPolicy: WipeOut\n",
+            &format!("{extra}  deletionPolicy: WipeOut\n"),
+        )
+}
+
+/// The resolver pods use for cluster names (started once per test process).
+pub async fn resolver() -> std::net::Ipv4Addr {
+    let kubeconfig = std::env::var(testbed::harness::cluster::REAL_CLUSTER_ENV).unwrap();
+    testbed::harness::pod_dns::ensure(std::path::Path::new(&kubeconfig))
+        .await
+        .unwrap()
+}

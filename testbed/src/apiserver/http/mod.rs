@@ -325,8 +325,13 @@ fn serve_resource_inner(
     if p.namespace.is_some() && !def.namespaced {
         return Err(ApiError::not_found_path());
     }
+    let eviction = p.subresource.as_deref() == Some("eviction")
+        && def.group.is_empty()
+        && def.plural == "pods"
+        && verb == Verb::Create;
     if let Some(sub) = &p.subresource
         && !(sub == "status" && def.status_subresource)
+        && !eviction
     {
         return Err(ApiError::not_found_path());
     }
@@ -451,6 +456,16 @@ fn serve_resource_inner(
                 as_table,
             };
             Ok((watch::start(shared.clone(), req), false))
+        }
+        Verb::Create if eviction => {
+            // The Eviction API: kube checks PodDisruptionBudgets (none are served here), then
+            // deletes the pod.
+            let name = p.name.clone().unwrap_or_default();
+            let opts = delete_opts(ctx, b"")?;
+            let now = now_rfc3339();
+            gc::delete(&mut shared.lock_store(), &gr, &key(&name), &opts, &now)?;
+            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+            Ok((json_response(201, &status), true))
         }
         Verb::Create => {
             let obj = events::to_storage(&def, &p.version, parse_body()?)?;

@@ -1,0 +1,123 @@
+//! The serving step's writes: a reload over the admin protocol (verified by probing again), and
+//! an eviction through the Eviction API (which honours PodDisruptionBudgets).
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, EvictParams};
+
+use super::admin::{self, AdminError, AdminTls, Credentials};
+use super::plan::ReloadFailure;
+use super::probe;
+
+/// Bounds one probe of a pod.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a pod presents on a MySQL-protocol port: its leaf serial, expiry and server version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub serial: String,
+    pub expiry: Option<i64>,
+    pub server_version: String,
+}
+
+pub async fn look(ip: &str, port: u16) -> Result<Seen, String> {
+    let presented = probe::mysql_presented(&format!("{ip}:{port}"), None, PROBE_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let leaf = presented.chain.first().ok_or("no certificate")?;
+    Ok(Seen {
+        serial: probe::serial_of(leaf).ok_or("an unreadable certificate")?,
+        expiry: super::observe::not_after(leaf),
+        server_version: presented.server_version,
+    })
+}
+
+/// Where the admin credentials come from.
+pub struct CredentialSources<'a> {
+    pub namespace: &'a str,
+    pub auth_secret: &'a str,
+    /// The client certificate's Secret and the CA to verify the server with; None: plaintext.
+    pub tls: Option<(&'a str, &'a [u8])>,
+}
+
+/// Reads the admin credentials; an error is said as a reload failure no restart can fix.
+pub async fn credentials(
+    client: &kube::Client,
+    sources: &CredentialSources<'_>,
+) -> Result<Credentials, ReloadFailure> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), sources.namespace);
+    let read = |name: &str, key: &str, secret: &Secret| -> Result<Vec<u8>, ReloadFailure> {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|v| v.0.clone())
+            .ok_or_else(|| ReloadFailure::Unreachable(format!("Secret {name} has no {key}")))
+    };
+    let get = |name: String| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .get(&name)
+                .await
+                .map_err(|e| ReloadFailure::Unreachable(format!("reading Secret {name}: {e}")))
+        }
+    };
+    let auth = get(sources.auth_secret.to_string()).await?;
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).trim().to_string();
+    let user = text(read(sources.auth_secret, "username", &auth)?);
+    let password = text(read(sources.auth_secret, "password", &auth)?);
+    let tls = match sources.tls {
+        None => None,
+        Some((client_secret, ca)) => {
+            let secret = get(client_secret.to_string()).await?;
+            Some(AdminTls {
+                ca_pem: ca.to_vec(),
+                cert_pem: read(client_secret, "tls.crt", &secret)?,
+                key_pem: read(client_secret, "tls.key", &secret)?,
+            })
+        }
+    };
+    Ok(Credentials {
+        user,
+        password,
+        tls,
+    })
+}
+
+/// Runs the reload statements on one pod.
+pub async fn reload(
+    server: &admin::Server<'_>,
+    credentials: &Credentials,
+    statements: &[&str],
+) -> Result<(), ReloadFailure> {
+    admin::run(server, credentials, statements)
+        .await
+        .map_err(|e| match e {
+            AdminError::Refused { .. } => ReloadFailure::Refused(e.to_string()),
+            other => ReloadFailure::Unreachable(other.to_string()),
+        })
+}
+
+/// What became of an eviction.
+#[derive(Debug)]
+pub enum Evicted {
+    Done,
+    /// A PodDisruptionBudget (or the API server) said not now.
+    Blocked(String),
+}
+
+pub async fn evict(client: &kube::Client, ns: &str, pod: &str) -> Result<Evicted, kube::Error> {
+    match Api::<Pod>::namespaced(client.clone(), ns)
+        .evict(pod, &EvictParams::default())
+        .await
+    {
+        Ok(_) => Ok(Evicted::Done),
+        Err(kube::Error::Api(status)) if status.code == 429 => {
+            Ok(Evicted::Blocked(status.message.clone()))
+        }
+        // Gone already: what a restart wanted.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Evicted::Done),
+        Err(e) => Err(e),
+    }
+}

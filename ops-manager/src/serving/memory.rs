@@ -1,0 +1,114 @@
+//! What the serving step remembers between reconciles of a database: the current certificate
+//! of its server Secret (read again only when the Secret's resourceVersion moves), the version
+//! its server announced, and per pod what it was last seen presenting and the reloads tried.
+//! Lost on restart by design: a restarted operator probes again and at worst reloads again (a
+//! reload drops no connection); no restart decision depends on what was remembered.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use super::plan::ReloadFailure;
+
+/// The certificate the server Secret holds now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrentCertificate {
+    pub resource_version: String,
+    pub serial: String,
+    /// Unix time.
+    pub not_before: i64,
+    pub not_after: i64,
+    pub ca_pem: Vec<u8>,
+}
+
+/// A pod as last seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodMemo {
+    pub uid: String,
+    /// Restart count and start time of its containers: a change means the server restarted.
+    pub fingerprint: String,
+    /// The serial the entries below are about.
+    pub serial: String,
+    /// It presented `serial` when last probed.
+    pub current: bool,
+    /// When what it presents expires (Unix time).
+    pub expiry: Option<i64>,
+    /// The version its server announced.
+    pub version: Option<String>,
+    pub reloads: u32,
+    pub failure: Option<ReloadFailure>,
+    /// A failure was announced with an Event (once per serial).
+    pub announced: bool,
+}
+
+impl PodMemo {
+    /// The memo for the pod `uid`/`fingerprint` wanting `serial`: kept when it is about the
+    /// same pod, server run and serial, started over otherwise (a reload history is per serial).
+    pub fn refreshed(self, uid: &str, fingerprint: &str, serial: &str) -> PodMemo {
+        if self.uid == uid && self.serial == serial {
+            if self.fingerprint == fingerprint {
+                return self;
+            }
+            // Restarted: what it presents must be probed again; its reloads are history.
+            return PodMemo {
+                fingerprint: fingerprint.to_string(),
+                current: false,
+                ..self
+            };
+        }
+        PodMemo {
+            uid: uid.to_string(),
+            fingerprint: fingerprint.to_string(),
+            serial: serial.to_string(),
+            ..PodMemo::default()
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct DbMemory {
+    pub certificate: Option<CurrentCertificate>,
+    pub server_version: Option<String>,
+    pub pods: BTreeMap<String, PodMemo>,
+}
+
+/// Per (namespace, database).
+#[derive(Debug, Default)]
+pub struct Memory {
+    databases: Mutex<HashMap<(String, String), DbMemory>>,
+}
+
+impl Memory {
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), DbMemory>> {
+        self.databases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn forget(&self, namespace: &str, database: &str) {
+        self.lock()
+            .remove(&(namespace.to_string(), database.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memo_lasts_for_one_pod_server_run_and_serial() {
+        let memo = PodMemo {
+            uid: "u1".into(),
+            fingerprint: "0@t1".into(),
+            serial: "S1".into(),
+            current: true,
+            reloads: 2,
+            ..PodMemo::default()
+        };
+        assert_eq!(memo.clone().refreshed("u1", "0@t1", "S1"), memo);
+        let restarted = memo.clone().refreshed("u1", "1@t2", "S1");
+        assert!(!restarted.current);
+        assert_eq!(restarted.reloads, 2);
+        let renewed = memo.clone().refreshed("u1", "0@t1", "S2");
+        assert_eq!((renewed.current, renewed.reloads), (false, 0));
+        let replaced = memo.refreshed("u2", "0@t3", "S1");
+        assert_eq!(replaced.uid, "u2");
+        assert!(!replaced.current);
+    }
+}
