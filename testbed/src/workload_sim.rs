@@ -349,6 +349,20 @@ where
         }
         break;
     }
+    // RollingUpdate: once every pod is ready, the highest-ordinal pod of an older template goes
+    // (and comes back from the current template in a later pass), one at a time.
+    let revision = revision(&name, &workload["spec"]["template"]);
+    let outdated = ours
+        .iter()
+        .filter(|p| ordinal(p).is_some_and(|i| i < replicas))
+        .filter(|p| p.labels().get("controller-revision-hash") != Some(&revision))
+        .max_by_key(|p| ordinal(p));
+    if ready == replicas
+        && let Some(old) = outdated
+    {
+        let _ = pods.delete(&old.name_any(), &DeleteParams::default()).await;
+        ready -= 1;
+    }
     if let Some(patch) = status_patch(&workload, ready) {
         Api::<K>::namespaced(client.clone(), &ns)
             .patch_status(&name, &params(FIELD_MANAGER), &Patch::Merge(patch))

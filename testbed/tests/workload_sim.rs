@@ -92,6 +92,11 @@ fn status_requests(server: &TestApiServer) -> usize {
         .count()
 }
 
+async fn pods_uid(client: &kube::Client, name: &str) -> String {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+    pods.get(name).await.unwrap().metadata.uid.unwrap()
+}
+
 #[tokio::test]
 async fn statefulsets_and_petsets_become_ready() {
     let server = TestApiServer::start(ApiServerConfig::default())
@@ -229,6 +234,63 @@ async fn statefulsets_and_petsets_become_ready() {
         status_requests(&server) - before,
         1,
         "only the new workload was written"
+    );
+
+    // A template change rolls the pods like RollingUpdate: highest ordinal first, one at a time
+    // (never two replaced pods missing at once), each from the new template.
+    sts.patch(
+        "mysql",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .unwrap();
+    eventually("statefulset mysql at 3 again", || async {
+        (counts(&status_of(&sts, "mysql").await) == healthy(4, 3)).then_some(())
+    })
+    .await;
+    let mut before = Vec::new();
+    for i in 0..3 {
+        before.push(pods_uid(&client, &format!("mysql-{i}")).await);
+    }
+    sts.patch(
+        "mysql",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"spec": {"template": {"metadata": {"labels": {"app": "db", "rev": "2"}}}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    eventually("every pod from the new template", || async {
+        let mut renewed = 0;
+        for i in 0..3 {
+            let pod = pods.get_opt(&format!("mysql-{i}")).await.unwrap()?;
+            let labels = pod.metadata.labels.unwrap_or_default();
+            renewed += usize::from(labels.get("rev").map(String::as_str) == Some("2"));
+        }
+        (renewed == 3).then_some(())
+    })
+    .await;
+    for (i, uid) in before.iter().enumerate() {
+        assert_ne!(
+            &pods_uid(&client, &format!("mysql-{i}")).await,
+            uid,
+            "mysql-{i} replaced"
+        );
+    }
+    let deletes: Vec<String> = server
+        .request_log()
+        .snapshot()
+        .iter()
+        .filter(|r| r.verb == Verb::Delete && r.resource == "pods")
+        .filter_map(|r| r.name.clone())
+        .collect();
+    let rolled: Vec<&String> = deletes.iter().rev().take(3).collect();
+    assert_eq!(
+        rolled,
+        ["mysql-0", "mysql-1", "mysql-2"],
+        "highest ordinal first: {deletes:?}"
     );
 
     stop_tx.send(()).unwrap();
