@@ -430,3 +430,62 @@ fn theirs_again() -> k8s_openapi::api::core::v1::Service {
     }))
     .unwrap()
 }
+
+/// An eviction carries the UID of the pod it was meant for: a pod of the same name created
+/// since is left running (the renewal path once restarted a replacement pod because its watch
+/// cache still showed the evicted one; the testbed then ignored the Eviction's deleteOptions).
+#[tokio::test]
+async fn an_eviction_for_a_replaced_pod_leaves_the_new_one_alone() {
+    use k8s_openapi::api::core::v1::Pod;
+    let c = Conformance::start().await;
+    let pods = c.api::<Pod>();
+    let pod = || -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "db-0"},
+            "spec": {"containers": [{"name": "mysql", "image": "mysql:8.4.3"}]},
+        }))
+        .unwrap()
+    };
+    let gone = pods.create(&PostParams::default(), &pod()).await.unwrap();
+    pods.delete("db-0", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    let gone_for_good = || async { pods.get_opt("db-0").await.unwrap().is_none() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !gone_for_good().await {
+        assert!(std::time::Instant::now() < deadline, "db-0 never went");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let replacement = pods.create(&PostParams::default(), &pod()).await.unwrap();
+    // As the ops-manager sends it (kube's `Api::evict` misspells deleteOptions).
+    let evict_uid = |uid: String| {
+        let pods = pods.clone();
+        async move {
+            let eviction = json!({
+                "apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": "db-0"},
+                "deleteOptions": {"preconditions": {"uid": uid}},
+            });
+            pods.create_subresource::<_, Value>(
+                "eviction",
+                "db-0",
+                &PostParams::default(),
+                &eviction,
+            )
+            .await
+        }
+    };
+    let status = status_of(evict_uid(gone.uid().unwrap()).await.unwrap_err());
+    assert_eq!(status.code, 409, "{status:?}");
+    let still = pods.get("db-0").await.unwrap();
+    assert_eq!(still.uid(), replacement.uid());
+    assert!(still.metadata.deletion_timestamp.is_none(), "left running");
+
+    evict_uid(replacement.uid().unwrap()).await.unwrap();
+    let after = pods.get_opt("db-0").await.unwrap();
+    assert!(
+        after.is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
+        "the pod it was meant for goes"
+    );
+    c.finish().await;
+}

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, EvictParams};
+use k8s_openapi::api::policy::v1::Eviction;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Preconditions};
+use kube::api::{Api, PostParams};
 
 use super::admin::{self, AdminError, AdminTls, Credentials};
 use super::plan::ReloadFailure;
@@ -103,21 +105,52 @@ pub async fn reload(
 #[derive(Debug)]
 pub enum Evicted {
     Done,
+    /// That pod was already gone.
+    Gone,
     /// A PodDisruptionBudget (or the API server) said not now.
     Blocked(String),
 }
 
-pub async fn evict(client: &kube::Client, ns: &str, pod: &str) -> Result<Evicted, kube::Error> {
+/// Evicts the pod `uid` named `pod`, never a pod of the same name created since (a watch cache
+/// may still show the one evicted a moment ago). The Eviction is built here because kube's
+/// `Api::evict` names its delete options `delete_options`, which kube-apiserver ignores.
+pub async fn evict(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+    uid: &str,
+) -> Result<Evicted, kube::Error> {
+    let eviction = Eviction {
+        metadata: ObjectMeta {
+            name: Some(pod.to_string()),
+            namespace: Some(ns.to_string()),
+            ..ObjectMeta::default()
+        },
+        delete_options: Some(DeleteOptions {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..DeleteOptions::default()
+        }),
+    };
     match Api::<Pod>::namespaced(client.clone(), ns)
-        .evict(pod, &EvictParams::default())
+        .create_subresource::<_, serde_json::Value>(
+            "eviction",
+            pod,
+            &PostParams::default(),
+            &eviction,
+        )
         .await
     {
         Ok(_) => Ok(Evicted::Done),
         Err(kube::Error::Api(status)) if status.code == 429 => {
             Ok(Evicted::Blocked(status.message.clone()))
         }
-        // Gone already: what a restart wanted.
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Evicted::Done),
+        // Gone already, or replaced by a new pod: what a restart wanted.
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+            Ok(Evicted::Gone)
+        }
         Err(e) => Err(e),
     }
 }

@@ -37,6 +37,8 @@ pub struct PodMemo {
     pub failure: Option<ReloadFailure>,
     /// A failure was announced with an Event (once per serial).
     pub announced: bool,
+    /// Evicted: on its way out, whatever a stale watch cache still shows.
+    pub evicted: bool,
 }
 
 impl PodMemo {

@@ -100,6 +100,8 @@ fn with_missing(db: &DbRef, mut states: Vec<PodState>, replicas: u32) -> Vec<Pod
     states
 }
 
+const EVICTED: &str = "evicted to start with the current certificate";
+
 /// The step's state and metrics, shared by every reconcile.
 pub struct Serving {
     pub metrics: ServingMetrics,
@@ -152,7 +154,11 @@ impl Serving {
                 .await;
         }
         let mut blocked = None;
-        if let Some(pod) = &first.evict {
+        if let Some(pod) = first
+            .evict
+            .as_deref()
+            .and_then(|e| pods.iter().find(|p| p.name == e))
+        {
             blocked = self
                 .evict(client, recorder, target, pod, &states, &certificate)
                 .await?;
@@ -217,7 +223,7 @@ impl Serving {
         let memos = self.refreshed_memos(db, pods, &certificate.serial);
         let port = engine::probe_port(db.kind);
         let looks = futures::future::join_all(pods.iter().zip(&memos).map(|(pod, memo)| {
-            let needed = pod.not_ready.is_none() && !memo.current;
+            let needed = pod.not_ready.is_none() && !memo.current && !memo.evicted;
             async move {
                 match (needed, port, pod.ip.as_deref()) {
                     (true, Some(port), Some(ip)) => Some(act::look(ip, port).await),
@@ -378,19 +384,30 @@ impl Serving {
         client: &kube::Client,
         recorder: &Recorder,
         target: &Target<'_>,
-        pod: &str,
+        view: &PodView,
         states: &[PodState],
         certificate: &CurrentCertificate,
     ) -> Result<Option<String>, ServingError> {
         let db = target.db;
-        let evicted = act::evict(client, &db.namespace, pod)
+        let pod = view.name.as_str();
+        let evicted = act::evict(client, &db.namespace, pod, &view.uid)
             .await
             .map_err(|source| ServingError::Evict {
                 namespace: db.namespace.clone(),
                 pod: pod.to_string(),
                 source,
             })?;
+        if let Some(memo) = self
+            .memory
+            .lock()
+            .get_mut(&key(db))
+            .and_then(|m| m.pods.get_mut(pod))
+        {
+            // Until the watch shows it gone, this pod is neither probed nor evicted again.
+            memo.evicted = !matches!(evicted, Evicted::Blocked(_));
+        }
         match evicted {
+            Evicted::Gone => Ok(None),
             Evicted::Done => {
                 self.metrics
                     .count(db.kind, metrics::RESTART, metrics::SUCCESS);
@@ -434,8 +451,7 @@ impl Serving {
         };
         for state in states.iter_mut() {
             if Some(state.name.as_str()) == evicted {
-                state.served =
-                    Served::NotReady("evicted to start with the current certificate".into());
+                state.served = Served::NotReady(EVICTED.into());
                 continue;
             }
             if let Some(memo) = entry.pods.get(&state.name) {
@@ -490,6 +506,9 @@ fn served(
 ) -> Served {
     if let Some(why) = &pod.not_ready {
         return Served::NotReady(why.clone());
+    }
+    if memo.evicted {
+        return Served::NotReady(EVICTED.into());
     }
     if memo.current {
         return Served::Current;
@@ -733,6 +752,19 @@ mod tests {
                 "{case}"
             );
             assert_eq!(memo.current, expected == Served::Current, "{case}");
+        }
+        // A pod evicted a moment ago that the watch cache still shows ready and started
+        // before issuance: going, never evicted again.
+        for (view, probed) in [(pod(None, Some(500)), false), (pod(None, None), true)] {
+            let mut memo = PodMemo {
+                evicted: true,
+                ..fresh()
+            };
+            let look = probed.then(|| Ok(seen("OLD")));
+            assert_eq!(
+                served(&view, &mut memo, look, probed, &cert),
+                Served::NotReady(EVICTED.into())
+            );
         }
     }
 }

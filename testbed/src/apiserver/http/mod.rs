@@ -459,9 +459,15 @@ fn serve_resource_inner(
         }
         Verb::Create if eviction => {
             // The Eviction API: kube checks PodDisruptionBudgets (none are served here), then
-            // deletes the pod.
+            // deletes the pod with the Eviction's deleteOptions (its UID precondition keeps a
+            // stale eviction off a pod of the same name created since).
             let name = p.name.clone().unwrap_or_default();
-            let opts = delete_opts(ctx, b"")?;
+            let delete_options = parse_body()
+                .ok()
+                .and_then(|b| b.get("deleteOptions").cloned())
+                .map(|o| serde_json::to_vec(&o).unwrap_or_default())
+                .unwrap_or_default();
+            let opts = delete_opts(ctx, &delete_options)?;
             let now = now_rfc3339();
             gc::delete(&mut shared.lock_store(), &gr, &key(&name), &opts, &now)?;
             let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
