@@ -59,13 +59,18 @@ wire_enum!(
         CertificatesReady = "CertificatesReady",
         /// Every pod presents the current certificate of the server Secret.
         TlsServing = "TLSServing",
+        /// An OpsRequest is changing the database's TLS (True while one runs).
+        OpsRequestProgressing = "OpsRequestProgressing",
     }
 );
 
 impl ConditionType {
     pub const fn writer(self) -> Writer {
         match self {
-            Self::IssuerReady | Self::CertificatesReady | Self::TlsServing => Writer::OpsManager,
+            Self::IssuerReady
+            | Self::CertificatesReady
+            | Self::TlsServing
+            | Self::OpsRequestProgressing => Writer::OpsManager,
             _ => Writer::Provisioner,
         }
     }
@@ -133,6 +138,44 @@ wire_enum!(
         CertificateReloadFailed = "CertificateReloadFailed",
         /// Event: a pod was evicted to start with the current certificate.
         PodEvictedForCertificate = "PodEvictedForCertificate",
+        // ops-manager: OpsRequests, on the database
+        OpsRequestRunning = "OpsRequestRunning",
+        OpsRequestFinished = "OpsRequestFinished",
+        // ops-manager: OpsRequests, on the request (KubeDB's condition types double as reasons)
+        ReconfigureTls = "ReconfigureTLS",
+        UpdateDatabase = "UpdateDatabase",
+        IssueCertificatesSucceeded = "IssueCertificatesSucceeded",
+        CertificateSynced = "CertificateSynced",
+        DatabaseReady = "DatabaseReady",
+        /// Waiting: another OpsRequest of the same database runs, or the database is not Ready.
+        WaitingForOpsRequest = "WaitingForOpsRequest",
+        WaitingForDatabase = "WaitingForDatabase",
+        DatabaseNotFound = "DatabaseNotFound",
+        NothingToDo = "NothingToDo",
+        StepTimedOut = "StepTimedOut",
+        InvalidOpsRequest = "InvalidOpsRequest",
+        OpsRequestSucceeded = "Successful",
+    }
+);
+
+wire_enum!(
+    /// `status.conditions[].type` of an OpsRequest, one per step (KubeDB's names).
+    OpsConditionType {
+        /// The request started (its first step).
+        ReconfigureTls = "ReconfigureTLS",
+        /// The database's spec now says what the request asks for.
+        UpdateDatabase = "UpdateDatabase",
+        /// Rotation: re-issuance was asked of every Certificate.
+        IssueCertificatesSucceeded = "IssueCertificatesSucceeded",
+        /// Every Certificate is issued for the new settings.
+        CertificateSynced = "CertificateSynced",
+        /// Every pod runs the new settings and serves the current certificate.
+        DatabaseReady = "DatabaseReady",
+        /// Waiting to start (for another request, or for the database).
+        Pending = "Pending",
+        Successful = "Successful",
+        Failed = "Failed",
+        Skipped = "Skipped",
     }
 );
 
@@ -160,6 +203,9 @@ impl Reason {
                 | Self::ServingCheckFailed
                 | Self::EvictionBlocked
                 | Self::CertificateReloadFailed
+                | Self::DatabaseNotFound
+                | Self::StepTimedOut
+                | Self::InvalidOpsRequest
         )
     }
 }
@@ -190,7 +236,8 @@ mod tests {
             [
                 ConditionType::IssuerReady,
                 ConditionType::CertificatesReady,
-                ConditionType::TlsServing
+                ConditionType::TlsServing,
+                ConditionType::OpsRequestProgressing
             ]
         );
         assert_eq!(

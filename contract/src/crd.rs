@@ -1,8 +1,13 @@
-//! The CustomResourceDefinitions of the five database kinds, as installed from `deploy/crds/`.
+//! The CustomResourceDefinitions of the five database kinds and their OpsRequests, as installed
+//! from `deploy/crds/`.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+use crate::api::ops::{
+    MSSQLServerOpsRequest, MySQLOpsRequest, PerconaXtraDBOpsRequest, ProxySQLOpsRequest,
+    SinglestoreOpsRequest,
+};
 use crate::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 
 /// The database CRDs, in a stable order.
@@ -14,6 +19,25 @@ pub fn database_crds() -> Vec<CustomResourceDefinition> {
         Singlestore::crd(),
         MSSQLServer::crd(),
     ]
+}
+
+/// The OpsRequest CRDs (`ops.kubedb.com`), in the same order.
+pub fn ops_request_crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        MySQLOpsRequest::crd(),
+        PerconaXtraDBOpsRequest::crd(),
+        ProxySQLOpsRequest::crd(),
+        SinglestoreOpsRequest::crd(),
+        MSSQLServerOpsRequest::crd(),
+    ]
+}
+
+/// Every CRD `deploy/crds/` holds.
+pub fn all_crds() -> Vec<CustomResourceDefinition> {
+    database_crds()
+        .into_iter()
+        .chain(ops_request_crds())
+        .collect()
 }
 
 /// `<group>_<plural>.yaml`, the naming kubebuilder and KubeDB use.
@@ -38,7 +62,7 @@ mod tests {
     #[test]
     fn committed_crds_match_the_types() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
-        for crd in database_crds() {
+        for crd in all_crds() {
             let path = dir.join(file_name(&crd));
             let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
                 panic!(

@@ -281,6 +281,8 @@ pub trait Database:
     + 'static
 {
     const KIND: DbKind;
+    /// Its ReconfigureTLS OpsRequest kind.
+    type Ops: crate::api::ops::OpsRequest;
     fn common(&self) -> CommonSpec<'_>;
     fn tls(&self) -> Option<TlsView<'_>>;
     /// `spec.requireSSL` (MySQL, PerconaXtraDB); false for the kinds without it.
@@ -296,20 +298,21 @@ pub trait Database:
 }
 
 macro_rules! impl_database {
-    ($ty:ty, $kind:expr, require_ssl: $rs:expr, replicas: $replicas:expr) => {
-        impl_database!(@impl $ty, $kind, $rs, {
+    ($ty:ty, $ops:ty, $kind:expr, require_ssl: $rs:expr, replicas: $replicas:expr) => {
+        impl_database!(@impl $ty, $ops, $kind, $rs, {
             fn requested_replicas(&self) -> i64 {
                 let f: fn(&Self) -> i64 = $replicas;
                 f(self)
             }
         });
     };
-    ($ty:ty, $kind:expr, require_ssl: $rs:expr) => {
-        impl_database!(@impl $ty, $kind, $rs, {});
+    ($ty:ty, $ops:ty, $kind:expr, require_ssl: $rs:expr) => {
+        impl_database!(@impl $ty, $ops, $kind, $rs, {});
     };
-    (@impl $ty:ty, $kind:expr, $rs:expr, { $($extra:item)* }) => {
+    (@impl $ty:ty, $ops:ty, $kind:expr, $rs:expr, { $($extra:item)* }) => {
         impl Database for $ty {
             const KIND: DbKind = $kind;
+            type Ops = $ops;
             fn common(&self) -> CommonSpec<'_> {
                 self.spec.common()
             }
@@ -328,16 +331,16 @@ macro_rules! impl_database {
     };
 }
 
-impl_database!(MySQL, DbKind::MySQL, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
-impl_database!(PerconaXtraDB, DbKind::PerconaXtraDB, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
-impl_database!(ProxySQL, DbKind::ProxySQL, require_ssl: |_| false);
-impl_database!(Singlestore, DbKind::Singlestore, require_ssl: |_| false, replicas: |db| {
+impl_database!(MySQL, crate::api::ops::MySQLOpsRequest, DbKind::MySQL, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
+impl_database!(PerconaXtraDB, crate::api::ops::PerconaXtraDBOpsRequest, DbKind::PerconaXtraDB, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
+impl_database!(ProxySQL, crate::api::ops::ProxySQLOpsRequest, DbKind::ProxySQL, require_ssl: |_| false);
+impl_database!(Singlestore, crate::api::ops::SinglestoreOpsRequest, DbKind::Singlestore, require_ssl: |_| false, replicas: |db| {
     db.spec
         .replicas
         .or_else(|| db.spec.topology.as_ref()?.aggregator.as_ref()?.replicas)
         .unwrap_or(1)
 });
-impl_database!(MSSQLServer, DbKind::MSSQLServer, require_ssl: |_| false);
+impl_database!(MSSQLServer, crate::api::ops::MSSQLServerOpsRequest, DbKind::MSSQLServer, require_ssl: |_| false);
 
 #[cfg(test)]
 mod tests {

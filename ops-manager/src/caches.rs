@@ -1,11 +1,15 @@
 //! The ops-manager's watch caches, shared by the controllers of all five kinds: its
 //! Certificates, the issuers, (as metadata only) the operators' Secrets and Services, and the
-//! databases' pods (status only), selected by the contract's `managed-by` label. Reconciles read
-//! these instead of GETting.
+//! databases' pods (status only), selected by the contract's `managed-by` label, and the
+//! OpsRequests of the five kinds. Reconciles read these instead of GETting.
 use std::collections::BTreeMap;
 
+use dbtls_contract::api::ops::{
+    MSSQLServerOpsRequest, MySQLOpsRequest, OpsRequest, OpsRequestPhase, PerconaXtraDBOpsRequest,
+    ProxySQLOpsRequest, SinglestoreOpsRequest,
+};
 use dbtls_contract::certmanager::{Certificate, ClusterIssuer, Issuer, annotations};
-use dbtls_contract::labels;
+use dbtls_contract::{DbKind, labels};
 use dbtls_runtime::caches::SharedWatch;
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
@@ -49,6 +53,137 @@ pub struct Watches {
     pub secrets: SharedWatch<PartialObjectMeta<Secret>>,
     pub services: SharedWatch<PartialObjectMeta<Service>>,
     pub pods: SharedWatch<Pod>,
+    pub ops: OpsWatches,
+}
+
+/// The OpsRequests of each kind (few, and read whole).
+pub struct OpsWatches {
+    pub mysql: SharedWatch<MySQLOpsRequest>,
+    pub percona_xtradb: SharedWatch<PerconaXtraDBOpsRequest>,
+    pub proxysql: SharedWatch<ProxySQLOpsRequest>,
+    pub singlestore: SharedWatch<SinglestoreOpsRequest>,
+    pub mssqlserver: SharedWatch<MSSQLServerOpsRequest>,
+}
+
+impl OpsWatches {
+    fn new(client: &kube::Client, namespace: Option<&str>) -> Self {
+        let all = watcher::Config::default;
+        Self {
+            mysql: SharedWatch::new(scoped(client, namespace), all(), lean_store::trim),
+            percona_xtradb: SharedWatch::new(scoped(client, namespace), all(), lean_store::trim),
+            proxysql: SharedWatch::new(scoped(client, namespace), all(), lean_store::trim),
+            singlestore: SharedWatch::new(scoped(client, namespace), all(), lean_store::trim),
+            mssqlserver: SharedWatch::new(scoped(client, namespace), all(), lean_store::trim),
+        }
+    }
+
+    fn stores(&self) -> OpsStores {
+        OpsStores {
+            mysql: self.mysql.store(),
+            percona_xtradb: self.percona_xtradb.store(),
+            proxysql: self.proxysql.store(),
+            singlestore: self.singlestore.store(),
+            mssqlserver: self.mssqlserver.store(),
+        }
+    }
+
+    async fn run(self) {
+        tokio::join!(
+            self.mysql.run(),
+            self.percona_xtradb.run(),
+            self.proxysql.run(),
+            self.singlestore.run(),
+            self.mssqlserver.run()
+        );
+    }
+}
+
+/// The OpsRequests of each kind, as cached.
+#[derive(Clone)]
+pub struct OpsStores {
+    pub mysql: Store<MySQLOpsRequest>,
+    pub percona_xtradb: Store<PerconaXtraDBOpsRequest>,
+    pub proxysql: Store<ProxySQLOpsRequest>,
+    pub singlestore: Store<SinglestoreOpsRequest>,
+    pub mssqlserver: Store<MSSQLServerOpsRequest>,
+}
+
+/// One OpsRequest, whatever its kind, as the database's reconcile and the queue see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpsSummary {
+    /// `<Kind> <namespace>/<name>`.
+    pub describe: String,
+    pub name: String,
+    pub phase: Option<OpsRequestPhase>,
+    /// RFC 3339 (sorts in time order).
+    pub created: String,
+    /// The message of its latest condition.
+    pub message: Option<String>,
+}
+
+fn summaries<O: OpsRequest>(store: &Store<O>, namespace: &str, database: &str) -> Vec<OpsSummary> {
+    let mut list: Vec<OpsSummary> = store
+        .state()
+        .iter()
+        .filter(|o| {
+            o.meta().namespace.as_deref() == Some(namespace) && o.spec_view().database == database
+        })
+        .map(|o| OpsSummary::of(o.as_ref()))
+        .collect();
+    list.sort_by(|a, b| (&a.created, &a.name).cmp(&(&b.created, &b.name)));
+    list
+}
+
+impl OpsSummary {
+    pub fn of<O: OpsRequest>(o: &O) -> Self {
+        let meta = o.meta();
+        let name = meta.name.clone().unwrap_or_default();
+        let status = o.ops_status();
+        Self {
+            describe: format!(
+                "{} {}/{name}",
+                O::kind(&()),
+                meta.namespace.as_deref().unwrap_or_default()
+            ),
+            name,
+            phase: status.and_then(|s| s.phase),
+            created: meta
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .unwrap_or_default(),
+            message: status
+                .and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .max_by(|a, b| a.last_transition_time.cmp(&b.last_transition_time))
+                })
+                .and_then(|c| c.message.clone()),
+        }
+    }
+}
+
+impl OpsStores {
+    /// Every OpsRequest for the database, oldest first.
+    pub fn for_database(&self, kind: DbKind, namespace: &str, database: &str) -> Vec<OpsSummary> {
+        match kind {
+            DbKind::MySQL => summaries(&self.mysql, namespace, database),
+            DbKind::PerconaXtraDB => summaries(&self.percona_xtradb, namespace, database),
+            DbKind::ProxySQL => summaries(&self.proxysql, namespace, database),
+            DbKind::Singlestore => summaries(&self.singlestore, namespace, database),
+            DbKind::MSSQLServer => summaries(&self.mssqlserver, namespace, database),
+        }
+    }
+
+    async fn wait_until_ready(&self) {
+        let _ = tokio::join!(
+            self.mysql.wait_until_ready(),
+            self.percona_xtradb.wait_until_ready(),
+            self.proxysql.wait_until_ready(),
+            self.singlestore.wait_until_ready(),
+            self.mssqlserver.wait_until_ready()
+        );
+    }
 }
 
 impl Watches {
@@ -68,6 +203,7 @@ impl Watches {
                 managed(),
                 dbtls_runtime::pods::trim,
             ),
+            ops: OpsWatches::new(client, namespace),
         }
     }
 
@@ -79,6 +215,7 @@ impl Watches {
             secrets: self.secrets.store(),
             services: self.services.store(),
             pods: self.pods.store(),
+            ops: self.ops.stores(),
         }
     }
 
@@ -88,7 +225,8 @@ impl Watches {
             self.issuers.run(),
             self.secrets.run(),
             self.services.run(),
-            self.pods.run()
+            self.pods.run(),
+            self.ops.run()
         );
     }
 }
@@ -102,6 +240,7 @@ pub struct Stores {
     pub secrets: Store<PartialObjectMeta<Secret>>,
     pub services: Store<PartialObjectMeta<Service>>,
     pub pods: Store<Pod>,
+    pub ops: OpsStores,
 }
 
 impl Stores {
@@ -112,7 +251,8 @@ impl Stores {
             self.cluster_issuers.wait_until_ready(),
             self.secrets.wait_until_ready(),
             self.services.wait_until_ready(),
-            self.pods.wait_until_ready()
+            self.pods.wait_until_ready(),
+            self.ops.wait_until_ready()
         );
     }
 

@@ -28,6 +28,8 @@ pub struct Context {
     pub retries: Retries,
     /// What the running servers present, and bringing them to the current certificate.
     pub serving: Serving,
+    /// The OpsRequest statuses this process wrote (ahead of the watch cache).
+    pub ops_written: crate::ops_request::status::Written,
 }
 
 impl Context {
@@ -54,6 +56,7 @@ impl Context {
             certificate_metrics,
             retries: Retries::default(),
             serving,
+            ops_written: Default::default(),
         }
     }
 }

@@ -6,6 +6,10 @@
 
 use std::sync::Arc;
 
+use dbtls_contract::api::ops::{
+    MSSQLServerOpsRequest, MySQLOpsRequest, OpsRequest, PerconaXtraDBOpsRequest,
+    ProxySQLOpsRequest, SinglestoreOpsRequest,
+};
 use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 use dbtls_contract::certmanager::{self, ClusterIssuer};
 use dbtls_contract::{Database, labels};
@@ -21,8 +25,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use crate::caches::{Caches, Watches};
+use crate::caches::{Caches, OpsWatches, Watches};
 use crate::context::Context;
+use crate::ops_request;
 use crate::plan::IssuerKey;
 use crate::reconcile::{error_policy, reconcile};
 
@@ -37,19 +42,29 @@ where
     }
 }
 
-/// The controller of kind `K` in one scope.
+/// The controllers of kind `K` in one scope: its databases' and its OpsRequests', sharing one
+/// watch of the databases (a database's change may unblock its OpsRequest, and an
+/// OpsRequest's phase shows on the database).
 fn controller<K: Database>(
     ctx: &Arc<Context>,
     scope: Option<&str>,
     watches: &Watches,
     cluster_issuers: &SharedWatch<ClusterIssuer>,
     concurrency: u16,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> BoxFuture<'static, ()> {
-    let (store, databases) =
-        lean_store::watch(api::<K>(&ctx.client, scope), watcher::Config::default());
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
+) -> BoxFuture<'static, ()>
+where
+    K::Ops: WatchedOps,
+{
+    let databases: SharedWatch<K> = SharedWatch::new(
+        api::<K>(&ctx.client, scope),
+        watcher::Config::default(),
+        lean_store::trim,
+    );
+    let store = databases.store();
     let (for_issuers, for_cluster_issuers) = (store.clone(), store.clone());
-    let controller = Controller::for_stream(databases, store)
+    let ops = K::Ops::watch(&watches.ops);
+    let controller = Controller::for_shared_stream(databases.subscribe(), store)
         .owns_shared_stream(watches.certificates.subscribe())
         .watches_shared_stream(watches.issuers.subscribe(), move |issuer| {
             let key = IssuerKey {
@@ -72,10 +87,21 @@ fn controller<K: Database>(
             database_of::<K>(&s.metadata)
         })
         .watches_shared_stream(watches.pods.subscribe(), |p| database_of::<K>(&p.metadata))
+        .watches_shared_stream(ops.subscribe(), |o| {
+            let ns = o.namespace()?;
+            Some(ObjectRef::<K>::new(o.spec_view().database).within(&ns))
+        })
         .with_config(controller::Config::default().concurrency(concurrency))
         .trigger_backoff(trigger_backoff());
+    let ops_controller = ops_request::controller::<K::Ops, K>(
+        ctx,
+        ops,
+        watches.certificates.subscribe(),
+        databases.subscribe(),
+        shutdown.clone(),
+    );
     let ctx = ctx.clone();
-    async move {
+    let databases_controller = async move {
         controller
             .graceful_shutdown_on(shutdown)
             .run(reconcile::<K>, error_policy::<K>, ctx)
@@ -85,9 +111,39 @@ fn controller<K: Database>(
                 }
             })
             .await;
+    };
+    async move {
+        // The watch ends with the controllers (it has no shutdown of its own).
+        tokio::select! {
+            () = databases.run() => {}
+            _ = futures::future::join(databases_controller, ops_controller) => {}
+        }
     }
     .boxed()
 }
+
+/// Picks the shared watch of an OpsRequest kind.
+pub trait WatchedOps: OpsRequest {
+    fn watch(watches: &OpsWatches) -> &SharedWatch<Self>;
+}
+
+macro_rules! watched_ops {
+    ($($ty:ty => $field:ident),* $(,)?) => {
+        $(impl WatchedOps for $ty {
+            fn watch(watches: &OpsWatches) -> &SharedWatch<Self> {
+                &watches.$field
+            }
+        })*
+    };
+}
+
+watched_ops!(
+    MySQLOpsRequest => mysql,
+    PerconaXtraDBOpsRequest => percona_xtradb,
+    ProxySQLOpsRequest => proxysql,
+    SinglestoreOpsRequest => singlestore,
+    MSSQLServerOpsRequest => mssqlserver,
+);
 
 /// Runs the shared watches and, once their caches are filled, one controller per kind and
 /// watched namespace (empty: the whole cluster), until `shutdown` resolves.

@@ -17,6 +17,7 @@ pub mod finalizer;
 mod fixtures;
 pub mod metrics;
 pub mod observe;
+pub mod ops_request;
 pub mod plan;
 pub mod reconcile;
 pub mod serving;

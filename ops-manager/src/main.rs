@@ -3,6 +3,10 @@
 
 use clap::Parser;
 use dbtls_contract::DbKind;
+use dbtls_contract::api::ops::{
+    MSSQLServerOpsRequest, MySQLOpsRequest, PerconaXtraDBOpsRequest, ProxySQLOpsRequest,
+    SinglestoreOpsRequest,
+};
 use dbtls_contract::certmanager::{Certificate, ClusterIssuer, Issuer};
 use dbtls_contract::tls::DEFAULT_CLUSTER_DOMAIN;
 use dbtls_runtime::bootstrap::Operator;
@@ -36,11 +40,18 @@ struct Args {
     tls_reload: ReloadPolicy,
 }
 
-/// The resources the ops-manager waits for: the five kinds and cert-manager's.
+/// The resources the ops-manager waits for: the five kinds, their OpsRequests and cert-manager's.
 fn watched_resources() -> Vec<ApiResource> {
     DbKind::ALL
         .iter()
         .map(|k| k.api_resource())
+        .chain([
+            ApiResource::erase::<MySQLOpsRequest>(&()),
+            ApiResource::erase::<PerconaXtraDBOpsRequest>(&()),
+            ApiResource::erase::<ProxySQLOpsRequest>(&()),
+            ApiResource::erase::<SinglestoreOpsRequest>(&()),
+            ApiResource::erase::<MSSQLServerOpsRequest>(&()),
+        ])
         .chain([
             ApiResource::erase::<Certificate>(&()),
             ApiResource::erase::<Issuer>(&()),

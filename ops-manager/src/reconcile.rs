@@ -124,10 +124,17 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
     let regarding = db.object_ref(&());
     apply::execute(&db_ref, &regarding, &plan, ctx).await?;
     let serving = serve(ctx, stores, db, &db_ref, &tls_view, &regarding).await?;
+    let ops = stores
+        .map(|s| {
+            s.ops
+                .for_database(db_ref.kind, &db_ref.namespace, &db_ref.name)
+        })
+        .unwrap_or_default();
     let update = StatusUpdate {
         conditions: [plan.issuer_ready.clone(), plan.certificates_ready.clone()]
             .into_iter()
             .chain(serving.condition)
+            .chain(ops_condition(&ops, db.db_status()))
             .collect(),
         phase: None,
     };
@@ -184,6 +191,44 @@ async fn serve<K: Database>(
         .serving
         .reconcile(&ctx.client, ctx.status.recorder(), stores, &target)
         .await?)
+}
+
+/// `OpsRequestProgressing`: True while one of the database's OpsRequests runs; once it was
+/// True, False naming the last one; absent for a database no OpsRequest ever changed.
+pub fn ops_condition(
+    ops: &[crate::caches::OpsSummary],
+    status: Option<&dbtls_contract::api::DatabaseStatus>,
+) -> Option<Desired> {
+    use dbtls_contract::api::ops::OpsRequestPhase;
+    let t = ConditionType::OpsRequestProgressing;
+    if let Some(running) = ops
+        .iter()
+        .find(|o| o.phase == Some(OpsRequestPhase::Progressing))
+    {
+        let step = running.message.as_deref().unwrap_or("started");
+        return Some(Desired::ok(
+            t,
+            Reason::OpsRequestRunning,
+            format!("{} is in progress: {step}", running.describe),
+        ));
+    }
+    status.and_then(|s| s.condition(t.as_str()))?;
+    let last = ops
+        .iter()
+        .filter(|o| o.phase.is_some_and(OpsRequestPhase::is_final))
+        .max_by(|a, b| a.created.cmp(&b.created));
+    Some(Desired::not(
+        t,
+        Reason::OpsRequestFinished,
+        match last {
+            Some(o) => format!(
+                "no OpsRequest in progress; the last, {}, is {}",
+                o.describe,
+                o.phase.map(OpsRequestPhase::as_str).unwrap_or_default()
+            ),
+            None => "no OpsRequest in progress".into(),
+        },
+    ))
 }
 
 /// Both conditions for an invalid `spec.tls`: each problem under the condition it concerns.

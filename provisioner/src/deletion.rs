@@ -48,6 +48,7 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
                 ready: live.ready_replicas(),
                 replicas: facts.replicas(),
                 pods: Vec::new(),
+                rolling: None,
             },
             None => WorkloadReport::NotCreated("deletion requested".into()),
         };

@@ -94,6 +94,7 @@ fn live_report(
             ready: live.ready_replicas(),
             replicas: facts.replicas(),
             pods: pod_problems(facts, observed),
+            rolling: live.rollout(),
         },
         None => WorkloadReport::NotCreated(why),
     }
@@ -292,9 +293,10 @@ fn workload_step(
 ) -> (WorkloadReport, Requeue) {
     let live = observed.workload.as_ref();
     let what = format!("{} ({})", desired.describe(), choice.why);
-    let exists = |ready| WorkloadReport::Exists {
+    let exists = |ready, rolling| WorkloadReport::Exists {
         what: what.clone(),
         ready,
+        rolling,
         replicas: facts.replicas(),
         pods: if live.is_some() {
             pod_problems(facts, observed)
@@ -308,13 +310,19 @@ fn workload_step(
             cached: live.cloned().map(Box::new),
         });
         return (
-            exists(live.map_or(0, Workload::ready_replicas)),
+            exists(
+                live.map_or(0, Workload::ready_replicas),
+                live.map(|_| UPDATING.to_string()),
+            ),
             Requeue::Resync,
         );
     };
     let ready = live.map_or(0, Workload::ready_replicas);
     if diff::is_subset(&want, &have) {
-        return (exists(ready), Requeue::Resync);
+        return (
+            exists(ready, live.and_then(Workload::rollout)),
+            Requeue::Resync,
+        );
     }
     if let Some(field) = immutable_change(&want, &have) {
         return (
@@ -326,8 +334,11 @@ fn workload_step(
         desired: Box::new(desired.clone()),
         cached: live.cloned().map(Box::new),
     });
-    (exists(ready), Requeue::Resync)
+    (exists(ready, Some(UPDATING.to_string())), Requeue::Resync)
 }
+
+/// The rollout a workload write starts, until its controller reports on it.
+const UPDATING: &str = "updating the workload";
 
 /// The status and requeue once the writes are done: the plan's, unless a write met an object
 /// someone else made (reported like a name conflict the plan saw) or the API server refused

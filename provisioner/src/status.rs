@@ -20,6 +20,8 @@ pub enum WorkloadReport {
         replicas: i32,
         /// Why pods are not ready (kubelet's words), while fewer than `replicas` are.
         pods: Vec<String>,
+        /// A rollout under way (what it waits for); None once every pod runs the current template.
+        rolling: Option<String>,
     },
     /// The desired workload changes a field the API server refuses to update.
     ImmutableField {
@@ -95,12 +97,16 @@ fn workload_condition(report: &WorkloadReport) -> Desired {
             ready,
             replicas,
             pods,
+            rolling,
         } => {
             let mut message = format!("{what}: {ready}/{replicas} replicas ready");
             if ready < replicas && !pods.is_empty() {
                 message.push_str(&format!("; {}", pods.join("; ")));
             }
-            if *replicas > 0 && ready >= replicas {
+            if let Some(rolling) = rolling {
+                message.push_str(&format!("; rolling out: {rolling}"));
+            }
+            if *replicas > 0 && ready >= replicas && rolling.is_none() {
                 Desired::ok(t, Reason::AllReplicasReady, message)
             } else {
                 Desired::not(t, Reason::ReplicasNotReady, message)
@@ -298,6 +304,7 @@ mod tests {
             ready,
             replicas: 1,
             pods: Vec::new(),
+            rolling: None,
         };
         let ready = write(&report(TlsSecretsState::Ready, exists(1)), None, 1);
         assert_eq!(ready.phase, Some(DatabasePhase::Ready));
@@ -325,6 +332,26 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_still_rolling_out_is_not_ready() {
+        let rolling = WorkloadReport::Exists {
+            what: "StatefulSet db".into(),
+            ready: 3,
+            replicas: 3,
+            pods: Vec::new(),
+            rolling: Some("1/3 pods on the current template".into()),
+        };
+        let planned = write(&report(TlsSecretsState::Ready, rolling), None, 1);
+        let workload = condition(&planned, Type::WorkloadReady);
+        assert_eq!(workload.status, "False");
+        assert!(
+            workload
+                .message
+                .unwrap()
+                .ends_with("3/3 replicas ready; rolling out: 1/3 pods on the current template")
+        );
+    }
+
+    #[test]
     fn not_ready_pods_are_named_in_workload_ready() {
         let crashing = WorkloadReport::Exists {
             what: "StatefulSet db".into(),
@@ -333,6 +360,7 @@ mod tests {
             pods: vec![
                 "pod db-0: container mysql: CrashLoopBackOff, last exit 1: [ERROR] x".into(),
             ],
+            rolling: None,
         };
         let planned = write(&report(TlsSecretsState::Ready, crashing), None, 1);
         let message = condition(&planned, Type::WorkloadReady).message.unwrap();
@@ -414,6 +442,7 @@ mod tests {
                 ready: 1,
                 replicas: 1,
                 pods: Vec::new(),
+                rolling: None,
             })
         };
         let planned = write(&blocked, None, 1);

@@ -87,6 +87,50 @@ impl Workload {
         .unwrap_or(0)
     }
 
+    /// What a rollout still waits for; None once its controller reports every pod on the
+    /// current template (observedGeneration current, every replica updated, and for a
+    /// StatefulSet the current revision the update revision).
+    pub fn rollout(&self) -> Option<String> {
+        let generation = self.meta().generation.unwrap_or(0);
+        let (observed, replicas, updated, revisions) = match self {
+            Workload::StatefulSet(s) => {
+                let status = s.status.as_ref();
+                (
+                    status.and_then(|s| s.observed_generation),
+                    s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                    status.and_then(|s| s.updated_replicas).unwrap_or(0),
+                    status.map(|s| (s.current_revision.clone(), s.update_revision.clone())),
+                )
+            }
+            Workload::PetSet(p) => {
+                let status = p.status.as_ref();
+                (
+                    status.and_then(|s| s.observed_generation),
+                    p.spec.replicas.unwrap_or(1),
+                    status.and_then(|s| s.updated_replicas).unwrap_or(0),
+                    None,
+                )
+            }
+        };
+        if observed.unwrap_or(0) < generation {
+            return Some(format!(
+                "waiting for the {} controller to observe generation {generation}",
+                self.api().kind()
+            ));
+        }
+        if updated < replicas {
+            return Some(format!("{updated}/{replicas} pods on the current template"));
+        }
+        match revisions {
+            Some((current, update)) if current != update => Some(format!(
+                "revision {} replacing {}",
+                update.unwrap_or_default(),
+                current.unwrap_or_default()
+            )),
+            _ => None,
+        }
+    }
+
     pub fn pod_template(&self) -> Option<&PodTemplateSpec> {
         match self {
             Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
@@ -136,6 +180,50 @@ pub fn immutable_change(desired: &Value, live: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_rollout_is_over_once_the_controller_reports_every_replica_updated() {
+        let sts = |generation: i64, status: serde_json::Value| {
+            Workload::StatefulSet(
+                serde_json::from_value(json!({
+                    "metadata": {"name": "db", "generation": generation},
+                    "spec": {"replicas": 3, "selector": {}, "serviceName": "db-pods", "template": {}},
+                    "status": status,
+                }))
+                .unwrap_or_default(),
+            )
+        };
+        let done = json!({"replicas": 3, "observedGeneration": 2, "updatedReplicas": 3, "currentRevision": "b", "updateRevision": "b"});
+        // (case, generation, status) → what the rollout waits for
+        let cases = [
+            ("done", 2, done.clone(), None),
+            (
+                "not observed yet",
+                3,
+                done.clone(),
+                Some("waiting for the StatefulSet controller to observe generation 3"),
+            ),
+            (
+                "one pod on the new template",
+                2,
+                json!({"replicas": 3, "observedGeneration": 2, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "b"}),
+                Some("1/3 pods on the current template"),
+            ),
+            (
+                "every pod updated, revision not swapped yet",
+                2,
+                json!({"replicas": 3, "observedGeneration": 2, "updatedReplicas": 3, "currentRevision": "a", "updateRevision": "b"}),
+                Some("revision b replacing a"),
+            ),
+        ];
+        for (case, generation, status, expected) in cases {
+            assert_eq!(
+                sts(generation, status).rollout().as_deref(),
+                expected,
+                "{case}"
+            );
+        }
+    }
 
     #[test]
     fn auto_uses_petsets_only_where_kubedb_does_and_they_are_served() {

@@ -209,30 +209,42 @@ pub fn ready_pod_status(pod: &Value, ip: Ipv4Addr, now: &str) -> Value {
     }})
 }
 
-/// The workload status for `pods_ready` ready pods of `replicas`, or None when it already says so.
-pub fn status_patch(workload: &Value, pods_ready: i64) -> Option<Value> {
+/// The workload status for `pods_ready` ready pods, `updated` of them from the current template,
+/// or None when it already says so. As the StatefulSet controller: the current revision becomes
+/// the update revision only once every replica runs it.
+pub fn status_patch(workload: &Value, pods_ready: i64, updated: i64) -> Option<Value> {
     let name = workload["metadata"]["name"].as_str().unwrap_or_default();
     let generation = workload
         .pointer("/metadata/generation")
         .and_then(Value::as_i64);
+    let replicas = workload
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
     let revision = revision(name, &workload["spec"]["template"]);
+    let status = workload.get("status").unwrap_or(&Value::Null);
+    let current = match status.get("currentRevision").and_then(Value::as_str) {
+        Some(old) if updated < replicas => old.to_string(),
+        _ => revision.clone(),
+    };
     let mut wanted = serde_json::Map::new();
-    for field in [
-        "replicas",
-        "readyReplicas",
-        "currentReplicas",
-        "updatedReplicas",
-        "availableReplicas",
-    ] {
+    for field in ["replicas", "readyReplicas", "availableReplicas"] {
         wanted.insert(field.to_string(), json!(pods_ready));
     }
+    wanted.insert("updatedReplicas".into(), json!(updated));
+    // Pods of the current revision: the old ones while rolling, every updated one after.
+    let on_current = if current == revision {
+        updated
+    } else {
+        pods_ready - updated
+    };
+    wanted.insert("currentReplicas".into(), json!(on_current));
     if let Some(g) = generation {
         wanted.insert("observedGeneration".into(), json!(g));
     }
-    wanted.insert("currentRevision".into(), json!(revision));
+    wanted.insert("currentRevision".into(), json!(current));
     wanted.insert("updateRevision".into(), json!(revision));
     wanted.insert("collisionCount".into(), json!(0));
-    let status = workload.get("status").unwrap_or(&Value::Null);
     let settled = wanted.iter().all(|(k, v)| status.get(k) == Some(v));
     (!settled).then(|| json!({"status": Value::Object(wanted)}))
 }
@@ -315,7 +327,11 @@ where
     }
     // Ordered: pod i only once the ones before it are ready. A pod someone else created (the
     // real StatefulSet controller on a cluster without a node) is made ready like ours.
+    let revision = revision(&name, &workload["spec"]["template"]);
+    let on_template = |p: &Pod| p.labels().get("controller-revision-hash") == Some(&revision);
     let mut ready = 0;
+    // Pods made ready in this pass that run the current template.
+    let mut fresh_on_template = 0i64;
     for i in 0..replicas {
         let existing = ours.iter().find(|p| ordinal(p) == Some(i));
         // A ready pod keeps its server (or, if its server could not start, runs without one,
@@ -346,12 +362,14 @@ where
         {
             start_server(&context, &ns, &name, &running, ip).await;
             ready += 1;
+            if existing.is_none_or(on_template) {
+                fresh_on_template += 1;
+            }
         }
         break;
     }
     // RollingUpdate: once every pod is ready, the highest-ordinal pod of an older template goes
     // (and comes back from the current template in a later pass), one at a time.
-    let revision = revision(&name, &workload["spec"]["template"]);
     let outdated = ours
         .iter()
         .filter(|p| ordinal(p).is_some_and(|i| i < replicas))
@@ -363,7 +381,12 @@ where
         let _ = pods.delete(&old.name_any(), &DeleteParams::default()).await;
         ready -= 1;
     }
-    if let Some(patch) = status_patch(&workload, ready) {
+    let updated = ours
+        .iter()
+        .filter(|p| ordinal(p).is_some_and(|i| i < replicas) && is_ready(p) && on_template(p))
+        .count() as i64
+        + fresh_on_template;
+    if let Some(patch) = status_patch(&workload, ready, updated.min(ready)) {
         Api::<K>::namespaced(client.clone(), &ns)
             .patch_status(&name, &params(FIELD_MANAGER), &Patch::Merge(patch))
             .await
@@ -446,7 +469,7 @@ mod tests {
     #[test]
     fn status_counts_the_ready_pods_and_names_the_revision() {
         let w = workload();
-        let patch = status_patch(&w, 2).unwrap();
+        let patch = status_patch(&w, 2, 2).unwrap();
         assert_eq!(patch["status"]["readyReplicas"], 2);
         assert_eq!(patch["status"]["observedGeneration"], 2);
         assert_eq!(
@@ -455,8 +478,22 @@ mod tests {
         );
         let mut settled = w.clone();
         settled["status"] = patch["status"].clone();
-        assert_eq!(status_patch(&settled, 2), None);
-        assert!(status_patch(&settled, 3).is_some());
+        assert_eq!(status_patch(&settled, 2, 2), None);
+        assert!(status_patch(&settled, 3, 3).is_some());
+        // A template change: the update revision moves at once, the current one only when
+        // every replica runs it.
+        let mut changed = settled.clone();
+        changed["spec"]["template"]["metadata"]["labels"]["x"] = json!("y");
+        let rolling = status_patch(&changed, 2, 1).unwrap();
+        assert_eq!(rolling["status"]["updatedReplicas"], 1);
+        assert_eq!(
+            rolling["status"]["currentRevision"],
+            settled["status"]["currentRevision"]
+        );
+        assert_ne!(
+            rolling["status"]["updateRevision"],
+            rolling["status"]["currentRevision"]
+        );
         assert_ne!(
             revision("db", &json!({"a": 1})),
             revision("db", &json!({"a": 2}))

@@ -1,4 +1,5 @@
-//! Every command of the user guides (`docs/guides/<kind>/tls.md`) runs unchanged against
+//! Every command of the user guides (`docs/guides/<kind>/tls.md`, then
+//! `docs/guides/<kind>/reconfigure-tls.md`) runs unchanged against
 //! `sandbox --keep`, as a reader would run them: the YAML files the guide shows are written to
 //! a scratch directory under the names it gives them, then each `$ command` of its console
 //! blocks runs there with the sandbox's kubeconfig and must exit 0. A command that reads what
@@ -259,13 +260,26 @@ fn every_guide_command_runs_against_the_sandbox() {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).unwrap();
     let sandbox = Sandbox::start(&scratch.join("sandbox"));
-    let mut guides: Vec<PathBuf> = std::fs::read_dir(guides_dir())
+    let mut kinds: Vec<PathBuf> = std::fs::read_dir(guides_dir())
         .unwrap()
-        .map(|e| e.unwrap().path().join("tls.md"))
-        .filter(|p| p.exists())
+        .map(|e| e.unwrap().path())
         .collect();
-    guides.sort();
-    assert_eq!(guides.len(), 5, "one TLS guide per kind: {guides:?}");
+    kinds.sort();
+    let guides_named = |file: &str| -> Vec<PathBuf> {
+        kinds
+            .iter()
+            .map(|k| k.join(file))
+            .filter(|p| p.exists())
+            .collect()
+    };
+    let (tls, reconfigure) = (guides_named("tls.md"), guides_named("reconfigure-tls.md"));
+    assert_eq!(tls.len(), 5, "one TLS guide per kind: {tls:?}");
+    assert_eq!(
+        reconfigure.len(),
+        5,
+        "one ReconfigureTLS guide per kind: {reconfigure:?}"
+    );
+    let guides: Vec<PathBuf> = tls.into_iter().chain(reconfigure).collect();
     let mut commands = 0;
     for guide in guides {
         let kind = guide
@@ -275,7 +289,8 @@ fn every_guide_command_runs_against_the_sandbox() {
             .unwrap()
             .to_string_lossy()
             .to_string();
-        let dir = scratch.join(&kind);
+        let file = guide.file_stem().unwrap().to_string_lossy().to_string();
+        let dir = scratch.join(format!("{kind}-{file}"));
         std::fs::create_dir_all(&dir).unwrap();
         let steps = steps(&std::fs::read_to_string(&guide).unwrap());
         assert!(

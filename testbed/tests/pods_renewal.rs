@@ -7,111 +7,20 @@
 
 mod pods_support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dbtls_contract::DbKind;
-use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
-use kube::api::{Api, ListParams};
-use mysql_async::prelude::Queryable;
 use ops_manager::serving::probe::{self, ClientIdentity};
-use pods_support::{database, password, ready, real_pods, resolver, secret_data};
+use pods_support::{
+    Seen, Trust, client_loop, database, pod_runs, ready, real_pods, resolver, secret_data,
+};
 use testbed::harness::{Env, EnvOptions};
 
 /// kubelet refreshes a projected Secret within its sync period; the ops-manager retries a
 /// reload every 10 s until the pod presents the new serial.
 const SERVED_WITHIN: Duration = Duration::from_secs(180);
-
-/// What the client saw: per round (every pod tried once), how many pods it could not use.
-#[derive(Debug, Default)]
-struct Seen {
-    rounds: usize,
-    failures: Vec<String>,
-    most_down_at_once: usize,
-}
-
-/// Connects to every pod of `name` over TLS (verified against the CA, for the pod's DNS name,
-/// with the client certificate) and runs `SELECT 1`, round after round, until `stop`.
-async fn client_loop(env: &Env, name: &str, stop: Arc<AtomicBool>) -> Seen {
-    let ns = env.namespace().to_string();
-    let ca = secret_data(env, &format!("{name}-server-cert"), "ca.crt").await;
-    let cert = secret_data(env, &format!("{name}-client-cert"), "tls.crt").await;
-    let key = secret_data(env, &format!("{name}-client-cert"), "tls.key").await;
-    let password = password(env, name).await;
-    let pods: Api<Pod> = env.api();
-    let replicas = pods
-        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
-        .await
-        .unwrap()
-        .items
-        .len();
-    let mut seen = Seen::default();
-    while !stop.load(Ordering::SeqCst) {
-        let round = Instant::now();
-        let listed = pods
-            .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
-            .await
-            .unwrap();
-        let ips: BTreeMap<String, Option<String>> = listed
-            .items
-            .iter()
-            .map(|p| {
-                (
-                    p.name_any(),
-                    p.status.as_ref().and_then(|s| s.pod_ip.clone()),
-                )
-            })
-            .collect();
-        let mut down = replicas.saturating_sub(ips.len());
-        let queries = ips.iter().map(|(pod, ip)| {
-            let opts = ip.as_ref().map(|ip| {
-                let ssl = mysql_async::SslOpts::default()
-                    .with_root_certs(vec![ca.clone().into()])
-                    .with_disable_built_in_roots(true)
-                    .with_client_identity(Some(mysql_async::ClientIdentity::new(
-                        cert.clone().into(),
-                        key.clone().into(),
-                    )))
-                    .with_danger_tls_hostname_override(Some(format!("{pod}.{name}-pods.{ns}.svc")));
-                mysql_async::OptsBuilder::default()
-                    .ip_or_hostname(ip.clone())
-                    .user(Some("root"))
-                    .pass(Some(password.clone()))
-                    .prefer_socket(false)
-                    .ssl_opts(ssl)
-            });
-            async move {
-                let opts = opts.ok_or_else(|| format!("{pod}: no IP"))?;
-                let query = async {
-                    let mut conn = mysql_async::Conn::new(opts).await?;
-                    let one: Option<i64> = conn.query_first("SELECT 1").await?;
-                    conn.disconnect().await?;
-                    Ok::<_, mysql_async::Error>(one)
-                };
-                match tokio::time::timeout(Duration::from_secs(3), query).await {
-                    Ok(Ok(Some(1))) => Ok(()),
-                    Ok(Ok(other)) => Err(format!("{pod}: SELECT 1 gave {other:?}")),
-                    Ok(Err(e)) => Err(format!("{pod}: {e}")),
-                    Err(_) => Err(format!("{pod}: no answer within 3 s")),
-                }
-            }
-        });
-        for result in futures::future::join_all(queries).await {
-            if let Err(e) = result {
-                down += 1;
-                seen.failures.push(e);
-            }
-        }
-        seen.rounds += 1;
-        seen.most_down_at_once = seen.most_down_at_once.max(down);
-        let rest = Duration::from_millis(250).saturating_sub(round.elapsed());
-        tokio::time::sleep(rest).await;
-    }
-    seen
-}
 
 /// The serial the Secret holds and each pod presents on `port`.
 async fn serials(
@@ -142,24 +51,6 @@ async fn serials(
     (secret, presented)
 }
 
-/// `pod → (uid, restart count)`.
-async fn pod_runs(env: &Env, name: &str) -> BTreeMap<String, (String, i32)> {
-    env.pods_of(name)
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let restarts = p
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .map(|cs| cs.iter().map(|c| c.restart_count).sum())
-                .unwrap_or(0);
-            (p.name_any(), (p.uid().unwrap(), restarts))
-        })
-        .collect()
-}
-
 /// Renews the server certificate of `name` with a client running; returns how long until every
 /// pod presented the new serial (on `port`, and Galera's when `galera`) and what the client saw.
 async fn renew_under_load(env: &Env, name: &str, galera: bool) -> (Duration, Seen) {
@@ -171,7 +62,7 @@ async fn renew_under_load(env: &Env, name: &str, galera: bool) -> (Duration, See
     let stop = Arc::new(AtomicBool::new(false));
     let client = {
         let stop = stop.clone();
-        async move { client_loop(env, name, stop).await }
+        async move { client_loop(env, name, &Trust::ServerCa, true, stop).await }
     };
     let renewal = async {
         // A few rounds before the renewal: the client works to begin with.

@@ -286,7 +286,7 @@ pub struct Condition {
     pub message: Option<String>,
 }
 
-fn conditions_list_map(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(crate) fn conditions_list_map(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut schema = <Vec<Condition>>::json_schema(generator);
     schema.insert("x-kubernetes-list-type".into(), "map".into());
     schema.insert(

@@ -6,6 +6,7 @@
 
 pub mod common;
 mod kinds;
+pub mod ops;
 
 pub use common::*;
 pub use kinds::*;

@@ -1,4 +1,4 @@
-//! Writes the database CRDs to `deploy/crds/` and to the Helm chart's copy
+//! Writes the database and OpsRequest CRDs to `deploy/crds/` and to the Helm chart's copy
 //! (`deploy/helm/dbtls/files/crds/`), or only to the directory given as the first argument.
 use std::path::PathBuf;
 
@@ -14,7 +14,7 @@ fn main() -> anyhow::Result<()> {
     };
     for dir in dirs {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for definition in crd::database_crds() {
+        for definition in crd::all_crds() {
             let path = dir.join(crd::file_name(&definition));
             std::fs::write(&path, crd::render(&definition)?)
                 .with_context(|| format!("writing {}", path.display()))?;

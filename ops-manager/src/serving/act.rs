@@ -38,8 +38,8 @@ pub async fn look(ip: &str, port: u16) -> Result<Seen, String> {
 pub struct CredentialSources<'a> {
     pub namespace: &'a str,
     pub auth_secret: &'a str,
-    /// The client certificate's Secret and the CA to verify the server with; None: plaintext.
-    pub tls: Option<(&'a str, &'a [u8])>,
+    /// The client certificate's Secret and the CAs to verify the server with; None: plaintext.
+    pub tls: Option<(&'a str, Vec<Vec<u8>>)>,
 }
 
 /// Reads the admin credentials; an error is said as a reload failure no restart can fix.
@@ -69,12 +69,12 @@ pub async fn credentials(
     let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).trim().to_string();
     let user = text(read(sources.auth_secret, "username", &auth)?);
     let password = text(read(sources.auth_secret, "password", &auth)?);
-    let tls = match sources.tls {
+    let tls = match &sources.tls {
         None => None,
-        Some((client_secret, ca)) => {
+        Some((client_secret, cas)) => {
             let secret = get(client_secret.to_string()).await?;
             Some(AdminTls {
-                ca_pem: ca.to_vec(),
+                ca_pems: cas.clone(),
                 cert_pem: read(client_secret, "tls.crt", &secret)?,
                 key_pem: read(client_secret, "tls.key", &secret)?,
             })
@@ -93,12 +93,31 @@ pub async fn reload(
     credentials: &Credentials,
     statements: &[&str],
 ) -> Result<(), ReloadFailure> {
-    admin::run(server, credentials, statements)
-        .await
-        .map_err(|e| match e {
-            AdminError::Refused { .. } => ReloadFailure::Refused(e.to_string()),
-            other => ReloadFailure::Unreachable(other.to_string()),
-        })
+    let first = admin::run(server, credentials, statements).await;
+    // A server still on the previous CA refuses a client certificate from the new one (an
+    // issuer change): the admin login needs none, so log in again without it.
+    let result = match first {
+        Err(AdminError::Connect { ref why, .. }) if why.contains("UnknownCA") => {
+            let mut without = credentials.clone();
+            if let Some(tls) = without.tls.as_mut() {
+                tls.cert_pem.clear();
+                tls.key_pem.clear();
+            }
+            admin::run(server, &without, statements).await
+        }
+        other => other,
+    };
+    result.map_err(|e| match e {
+        AdminError::Refused { .. } => ReloadFailure::Refused(e.to_string()),
+        // Signed by a CA the ops-manager no longer knows (an issuer change it did not
+        // see begin): never logged into, but a restart brings the current certificate.
+        AdminError::Connect { ref why, .. } if why.contains("UnknownIssuer") => {
+            ReloadFailure::Refused(format!(
+                "{e} (its certificate is from a CA the server Secret no longer holds)"
+            ))
+        }
+        other => ReloadFailure::Unreachable(other.to_string()),
+    })
 }
 
 /// What became of an eviction.

@@ -32,7 +32,9 @@ impl std::fmt::Debug for Credentials {
 
 #[derive(Clone)]
 pub struct AdminTls {
-    pub ca_pem: Vec<u8>,
+    /// The CAs a server's certificate may chain to: the server Secret's, and during an issuer
+    /// change the previous one (a pod not reloaded yet presents a certificate from it).
+    pub ca_pems: Vec<Vec<u8>>,
     pub cert_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
 }
@@ -91,12 +93,11 @@ async fn session(
     let addr = format!("{ip}:{port}");
     let ssl = credentials.tls.as_ref().map(|tls| {
         SslOpts::default()
-            .with_root_certs(vec![tls.ca_pem.clone().into()])
+            .with_root_certs(tls.ca_pems.iter().map(|ca| ca.clone().into()).collect())
             .with_disable_built_in_roots(true)
-            .with_client_identity(Some(ClientIdentity::new(
-                tls.cert_pem.clone().into(),
-                tls.key_pem.clone().into(),
-            )))
+            .with_client_identity((!tls.cert_pem.is_empty()).then(|| {
+                ClientIdentity::new(tls.cert_pem.clone().into(), tls.key_pem.clone().into())
+            }))
             .with_danger_tls_hostname_override(Some(server.name.to_string()))
     });
     // Known settings, so that the connection sends no query of its own.

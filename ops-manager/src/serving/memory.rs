@@ -68,6 +68,9 @@ impl PodMemo {
 #[derive(Debug, Default)]
 pub struct DbMemory {
     pub certificate: Option<CurrentCertificate>,
+    /// The CA the server Secret held before the current one, while pods may still present a
+    /// certificate from it (an issuer change).
+    pub previous_ca: Option<Vec<u8>>,
     pub server_version: Option<String>,
     pub pods: BTreeMap<String, PodMemo>,
 }

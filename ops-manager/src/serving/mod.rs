@@ -166,6 +166,12 @@ impl Serving {
         self.refresh(db, &mut states, first.evict.as_deref());
         self.record_expiry(db);
         let mut outcome = plan::plan(&certificate.serial, &states, way);
+        if outcome.condition.as_ref().is_some_and(Desired::is_true)
+            && let Some(entry) = self.memory.lock().get_mut(&key(db))
+        {
+            // Every pod serves the current certificate: the previous CA is trusted no longer.
+            entry.previous_ca = None;
+        }
         if let (Some(why), Some(condition)) = (blocked, outcome.condition.as_mut()) {
             condition.reason = Reason::EvictionBlocked;
             condition.message = format!("{}; {why}", condition.message);
@@ -208,7 +214,14 @@ impl Serving {
             name: target.server_secret.to_string(),
             source,
         })?;
-        self.memory.lock().entry(key(db)).or_default().certificate = current.clone();
+        let mut memory = self.memory.lock();
+        let entry = memory.entry(key(db)).or_default();
+        if let (Some(known), Some(now)) = (&known, &current)
+            && known.ca_pem != now.ca_pem
+        {
+            entry.previous_ca = Some(known.ca_pem.clone());
+        }
+        entry.certificate = current.clone();
         Ok(current)
     }
 
@@ -304,10 +317,18 @@ impl Serving {
             return;
         };
         let plaintext_admin = port == engine::PROXYSQL_ADMIN_PORT;
+        let previous_ca = self
+            .memory
+            .lock()
+            .get(&key(db))
+            .and_then(|m| m.previous_ca.clone());
+        let cas: Vec<Vec<u8>> = std::iter::once(certificate.ca_pem.clone())
+            .chain(previous_ca)
+            .collect();
         let sources = CredentialSources {
             namespace: &db.namespace,
             auth_secret: target.auth_secret,
-            tls: (!plaintext_admin).then_some((target.client_secret, &certificate.ca_pem[..])),
+            tls: (!plaintext_admin).then_some((target.client_secret, cas)),
         };
         let credentials = act::credentials(client, &sources).await;
         let probe_port = engine::probe_port(db.kind);

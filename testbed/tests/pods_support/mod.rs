@@ -1,12 +1,19 @@
 //! What the real-pods tests share: whether pods run, waiting for Ready, the TLS Secrets as
-//! client files, the `mariadb` client, and what a served certificate verifies for.
+//! client files, the `mariadb` client, what a served certificate verifies for, and a client
+//! that queries every pod over TLS in a loop.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dbtls_contract::DbKind;
 use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use mysql_async::prelude::Queryable;
 use testbed::harness::Env;
 use testbed::harness::cluster::{self, Played};
 
@@ -191,4 +198,127 @@ pub async fn resolver() -> std::net::Ipv4Addr {
     testbed::harness::pod_dns::ensure(std::path::Path::new(&kubeconfig))
         .await
         .unwrap()
+}
+
+/// What the client saw: per round (every pod tried once), how many pods it could not use.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub rounds: usize,
+    pub failures: Vec<String>,
+    pub most_down_at_once: usize,
+}
+
+/// The CAs a client verifies the servers with.
+pub enum Trust {
+    /// The server Secret's `ca.crt` when the client starts.
+    ServerCa,
+    /// These CAs (PEM), e.g. the old and the new one across an issuer change.
+    Bundle(Vec<Vec<u8>>),
+}
+
+/// Connects to every pod of `name` over TLS (verified against `trust`, for the pod's DNS name,
+/// with the client certificate when `with_certificate`) and runs `SELECT 1`, round after
+/// round, until `stop`.
+pub async fn client_loop(
+    env: &Env,
+    name: &str,
+    trust: &Trust,
+    with_certificate: bool,
+    stop: Arc<AtomicBool>,
+) -> Seen {
+    let ns = env.namespace().to_string();
+    let roots: Vec<Vec<u8>> = match trust {
+        Trust::ServerCa => vec![secret_data(env, &format!("{name}-server-cert"), "ca.crt").await],
+        Trust::Bundle(cas) => cas.clone(),
+    };
+    let cert = secret_data(env, &format!("{name}-client-cert"), "tls.crt").await;
+    let key = secret_data(env, &format!("{name}-client-cert"), "tls.key").await;
+    let password = password(env, name).await;
+    let pods: Api<Pod> = env.api();
+    let replicas = pods
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
+        .await
+        .unwrap()
+        .items
+        .len();
+    let mut seen = Seen::default();
+    while !stop.load(Ordering::SeqCst) {
+        let round = Instant::now();
+        let listed = pods
+            .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
+            .await
+            .unwrap();
+        let ips: BTreeMap<String, Option<String>> = listed
+            .items
+            .iter()
+            .map(|p| {
+                (
+                    p.name_any(),
+                    p.status.as_ref().and_then(|s| s.pod_ip.clone()),
+                )
+            })
+            .collect();
+        let mut down = replicas.saturating_sub(ips.len());
+        let queries = ips.iter().map(|(pod, ip)| {
+            let opts = ip.as_ref().map(|ip| {
+                let ssl = mysql_async::SslOpts::default()
+                    .with_root_certs(roots.iter().map(|ca| ca.clone().into()).collect())
+                    .with_disable_built_in_roots(true)
+                    .with_client_identity(with_certificate.then(|| {
+                        mysql_async::ClientIdentity::new(cert.clone().into(), key.clone().into())
+                    }))
+                    .with_danger_tls_hostname_override(Some(format!("{pod}.{name}-pods.{ns}.svc")));
+                mysql_async::OptsBuilder::default()
+                    .ip_or_hostname(ip.clone())
+                    .user(Some("root"))
+                    .pass(Some(password.clone()))
+                    .prefer_socket(false)
+                    .ssl_opts(ssl)
+            });
+            async move {
+                let opts = opts.ok_or_else(|| format!("{pod}: no IP"))?;
+                let query = async {
+                    let mut conn = mysql_async::Conn::new(opts).await?;
+                    let one: Option<i64> = conn.query_first("SELECT 1").await?;
+                    conn.disconnect().await?;
+                    Ok::<_, mysql_async::Error>(one)
+                };
+                match tokio::time::timeout(Duration::from_secs(3), query).await {
+                    Ok(Ok(Some(1))) => Ok(()),
+                    Ok(Ok(other)) => Err(format!("{pod}: SELECT 1 gave {other:?}")),
+                    Ok(Err(e)) => Err(format!("{pod}: {e}")),
+                    Err(_) => Err(format!("{pod}: no answer within 3 s")),
+                }
+            }
+        });
+        for result in futures::future::join_all(queries).await {
+            if let Err(e) = result {
+                down += 1;
+                seen.failures.push(e);
+            }
+        }
+        seen.rounds += 1;
+        seen.most_down_at_once = seen.most_down_at_once.max(down);
+        let rest = Duration::from_millis(250).saturating_sub(round.elapsed());
+        tokio::time::sleep(rest).await;
+    }
+    seen
+}
+
+/// `pod → (uid, restart count)`.
+pub async fn pod_runs(env: &Env, name: &str) -> BTreeMap<String, (String, i32)> {
+    env.pods_of(name)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let restarts = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+                .unwrap_or(0);
+            (p.name_any(), (p.uid().unwrap(), restarts))
+        })
+        .collect()
 }

@@ -1,0 +1,518 @@
+//! ReconfigureTLS OpsRequests, carried out by the ops-manager, on the testbed and on the real
+//! control plane (with the workload stand-in, whose pods run stand-in servers that present what
+//! they read at start): rotate for every kind, change of issuer, remove and add TLS, the queue,
+//! and what fails or is skipped, with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use dbtls_contract::DbKind;
+use dbtls_contract::api::ops::{
+    MSSQLServerOpsRequest, MySQLOpsRequest, PerconaXtraDBOpsRequest, ProxySQLOpsRequest,
+    SinglestoreOpsRequest,
+};
+use dbtls_contract::certmanager::Certificate;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use ops_manager::serving::probe;
+use rustls_pki_types::pem::PemObject;
+use serde_json::{Value, json};
+use testbed::harness::{Env, EnvOptions};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn ops_resource(kind: DbKind) -> ApiResource {
+    match kind {
+        DbKind::MySQL => ApiResource::erase::<MySQLOpsRequest>(&()),
+        DbKind::PerconaXtraDB => ApiResource::erase::<PerconaXtraDBOpsRequest>(&()),
+        DbKind::ProxySQL => ApiResource::erase::<ProxySQLOpsRequest>(&()),
+        DbKind::Singlestore => ApiResource::erase::<SinglestoreOpsRequest>(&()),
+        DbKind::MSSQLServer => ApiResource::erase::<MSSQLServerOpsRequest>(&()),
+    }
+}
+
+fn ops_api(env: &Env, kind: DbKind) -> Api<DynamicObject> {
+    Api::namespaced_with(env.client(), env.namespace(), &ops_resource(kind))
+}
+
+/// A ReconfigureTLS request for `db` with `tls` (and `extra` spec fields).
+fn request(kind: DbKind, name: &str, db: &str, tls: Value, extra: Value) -> Value {
+    let reference = if kind == DbKind::ProxySQL {
+        "proxyRef"
+    } else {
+        "databaseRef"
+    };
+    let mut spec = json!({"type": "ReconfigureTLS", reference: {"name": db}, "tls": tls});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        spec[k] = v;
+    }
+    json!({
+        "apiVersion": "ops.kubedb.com/v1alpha1",
+        "kind": ops_resource(kind).kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+async fn create(env: &Env, kind: DbKind, body: &Value) -> Result<(), kube::Error> {
+    let object: DynamicObject = serde_json::from_value(body.clone()).unwrap();
+    ops_api(env, kind)
+        .create(&PostParams::default(), &object)
+        .await
+        .map(|_| ())
+}
+
+/// `(phase, message of its newest condition)` of a request.
+async fn state(env: &Env, kind: DbKind, name: &str) -> (String, String) {
+    let o = ops_api(env, kind).get(name).await.unwrap();
+    let status = o.data.get("status").cloned().unwrap_or(Value::Null);
+    let phase = status["phase"].as_str().unwrap_or_default().to_string();
+    let message = status["conditions"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    (phase, message)
+}
+
+/// Waits until the request is in `phase`; returns the message of its newest condition.
+async fn until_phase(env: &Env, kind: DbKind, name: &str, phase: &str) -> String {
+    env.eventually(&format!("{kind} request {name}: {phase}"), WAIT, || async {
+        let (now, message) = state(env, kind, name).await;
+        if now == phase {
+            return Ok(Some(message));
+        }
+        assert!(
+            !["Successful", "Failed", "Skipped"].contains(&now.as_str()),
+            "{name} ended {now}: {message}"
+        );
+        anyhow::bail!("now {now:?}: {message}")
+    })
+    .await
+    .unwrap()
+}
+
+async fn serial(env: &Env, secret: &str) -> String {
+    let secret = env.api::<Secret>().get(secret).await.unwrap();
+    let pem = secret.data.unwrap()["tls.crt"].0.clone();
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+    probe::serial_of(&der).unwrap()
+}
+
+/// Waits until every pod of the database serves its server certificate; returns the serial.
+async fn serving(env: &Env, kind: DbKind, name: &str) -> String {
+    env.eventually(&format!("{name}: TLSServing"), WAIT, || async {
+        let c = env.condition(kind, name, "TLSServing").await?;
+        Ok(c.filter(|c| c.status == "True").map(|_| ()))
+    })
+    .await
+    .unwrap();
+    serial(env, &format!("{name}-server-cert")).await
+}
+
+fn database(kind: DbKind, name: &str, issuer: &str, extra: &str) -> String {
+    Env::tls_database(kind, name, "Issuer", issuer)
+        .replace("version: \"5.7.44\"", "version: \"8.4.3\"")
+        .replace(
+            "  deletionPolicy: WipeOut\n",
+            &format!("{extra}  deletionPolicy: WipeOut\n"),
+        )
+}
+
+async fn spec_of(env: &Env, kind: DbKind, name: &str) -> Value {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(env.client(), env.namespace(), &kind.api_resource());
+    api.get(name).await.unwrap().data["spec"].clone()
+}
+
+#[tokio::test]
+async fn rotate_reissues_every_certificate_and_every_pod_serves_the_new_one_for_each_kind() {
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("ca").await.unwrap();
+    for kind in DbKind::ALL {
+        let name = format!("rot-{}", kind.profile().plural);
+        env.apply_yaml(&database(kind, &name, "ca", ""))
+            .await
+            .unwrap();
+    }
+    for kind in DbKind::ALL {
+        let name = format!("rot-{}", kind.profile().plural);
+        let before = serving(&env, kind, &name).await;
+        let body = request(
+            kind,
+            "rotate",
+            &name,
+            json!({"rotateCertificates": true}),
+            json!({"timeout": "5m"}),
+        );
+        create(&env, kind, &body).await.unwrap();
+        let message = until_phase(&env, kind, "rotate", "Successful").await;
+        assert!(
+            message.starts_with("Successfully completed reconfigureTLS"),
+            "{message}"
+        );
+        let after = serial(&env, &format!("{name}-server-cert")).await;
+        assert_ne!(after, before, "{kind}: a new certificate");
+        let served = env
+            .condition(kind, &name, "TLSServing")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(served.status, "True");
+        assert!(
+            served.message.unwrap().contains(&after),
+            "{kind}: every pod serves it"
+        );
+        // Every Certificate was re-issued, not only the server's.
+        let client = env
+            .api::<Certificate>()
+            .get(&format!("{name}-client-cert"))
+            .await;
+        if let Ok(client) = client {
+            assert!(
+                client.status.unwrap().revision.unwrap() >= 2,
+                "{kind}: client re-issued"
+            );
+        }
+        env.eventually("the database says the request finished", WAIT, || async {
+            let c = env.condition(kind, &name, "OpsRequestProgressing").await?;
+            Ok(c.filter(|c| {
+                c.status == "False"
+                    && c.message
+                        .as_deref()
+                        .is_some_and(|m| m.ends_with("rotate, is Successful"))
+            }))
+        })
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_new_issuer_reissues_every_certificate_from_its_ca_and_the_spec_says_so() {
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("old").await.unwrap();
+    let new_ca = env.create_ca_issuer("new").await.unwrap();
+    env.apply_yaml(&database(DbKind::MySQL, "move", "old", "  replicas: 3\n"))
+        .await
+        .unwrap();
+    serving(&env, DbKind::MySQL, "move").await;
+    let body = request(
+        DbKind::MySQL,
+        "to-new",
+        "move",
+        json!({"issuerRef": {"apiGroup": "cert-manager.io", "kind": "Issuer", "name": "new"}}),
+        json!({}),
+    );
+    create(&env, DbKind::MySQL, &body).await.unwrap();
+    until_phase(&env, DbKind::MySQL, "to-new", "Successful").await;
+    assert_eq!(
+        spec_of(&env, DbKind::MySQL, "move").await["tls"]["issuerRef"]["name"],
+        "new"
+    );
+    for alias in ["server", "client"] {
+        let secret = env
+            .api::<Secret>()
+            .get(&format!("move-{alias}-cert"))
+            .await
+            .unwrap();
+        let ca = &secret.data.unwrap()["ca.crt"].0;
+        assert_eq!(
+            String::from_utf8_lossy(ca).trim(),
+            new_ca.trim(),
+            "{alias}: from the new CA"
+        );
+    }
+    let now = serial(&env, "move-server-cert").await;
+    let served = env
+        .condition(DbKind::MySQL, "move", "TLSServing")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(served.message.unwrap().contains(&now));
+}
+
+#[tokio::test]
+async fn remove_then_add_tls_roll_the_workload_and_keep_the_secrets() {
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("ca").await.unwrap();
+    // Delete keeps the issued Secrets when TLS goes (WipeOut deletes them).
+    let db = database(DbKind::MySQL, "flip", "ca", "  replicas: 2\n").replace("WipeOut", "Delete");
+    env.apply_yaml(&db).await.unwrap();
+    assert_eq!(
+        spec_of(&env, DbKind::MySQL, "flip").await["requireSSL"],
+        true
+    );
+    serving(&env, DbKind::MySQL, "flip").await;
+    let uids = || async {
+        let mut uids: Vec<String> = env
+            .pods_of("flip")
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        uids.sort();
+        uids
+    };
+    let before = uids().await;
+    create(
+        &env,
+        DbKind::MySQL,
+        &request(
+            DbKind::MySQL,
+            "off",
+            "flip",
+            json!({"remove": true}),
+            json!({}),
+        ),
+    )
+    .await
+    .unwrap();
+    until_phase(&env, DbKind::MySQL, "off", "Successful").await;
+    let spec = spec_of(&env, DbKind::MySQL, "flip").await;
+    assert!(
+        spec.get("tls").is_none() && spec.get("requireSSL").is_none(),
+        "{spec}"
+    );
+    let workload = env
+        .condition(DbKind::MySQL, "flip", "WorkloadReady")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        workload.status, "True",
+        "rolled out: {:?}",
+        workload.message
+    );
+    let after = uids().await;
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.iter().all(|u| !before.contains(u)),
+        "every pod restarted on the new template: {before:?} → {after:?}"
+    );
+    assert!(
+        env.api::<Secret>().get("flip-server-cert").await.is_ok(),
+        "Secrets kept"
+    );
+    assert!(
+        env.api::<Certificate>()
+            .get("flip-server-cert")
+            .await
+            .is_err(),
+        "Certificates gone"
+    );
+
+    let add = request(
+        DbKind::MySQL,
+        "on",
+        "flip",
+        json!({"requireSSL": true, "issuerRef": {"apiGroup": "cert-manager.io", "kind": "Issuer", "name": "ca"},
+               "certificates": [{"alias": "client", "subject": {"organizations": ["mysql"], "organizationalUnits": ["client"]}}]}),
+        json!({}),
+    );
+    create(&env, DbKind::MySQL, &add).await.unwrap();
+    until_phase(&env, DbKind::MySQL, "on", "Successful").await;
+    let spec = spec_of(&env, DbKind::MySQL, "flip").await;
+    assert_eq!(spec["requireSSL"], true);
+    assert_eq!(
+        spec["tls"]["certificates"][0]["subject"]["organizationalUnits"][0],
+        "client"
+    );
+    let now = serial(&env, "flip-server-cert").await;
+    let served = env
+        .condition(DbKind::MySQL, "flip", "TLSServing")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(served.message.unwrap().contains(&now));
+}
+
+#[tokio::test]
+async fn one_request_at_a_time_and_every_refusal_reads_well() {
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("ca").await.unwrap();
+    env.apply_yaml(&database(DbKind::MySQL, "q", "ca", ""))
+        .await
+        .unwrap();
+    env.apply_yaml(&Env::no_tls_database(DbKind::MySQL, "plain"))
+        .await
+        .unwrap();
+    serving(&env, DbKind::MySQL, "q").await;
+
+    // An issuer that does not exist: the first request waits in CertificateSynced, the second
+    // waits for it; the first times out naming the step, then the second runs.
+    let stuck = request(
+        DbKind::MySQL,
+        "a-stuck",
+        "q",
+        json!({"issuerRef": {"kind": "Issuer", "name": "missing"}}),
+        json!({"timeout": "3s"}),
+    );
+    create(&env, DbKind::MySQL, &stuck).await.unwrap();
+    until_phase(&env, DbKind::MySQL, "a-stuck", "Progressing").await;
+    let running = env
+        .eventually("the database says a request runs", WAIT, || async {
+            let c = env
+                .condition(DbKind::MySQL, "q", "OpsRequestProgressing")
+                .await?;
+            Ok(c.filter(|c| c.status == "True"))
+        })
+        .await
+        .unwrap();
+    assert!(running.message.unwrap().starts_with("MySQLOpsRequest"));
+    let later = request(
+        DbKind::MySQL,
+        "b-later",
+        "q",
+        json!({"rotateCertificates": true}),
+        json!({}),
+    );
+    create(&env, DbKind::MySQL, &later).await.unwrap();
+    let waiting = until_phase(&env, DbKind::MySQL, "b-later", "Pending").await;
+    assert!(
+        waiting.contains("waiting for MySQLOpsRequest") && waiting.contains("a-stuck"),
+        "{waiting}"
+    );
+    let failed = until_phase(&env, DbKind::MySQL, "a-stuck", "Failed").await;
+    assert!(
+        failed.starts_with("step CertificateSynced did not finish within spec.timeout 3s"),
+        "{failed}"
+    );
+    // Put back a working issuer so the next request can run.
+    let fix = request(
+        DbKind::MySQL,
+        "c-fix",
+        "q",
+        json!({"issuerRef": {"kind": "Issuer", "name": "ca"}}),
+        json!({}),
+    );
+    create(&env, DbKind::MySQL, &fix).await.unwrap();
+    until_phase(&env, DbKind::MySQL, "b-later", "Successful").await;
+    until_phase(&env, DbKind::MySQL, "c-fix", "Successful").await;
+
+    let cases = [
+        (
+            "missing",
+            "nowhere",
+            json!({"rotateCertificates": true}),
+            "Failed",
+            "spec.databaseRef nowhere: no such database",
+        ),
+        (
+            "rotate-plain",
+            "plain",
+            json!({"rotateCertificates": true}),
+            "Failed",
+            "has no spec.tls: there is no certificate to rotate",
+        ),
+        (
+            "remove-plain",
+            "plain",
+            json!({"remove": true}),
+            "Skipped",
+            "has no TLS: nothing to remove",
+        ),
+    ];
+    for (name, db, tls, phase, text) in cases {
+        create(
+            &env,
+            DbKind::MySQL,
+            &request(DbKind::MySQL, name, db, tls, json!({})),
+        )
+        .await
+        .unwrap();
+        let message = until_phase(&env, DbKind::MySQL, name, phase).await;
+        assert!(message.contains(text), "{name}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn admission_refuses_what_can_never_work() {
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    let refused = |body: Value| {
+        let env = &env;
+        async move {
+            match create(env, DbKind::MySQL, &body).await {
+                Err(kube::Error::Api(s)) => s.message,
+                other => panic!("accepted: {other:?}"),
+            }
+        }
+    };
+    let issuer = json!({"kind": "Issuer", "name": "ca"});
+    let message = refused(request(
+        DbKind::MySQL,
+        "a",
+        "db",
+        json!({"remove": true, "issuerRef": issuer}),
+        json!({}),
+    ))
+    .await;
+    assert!(message.contains("more than 1 field"), "{message}");
+    let message = refused(request(DbKind::MySQL, "b", "db", json!({}), json!({}))).await;
+    assert!(
+        message.contains("no reconfiguration is provided"),
+        "{message}"
+    );
+    let mut no_tls = request(DbKind::MySQL, "c", "db", json!({}), json!({}));
+    no_tls["spec"].as_object_mut().unwrap().remove("tls");
+    let message = refused(no_tls).await;
+    assert!(message.contains("spec.tls is required"), "{message}");
+    let mut restart = request(
+        DbKind::MySQL,
+        "d",
+        "db",
+        json!({"rotateCertificates": true}),
+        json!({}),
+    );
+    restart["spec"]["type"] = json!("Restart");
+    let message = refused(restart).await;
+    assert!(
+        message.contains("Unsupported value: \"Restart\""),
+        "{message}"
+    );
+    let message = refused(request(
+        DbKind::MySQL,
+        "e",
+        "db",
+        json!({"clientTLS": true}),
+        json!({}),
+    ))
+    .await;
+    assert!(
+        message.contains("clientTLS is an MSSQLServer field"),
+        "{message}"
+    );
+
+    // The spec cannot change once created.
+    create(
+        &env,
+        DbKind::MySQL,
+        &request(
+            DbKind::MySQL,
+            "f",
+            "db",
+            json!({"rotateCertificates": true}),
+            json!({}),
+        ),
+    )
+    .await
+    .unwrap();
+    let error = ops_api(&env, DbKind::MySQL)
+        .patch(
+            "f",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"timeout": "1m"}})),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = error else {
+        panic!("{error:?}");
+    };
+    assert!(
+        status.message.contains("spec is immutable"),
+        "{}",
+        status.message
+    );
+}

@@ -1,0 +1,296 @@
+//! The real-pods tier for ReconfigureTLS OpsRequests (`DBTLS_E2E_WORKLOADS=cluster`): on
+//! running MariaDB pods, with a client querying every pod over verified TLS four times a
+//! second, a rotation and a change to an issuer with another CA finish with no client error
+//! and no pod restarted; the client trusts the CA bundle (old and new CA) and logs in with its
+//! password (a client that presents a certificate from the old CA would need the server to
+//! trust both CAs during the switch, which dbtls does not do yet).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod pods_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use dbtls_contract::DbKind;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use ops_manager::serving::probe;
+use pods_support::{
+    Trust, client_loop, database, pod_runs, ready, real_pods, resolver, secret_data,
+};
+use serde_json::{Value, json};
+use testbed::harness::{Env, EnvOptions};
+
+const FINISHED_WITHIN: Duration = Duration::from_secs(300);
+
+fn ops_api(env: &Env, kind: DbKind) -> Api<DynamicObject> {
+    let resource = match kind {
+        DbKind::PerconaXtraDB => {
+            ApiResource::erase::<dbtls_contract::api::ops::PerconaXtraDBOpsRequest>(&())
+        }
+        _ => ApiResource::erase::<dbtls_contract::api::ops::MySQLOpsRequest>(&()),
+    };
+    Api::namespaced_with(env.client(), env.namespace(), &resource)
+}
+
+/// Creates a ReconfigureTLS request with `tls` for `name`; returns how long until Successful.
+async fn request_to_success(
+    env: &Env,
+    kind: DbKind,
+    name: &str,
+    request: &str,
+    tls: Value,
+) -> Duration {
+    let started = Instant::now();
+    let body = json!({
+        "apiVersion": "ops.kubedb.com/v1alpha1",
+        "kind": format!("{}OpsRequest", kind.profile().kind),
+        "metadata": {"name": request},
+        "spec": {"type": "ReconfigureTLS", "databaseRef": {"name": name}, "tls": tls, "timeout": "5m"},
+    });
+    ops_api(env, kind)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(body).unwrap(),
+        )
+        .await
+        .unwrap();
+    env.eventually(
+        &format!("{request} Successful"),
+        FINISHED_WITHIN,
+        || async {
+            let o = ops_api(env, kind).get(request).await?;
+            let phase = o.data["status"]["phase"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(phase != "Failed", "{request} failed: {}", o.data["status"]);
+            anyhow::ensure!(phase == "Successful", "{}", o.data["status"]["conditions"]);
+            Ok(Some(()))
+        },
+    )
+    .await
+    .unwrap();
+    started.elapsed()
+}
+
+/// Runs a ReconfigureTLS request with `tls` against `name` while the client runs; returns how
+/// long the request took and what the client saw.
+async fn under_load(
+    env: &Env,
+    kind: DbKind,
+    name: &str,
+    request: &str,
+    tls: Value,
+    trust: Trust,
+) -> (Duration, pods_support::Seen) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        let trust = &trust;
+        async move { client_loop(env, name, trust, false, stop).await }
+    };
+    let run = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let took = request_to_success(env, kind, name, request, tls).await;
+        stop.store(true, Ordering::SeqCst);
+        took
+    };
+    let (seen, took) = tokio::join!(client, run);
+    (took, seen)
+}
+
+async fn proven(env: &Env, kind: DbKind, name: &str, replicas: u32, version: &str) {
+    let resolver = resolver().await;
+    let ns = env.namespace().to_string();
+    env.apply_yaml(&database(kind, name, version, replicas, &ns, resolver))
+        .await
+        .unwrap();
+    ready(env, kind, name).await;
+    let runs = pod_runs(env, name).await;
+
+    let (took, seen) = under_load(
+        env,
+        kind,
+        name,
+        "rotate",
+        json!({"rotateCertificates": true}),
+        Trust::ServerCa,
+    )
+    .await;
+    assert!(
+        seen.failures.is_empty(),
+        "rotate: client failures: {:?}",
+        seen.failures
+    );
+    assert_eq!(pod_runs(env, name).await, runs, "rotate: no restart");
+    println!(
+        "pods_ops_requests: {kind} with {replicas} pod(s): rotate {:.1}s; client {} rounds, {} failures, 0 pods restarted",
+        took.as_secs_f64(),
+        seen.rounds,
+        seen.failures.len()
+    );
+
+    let old_ca = secret_data(env, &format!("{name}-server-cert"), "ca.crt").await;
+    let new_ca = env.create_ca_issuer("other").await.unwrap();
+    let (took, seen) = under_load(
+        env,
+        kind,
+        name,
+        "change-issuer",
+        json!({"issuerRef": {"apiGroup": "cert-manager.io", "kind": "Issuer", "name": "other"}}),
+        Trust::Bundle(vec![old_ca, new_ca.clone().into_bytes()]),
+    )
+    .await;
+    assert!(
+        seen.failures.is_empty(),
+        "issuer change: client failures: {:?}",
+        seen.failures
+    );
+    assert_eq!(pod_runs(env, name).await, runs, "issuer change: no restart");
+    let served_ca = secret_data(env, &format!("{name}-server-cert"), "ca.crt").await;
+    assert_eq!(String::from_utf8_lossy(&served_ca).trim(), new_ca.trim());
+    println!(
+        "pods_ops_requests: {kind} with {replicas} pod(s): issuer change {:.1}s; client {} rounds, {} failures, 0 pods restarted",
+        took.as_secs_f64(),
+        seen.rounds,
+        seen.failures.len()
+    );
+}
+
+#[tokio::test]
+async fn a_one_pod_mysql_rotates_and_changes_issuer_under_load() {
+    if !real_pods("a_one_pod_mysql_rotates_and_changes_issuer_under_load") {
+        return;
+    }
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("ca").await.unwrap();
+    proven(&env, DbKind::MySQL, "solo", 1, "8.4.3").await;
+}
+
+#[tokio::test]
+async fn a_three_node_galera_cluster_rotates_and_changes_issuer_under_load() {
+    if !real_pods("a_three_node_galera_cluster_rotates_and_changes_issuer_under_load") {
+        return;
+    }
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("ca").await.unwrap();
+    proven(&env, DbKind::PerconaXtraDB, "trio", 3, "8.0.40").await;
+}
+
+/// Polls the pods of `name` until `stop`: the most that were not Ready at once.
+async fn most_down(env: &Env, name: &str, replicas: usize, stop: Arc<AtomicBool>) -> usize {
+    let mut most = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let pods = env.pods_of(name).await.unwrap();
+        let ready = pods
+            .iter()
+            .filter(|p| dbtls_runtime::pods::is_ready(p) && p.metadata.deletion_timestamp.is_none())
+            .count();
+        most = most.max(replicas.saturating_sub(ready));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    most
+}
+
+/// Runs a request that rolls the pods; returns (took, most pods down at once, pods replaced).
+async fn rolled(
+    env: &Env,
+    name: &str,
+    replicas: usize,
+    request: &str,
+    tls: Value,
+) -> (Duration, usize, usize) {
+    let before: Vec<String> = pod_runs(env, name)
+        .await
+        .values()
+        .map(|(uid, _)| uid.clone())
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let watch = most_down(env, name, replicas, stop.clone());
+    let run = async {
+        let took = request_to_success(env, DbKind::MySQL, name, request, tls).await;
+        stop.store(true, Ordering::SeqCst);
+        took
+    };
+    let (down, took) = tokio::join!(watch, run);
+    let after = pod_runs(env, name).await;
+    let replaced = after
+        .values()
+        .filter(|(uid, _)| !before.contains(uid))
+        .count();
+    (took, down, replaced)
+}
+
+async fn remove_and_add(replicas: usize) {
+    let resolver = resolver().await;
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("ca").await.unwrap();
+    let ns = env.namespace().to_string();
+    let name = format!("roll{replicas}");
+    let db = database(
+        DbKind::MySQL,
+        &name,
+        "8.4.3",
+        replicas as u32,
+        &ns,
+        resolver,
+    )
+    .replace("WipeOut", "Delete");
+    env.apply_yaml(&db).await.unwrap();
+    ready(&env, DbKind::MySQL, &name).await;
+    let (took, down, replaced) =
+        rolled(&env, &name, replicas, "remove", json!({"remove": true})).await;
+    assert!(down <= 1, "remove: {down} pods down at once");
+    assert_eq!(
+        replaced, replicas,
+        "remove: every pod on the template without TLS"
+    );
+    let ip = env.pods_of(&name).await.unwrap()[0]
+        .status
+        .clone()
+        .unwrap()
+        .pod_ip
+        .unwrap();
+    assert!(
+        probe::mysql_served_chain(&format!("{ip}:3306"), None, Duration::from_secs(5))
+            .await
+            .is_err(),
+        "no TLS any more"
+    );
+    println!(
+        "pods_ops_requests: MySQL with {replicas} pod(s): remove TLS {:.1}s; at most {down} pod down at once; {replaced} pods restarted (rolled)",
+        took.as_secs_f64()
+    );
+    let add = json!({"requireSSL": true, "issuerRef": {"apiGroup": "cert-manager.io", "kind": "Issuer", "name": "ca"}});
+    let (took, down, replaced) = rolled(&env, &name, replicas, "add", add).await;
+    assert!(down <= 1, "add: {down} pods down at once");
+    assert_eq!(
+        replaced, replicas,
+        "add: every pod on the template with TLS"
+    );
+    let serial = {
+        let pem = secret_data(&env, &format!("{name}-server-cert"), "tls.crt").await;
+        probe::serial_of(&pods_support::pem_to_der(&pem)).unwrap()
+    };
+    for pod in env.pods_of(&name).await.unwrap() {
+        let ip = pod.status.unwrap().pod_ip.unwrap();
+        let chain = probe::mysql_served_chain(&format!("{ip}:3306"), None, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(probe::serial_of(&chain[0]).unwrap(), serial);
+    }
+    println!(
+        "pods_ops_requests: MySQL with {replicas} pod(s): add TLS {:.1}s; at most {down} pod down at once; {replaced} pods restarted (rolled)",
+        took.as_secs_f64()
+    );
+}
+
+#[tokio::test]
+async fn removing_and_adding_tls_rolls_one_pod_at_a_time() {
+    if !real_pods("removing_and_adding_tls_rolls_one_pod_at_a_time") {
+        return;
+    }
+    remove_and_add(1).await;
+    remove_and_add(3).await;
+}
