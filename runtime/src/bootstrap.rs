@@ -61,6 +61,7 @@ impl Operator {
         telemetry::init(common.log_format, &common.log);
         let registry = crate::metrics::registry(name)?;
         let reconcile_metrics = ReconcileMetrics::register(&registry)?;
+        crate::api_metrics::register(&registry)?;
         let readiness = Readiness::default();
         let shutdown: Shutdown = signal().boxed().shared();
         let server = tokio::spawn(http::serve(
@@ -173,7 +174,9 @@ pub async fn client(args: &CommonArgs, user_agent: &str) -> Result<kube::Client,
     if let Ok(value) = axum::http::HeaderValue::from_str(user_agent) {
         config.headers.push((axum::http::header::USER_AGENT, value));
     }
-    Ok(kube::Client::try_from(config)?)
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&crate::api_metrics::CountRequests)
+        .build())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

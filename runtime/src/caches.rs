@@ -82,6 +82,12 @@ where
             subscribers,
         } = self;
         let subscribers = subscribers.into_inner().unwrap_or_default();
+        let resource = api
+            .resource_url()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let mut relist = Relist::default();
         let events = watcher(api, config).default_backoff().modify(trim);
         async move {
@@ -91,6 +97,7 @@ where
                     Ok(event) => event,
                     Err(error) => {
                         tracing::debug!(%error, "shared watch error (retried)");
+                        crate::api_metrics::watch_restarted(&resource);
                         continue;
                     }
                 };

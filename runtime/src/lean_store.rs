@@ -9,7 +9,7 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use futures::Stream;
+use futures::{Stream, TryStreamExt};
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
@@ -46,7 +46,14 @@ where
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     let (reader, writer) = reflector::store();
+    let resource = api
+        .resource_url()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let stream = watcher(api, config)
+        .inspect_err(move |_| crate::api_metrics::watch_restarted(&resource))
         .modify(trim::<K>)
         .reflect(writer)
         .applied_objects();

@@ -2,6 +2,7 @@
 //! leader election, shutdown, the CRD wait), shared watch caches, the server-side apply of owned
 //! children with the preconditions that keep them owned, the SSA finalizer, the status writer
 //! with transition Events, and the per-database backoff. Types and names are the contract's.
+pub mod api_metrics;
 pub mod backoff;
 pub mod bootstrap;
 pub mod caches;

@@ -443,3 +443,85 @@ fn alert_selectors_are_parsed() {
     assert!(satisfies(&sample, &found[1].1[1]));
     assert!(!satisfies(&sample, &found[1].1[0]));
 }
+
+/// Each operator counts its own API requests by verb, resource and code; on the testbed the
+/// count agrees with the API server's request log.
+#[tokio::test]
+async fn the_operators_count_their_own_api_requests() {
+    use testbed::harness::identities::OPS_MANAGER_USER;
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("ca").await.unwrap();
+    env.apply_yaml(&Env::tls_database(DbKind::MySQL, "counted", "Issuer", "ca"))
+        .await
+        .unwrap();
+    env.eventually("counted Ready", DEADLINE, || async {
+        let c = env
+            .condition(DbKind::MySQL, "counted", "CertificatesReady")
+            .await?;
+        Ok(c.filter(|c| c.status == "True"))
+    })
+    .await
+    .unwrap();
+    let applies = |samples: &[Sample]| -> f64 {
+        matching(
+            samples,
+            "dbtls_api_requests_total",
+            &[("verb", "apply"), ("resource", "certificates")],
+        )
+        .iter()
+        .map(|s| s.value)
+        .sum()
+    };
+    let in_log = || {
+        env.api_server().map(|s| {
+            s.request_log()
+                .snapshot()
+                .iter()
+                .filter(|r| {
+                    r.user == OPS_MANAGER_USER
+                        && r.verb == Verb::Apply
+                        && r.resource == "certificates"
+                        && r.subresource.is_none()
+                })
+                .count() as f64
+        })
+    };
+    let before = in_log();
+    let samples = metrics(&env, "ops-manager").await;
+    let after = in_log();
+    let counted = applies(&samples);
+    assert!(counted >= 3.0, "one apply per alias at least: {counted}");
+    if let (Some(before), Some(after)) = (before, after) {
+        assert!(
+            before <= counted && counted <= after,
+            "the request log saw {before}..{after} applies, the ops-manager counted {counted}"
+        );
+    }
+    assert_label_names(
+        &samples,
+        "dbtls_api_requests_total",
+        &["verb", "resource", "code"],
+    );
+    let provisioner = metrics(&env, "provisioner").await;
+    for verb in ["list", "watch"] {
+        assert!(
+            !matching(
+                &provisioner,
+                "dbtls_api_requests_total",
+                &[("verb", verb), ("resource", "mysqls")]
+            )
+            .is_empty(),
+            "provisioner: no {verb} of mysqls counted"
+        );
+    }
+    assert!(
+        matching(
+            &provisioner,
+            "dbtls_api_requests_total",
+            &[("resource", "secrets")]
+        )
+        .iter()
+        .any(|s| s.labels["code"].starts_with('2')),
+        "provisioner: its Secret writes are counted with their codes"
+    );
+}
