@@ -39,6 +39,11 @@ pub fn register(registry: &Registry) -> prometheus::Result<()> {
     registry.register(Box::new(WATCH_RESTARTS.clone()))
 }
 
+/// The resource label of an `Api`'s URL (`/api/v1/namespaces/ns/pods` → `pods`).
+pub fn resource_of(api_url: &str) -> String {
+    api_url.rsplit('/').next().unwrap_or_default().to_string()
+}
+
 /// Counts a watch of `resource` that failed and will be started again.
 pub fn watch_restarted(resource: &str) {
     WATCH_RESTARTS.with_label_values(&[resource]).inc();

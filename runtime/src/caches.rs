@@ -82,12 +82,7 @@ where
             subscribers,
         } = self;
         let subscribers = subscribers.into_inner().unwrap_or_default();
-        let resource = api
-            .resource_url()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let resource = crate::api_metrics::resource_of(api.resource_url());
         let mut relist = Relist::default();
         let events = watcher(api, config).default_backoff().modify(trim);
         async move {

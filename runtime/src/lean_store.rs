@@ -46,12 +46,7 @@ where
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let resource = api
-        .resource_url()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let resource = crate::api_metrics::resource_of(api.resource_url());
     let stream = watcher(api, config)
         .inspect_err(move |_| crate::api_metrics::watch_restarted(&resource))
         .modify(trim::<K>)
