@@ -335,6 +335,24 @@ fn before_start(o: &Observed<'_>, db: &DatabaseFacts, op: &Operation) -> Option<
         d.requeue = None;
         return Some(d);
     }
+    if let Some(refused) = cannot_run(db, op) {
+        return Some(refused);
+    }
+    if o.spec.apply == ApplyOption::IfReady && db.phase.as_deref() != Some("Ready") {
+        return Some(pending(
+            Reason::WaitingForDatabase,
+            format!(
+                "waiting for {} to be Ready (phase {}): spec.apply is IfReady",
+                db.describe(),
+                db.phase.as_deref().unwrap_or("unknown")
+            ),
+        ));
+    }
+    None
+}
+
+/// Failed or Skipped when the operation cannot apply to the database as it is.
+fn cannot_run(db: &DatabaseFacts, op: &Operation) -> Option<Decision> {
     let nothing = |phase, message: String| {
         let type_ = if phase == OpsRequestPhase::Skipped {
             OpsConditionType::Skipped
@@ -350,32 +368,32 @@ fn before_start(o: &Observed<'_>, db: &DatabaseFacts, op: &Operation) -> Option<
     };
     match op {
         Operation::Rotate if !db.has_tls() => {
-            return nothing(
+            nothing(
                 OpsRequestPhase::Failed,
                 format!(
                     "{} has no spec.tls: there is no certificate to rotate; add TLS first (spec.tls.issuerRef)",
                     db.describe()
                 ),
-            );
+            )
         }
         Operation::Remove if !db.has_tls() => {
-            return nothing(
+            nothing(
                 OpsRequestPhase::Skipped,
                 format!("{} has no TLS: nothing to remove", db.describe()),
-            );
+            )
         }
         Operation::Remove if db.kind == DbKind::MSSQLServer => {
-            return Some(Decision::finished(
+            Some(Decision::finished(
                 OpsRequestPhase::Failed,
                 OpsConditionType::Failed,
                 Reason::InvalidOpsRequest,
                 "MSSQLServer always runs with TLS (KubeDB requires spec.tls.issuerRef): TLS cannot be removed; set clientTLS: false to stop requiring it from clients".into(),
-            ));
+            ))
         }
         Operation::Change(c)
             if c.require_ssl == Some(true) && !db.has_tls() && c.issuer_ref.is_none() =>
         {
-            return Some(Decision::finished(
+            Some(Decision::finished(
                 OpsRequestPhase::Failed,
                 OpsConditionType::Failed,
                 Reason::InvalidOpsRequest,
@@ -383,21 +401,10 @@ fn before_start(o: &Observed<'_>, db: &DatabaseFacts, op: &Operation) -> Option<
                     "requireSSL: true needs TLS, and {} has none: add spec.tls.issuerRef to this request",
                     db.describe()
                 ),
-            ));
+            ))
         }
-        _ => {}
+        _ => None,
     }
-    if o.spec.apply == ApplyOption::IfReady && db.phase.as_deref() != Some("Ready") {
-        return Some(pending(
-            Reason::WaitingForDatabase,
-            format!(
-                "waiting for {} to be Ready (phase {}): spec.apply is IfReady",
-                db.describe(),
-                db.phase.as_deref().unwrap_or("unknown")
-            ),
-        ));
-    }
-    None
 }
 
 fn transition_time(conditions: &[Condition], type_: OpsConditionType) -> Option<i64> {
