@@ -340,27 +340,33 @@ where
             ready += 1;
             continue;
         }
-        if existing.is_none() {
-            let pod: Pod = serde_json::from_value(pod_for(&workload, i))
-                .map_err(|e| SimError::Encode(id.clone(), e))?;
-            match pods.create(&PostParams::default(), &pod).await {
-                Ok(_) | Err(kube::Error::Api(_)) => {}
-                Err(source) => return Err(err("creating a pod")(source)),
+        let pod_name = format!("{name}-{i}");
+        let pod = match existing {
+            Some(pod) => Some(pod.clone()),
+            None => {
+                let pod: Pod = serde_json::from_value(pod_for(&workload, i))
+                    .map_err(|e| SimError::Encode(id.clone(), e))?;
+                match pods.create(&PostParams::default(), &pod).await {
+                    Ok(created) => Some(created),
+                    // Someone else's (kube-controller-manager's on a cluster without a node).
+                    Err(kube::Error::Api(_)) => pods.get_opt(&pod_name).await.ok().flatten(),
+                    Err(source) => return Err(err("creating a pod")(source)),
+                }
             }
-        }
+        };
         let ip = next_pod_ip();
+        // The server listens before the pod reports Ready, as a readiness probe ensures.
+        if let Some(pod) = &pod {
+            start_server(&context, &ns, &name, pod, ip).await;
+        }
         let now = dbtls_runtime::conditions::now();
         let template = pod_for(&workload, i);
         let status = ready_pod_status(&template, ip, &now);
-        if let Ok(running) = pods
-            .patch_status(
-                &format!("{name}-{i}"),
-                &params(KUBELET_MANAGER),
-                &Patch::Merge(&status),
-            )
+        if pods
+            .patch_status(&pod_name, &params(KUBELET_MANAGER), &Patch::Merge(&status))
             .await
+            .is_ok()
         {
-            start_server(&context, &ns, &name, &running, ip).await;
             ready += 1;
             if existing.is_none_or(on_template) {
                 fresh_on_template += 1;
