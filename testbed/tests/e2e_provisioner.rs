@@ -464,7 +464,14 @@ async fn objects_of_the_same_name_made_by_someone_else_are_never_touched() {
     .unwrap();
     let sts_before = env.api::<StatefulSet>().get("taken").await.unwrap();
     // Deleting a foreign object triggers no watch of ours (it never carried our labels): the
-    // database is looked at again on its name-conflict backoff, 30 s after the first report.
+    // database is looked at again on its name-conflict backoff (30 s, doubling with each wait),
+    // or at once when its owner touches it, as here.
+    env.apply_yaml(&Env::no_tls_database(KIND, "taken").replace(
+        "metadata:\n",
+        "metadata:\n  annotations: {note: service-removed}\n",
+    ))
+    .await
+    .unwrap();
     let message = env
         .eventually("the StatefulSet conflict", DEADLINE * 2, || async {
             Ok(env

@@ -257,6 +257,31 @@ fn whether_and_how_a_request_starts() {
         (OpsConditionType::IssueCertificatesSucceeded, false),
         "recording each Certificate's revision",
     ));
+    let galera = || {
+        let mut db = database(
+            json!({"replicas": 3, "tls": {"issuerRef": {"kind": "Issuer", "name": "old"}}}),
+        );
+        db.kind = DbKind::PerconaXtraDB;
+        Some(db)
+    };
+    let mut galera_remove = Case::new(&rem);
+    galera_remove.database = galera();
+    cases.push((
+        "TLS off on a 3-node Galera cluster",
+        galera_remove,
+        OpsRequestPhase::Failed,
+        (OpsConditionType::Failed, true),
+        "runs 3 Galera nodes: a node with TLS and one without cannot replicate",
+    ));
+    let mut galera_rotate = Case::new(&rot);
+    galera_rotate.database = galera();
+    cases.push((
+        "rotating a 3-node Galera cluster is fine",
+        galera_rotate,
+        OpsRequestPhase::Progressing,
+        (OpsConditionType::IssueCertificatesSucceeded, false),
+        "recording",
+    ));
     let mut bad_timeout = Case::new(&rot);
     bad_timeout.timeout = Some("soon");
     cases.push((
