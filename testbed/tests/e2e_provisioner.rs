@@ -157,11 +157,7 @@ async fn the_workload_waits_for_every_tls_secret() {
     // The password was generated once: not rewritten by later reconciles.
     let again = env.api::<Secret>().get("my-auth").await.unwrap();
     assert_eq!(again.data.unwrap()["password"], data["password"]);
-    let events = env.events_for("my").await.unwrap();
-    assert!(
-        events.iter().any(|(r, _)| r == "WaitingForTLSSecrets"),
-        "{events:?}"
-    );
+    wait_event(&env, "my", "WaitingForTLSSecrets").await;
 }
 
 #[tokio::test]
@@ -360,11 +356,7 @@ async fn deletion_policies_decide_what_survives() {
             .unwrap()
             .is_some()
     );
-    let events = env.events_for("keep").await.unwrap();
-    assert!(
-        events.iter().any(|(r, _)| r == "DeletionBlocked"),
-        "{events:?}"
-    );
+    wait_event(&env, "keep", "DeletionBlocked").await;
     // The test's field manager owns the whole spec: re-apply it with the new policy.
     let relaxed = Env::no_tls_database(KIND, "keep")
         .replace("deletionPolicy: WipeOut", "deletionPolicy: Delete");
@@ -422,6 +414,21 @@ async fn a_converged_database_costs_no_writes() {
     assert!(writes.is_empty(), "writes while converged: {writes:#?}");
 }
 
+/// Waits for an Event with `reason` about the database `name`: an operator publishes a
+/// transition's Event after the status write that a test may have seen first.
+async fn wait_event(env: &Env, name: &str, reason: &str) {
+    env.eventually(
+        &format!("a {reason} Event for {name}"),
+        DEADLINE,
+        || async {
+            let events = env.events_for(name).await?;
+            Ok(events.iter().any(|(r, _)| r == reason).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+}
+
 /// A Service and a StatefulSet that someone else made, with the names the database would use,
 /// are reported, never modified, and survive the database's WipeOut deletion.
 #[tokio::test]
@@ -439,11 +446,7 @@ async fn objects_of_the_same_name_made_by_someone_else_are_never_touched() {
 
     let message = wait_condition(&env, "taken", "Ready", "False", "NameConflict").await;
     assert!(message.contains("Service taken"), "{message}");
-    let events = env.events_for("taken").await.unwrap();
-    assert!(
-        events.iter().any(|(reason, _)| reason == "NameConflict"),
-        "{events:?}"
-    );
+    wait_event(&env, "taken", "NameConflict").await;
     assert!(
         env.api::<StatefulSet>()
             .get_opt("taken")
