@@ -16,7 +16,8 @@ use dbtls_contract::DbKind;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use ops_manager::serving::probe;
 use pods_support::{
-    Trust, client_loop, database, pod_runs, ready, real_pods, resolver, secret_data,
+    Trust, client_loop, database, delete_and_wait, pod_runs, ready, real_pods, resolver,
+    secret_data,
 };
 use serde_json::{Value, json};
 use testbed::harness::{Env, EnvOptions};
@@ -156,6 +157,7 @@ async fn proven(env: &Env, kind: DbKind, name: &str, replicas: u32, version: &st
         seen.rounds,
         seen.failures.len()
     );
+    delete_and_wait(env, kind, name).await;
 }
 
 #[tokio::test]
@@ -284,6 +286,7 @@ async fn remove_and_add(replicas: usize) {
         "pods_ops_requests: MySQL with {replicas} pod(s): add TLS {:.1}s; at most {down} pod down at once; {replaced} pods restarted (rolled)",
         took.as_secs_f64()
     );
+    delete_and_wait(&env, DbKind::MySQL, &name).await;
 }
 
 #[tokio::test]

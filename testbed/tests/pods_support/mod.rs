@@ -322,3 +322,17 @@ pub async fn pod_runs(env: &Env, name: &str) -> BTreeMap<String, (String, i32)> 
         })
         .collect()
 }
+
+/// Deletes database `name` and waits until its pods are gone, so that a later test on the same
+/// 2-core node does not share it with servers still running (a namespace deletion at the end
+/// of a test does not wait for its pods).
+pub async fn delete_and_wait(env: &Env, kind: DbKind, name: &str) {
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(env.client(), env.namespace(), &kind.api_resource());
+    let _ = api.delete(name, &Default::default()).await;
+    env.eventually(&format!("{name}'s pods gone"), POD_READY, || async {
+        Ok(env.pods_of(name).await?.is_empty().then_some(()))
+    })
+    .await
+    .unwrap();
+}
