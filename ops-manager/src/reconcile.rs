@@ -133,7 +133,12 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
     let update = StatusUpdate {
         conditions: [plan.issuer_ready.clone(), plan.certificates_ready.clone()]
             .into_iter()
-            .chain(serving.condition)
+            .chain(crate::serving::plan::reported(
+                serving.condition,
+                db.db_status()
+                    .and_then(|s| s.condition(ConditionType::TlsServing.as_str()))
+                    .is_some(),
+            ))
             .chain(ops_condition(&ops, db.db_status()))
             .collect(),
         phase: None,

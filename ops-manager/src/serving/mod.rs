@@ -138,13 +138,14 @@ impl Serving {
             &stores.pods_of(ns, &labels::for_database(db.kind, &db.name)),
             container,
         );
-        let Some(certificate) = self.certificate(client, stores, target).await? else {
-            return Ok(ServingOutcome::default());
-        };
+        // No pods (yet): nothing to look at, and no reason to read the Secret.
         if pods.is_empty() {
             self.forget(db);
             return Ok(ServingOutcome::default());
         }
+        let Some(certificate) = self.certificate(client, stores, target).await? else {
+            return Ok(ServingOutcome::default());
+        };
         let states = self.look_at_pods(db, &pods, &certificate).await;
         let mut states = with_missing(db, states, target.replicas);
         let way = self.way(db);

@@ -165,6 +165,14 @@ pub fn plan(serial: &str, pods: &[PodState], way: Way) -> ServingPlan {
     }
 }
 
+/// What of `condition` to report, given whether the status already shows `TLSServing`. Until
+/// it does, pods that are only starting are the provisioner's to report (`WorkloadReady`):
+/// `TLSServing` first appears once there is something to say about certificates, which saves
+/// every new database a status write.
+pub fn reported(condition: Option<Desired>, shown_before: bool) -> Option<Desired> {
+    condition.filter(|c| shown_before || c.reason != Reason::PodsNotReady)
+}
+
 fn count(pods: usize) -> String {
     if pods == 1 {
         "1 pod".to_string()
@@ -373,6 +381,31 @@ mod tests {
 
     fn plan_all_current() -> ServingPlan {
         plan("AB12", &[pod(0, Served::Current)], Way::Reload)
+    }
+
+    #[test]
+    fn starting_pods_are_reported_once_the_condition_is_shown() {
+        let starting = plan(
+            "N",
+            &[pod(0, Served::NotReady("ContainersNotReady".into()))],
+            Way::Reload,
+        );
+        let stale = plan("N", &[stale(0)], Way::Reload);
+        let cases = [
+            ("starting pods, never shown", &starting, false, false),
+            ("starting pods during a rollout", &starting, true, true),
+            ("a stale pod, never shown", &stale, false, true),
+            ("all current, never shown", &plan_all_current(), false, true),
+        ];
+        for (case, plan, shown_before, expected) in cases {
+            assert_eq!(
+                reported(plan.condition.clone(), shown_before).is_some(),
+                expected,
+                "{case}"
+            );
+        }
+        // The look again stays: the pods' watch events may be the only news otherwise.
+        assert_eq!(starting.requeue, Some(POD_RECHECK));
     }
 
     #[test]
