@@ -21,7 +21,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-/// How many changes a slow subscriber may fall behind before the watch waits for it.
+/// How many changes a slow subscriber may fall behind before the watch waits for it. The first
+/// list is never sent (see [`Relist`]), so a cluster with more objects than this starts too.
 const BUFFER: usize = 1024;
 
 /// One shared list+watch of `K`.
@@ -111,12 +112,18 @@ where
 
 /// The objects a watcher event changes, including, at the end of a re-list, those that
 /// vanished while the watch was down (the store drops them without a Delete event).
+///
+/// The first list is not a change: the controllers start only once every cache is filled and
+/// then reconcile each database anyway, so its objects are stored and not sent. Sending them
+/// would also deadlock a start with more than [`BUFFER`] objects: nobody reads the trigger
+/// streams until the caches are ready, and this cache is not ready until the list is stored.
 struct Relist<K: Resource>
 where
     K::DynamicType: Eq + Hash,
 {
     before: HashMap<ObjectRef<K>, Arc<K>>,
     seen: Vec<ObjectRef<K>>,
+    listed_once: bool,
 }
 
 impl<K: Resource> Default for Relist<K>
@@ -127,6 +134,7 @@ where
         Self {
             before: HashMap::new(),
             seen: Vec::new(),
+            listed_once: false,
         }
     }
 }
@@ -152,9 +160,14 @@ where
             }
             watcher::Event::InitApply(object) => {
                 self.seen.push(ObjectRef::from_obj(object));
-                vec![Arc::new(object.clone())]
+                if self.listed_once {
+                    vec![Arc::new(object.clone())]
+                } else {
+                    Vec::new()
+                }
             }
             watcher::Event::InitDone => {
+                self.listed_once = true;
                 for seen in self.seen.drain(..) {
                     self.before.remove(&seen);
                 }
@@ -188,6 +201,15 @@ mod tests {
     fn deletions_and_objects_gone_during_a_relist_are_changes() {
         let (store, mut writer) = reflector::store::<ConfigMap>();
         let mut relist = Relist::default();
+        // The first list is stored, not sent (the controllers reconcile everything at start).
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(cm("z")),
+            watcher::Event::InitDone,
+        ] {
+            assert!(relist.changes(&store, &event).is_empty());
+            writer.apply_watcher_event(&event);
+        }
         for name in ["a", "b"] {
             let event = watcher::Event::Apply(cm(name));
             assert_eq!(names(&relist.changes(&store, &event)), [name]);
@@ -202,10 +224,11 @@ mod tests {
             watcher::Event::InitApply(cm("c")),
             watcher::Event::InitDone,
         ] {
-            let changed = names(&relist.changes(&store, &event));
+            let mut changed = names(&relist.changes(&store, &event));
+            changed.sort();
             match &event {
                 watcher::Event::InitApply(_) => assert_eq!(changed, ["c"]),
-                watcher::Event::InitDone => assert_eq!(changed, ["b"], "b vanished"),
+                watcher::Event::InitDone => assert_eq!(changed, ["b", "z"], "b, z vanished"),
                 _ => assert!(changed.is_empty()),
             }
             writer.apply_watcher_event(&event);

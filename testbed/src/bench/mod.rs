@@ -462,12 +462,16 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
         let (kind, key) = database(i, options.namespaces, "single-");
         let sent = Instant::now();
         create(&bench, &kinds_cache, &tracker, kind, &key).await?;
-        wait_until(
+        if let Err(e) = wait_until(
             &format!("single database {}/{} to converge", key.0, key.1),
             Duration::from_secs(60),
             || tracker.get(&key).is_some_and(|t| t.converged.is_some()),
         )
-        .await?;
+        .await
+        {
+            let diagnosis = where_it_stands(&bench, kind, &key, &tracker, &running).await;
+            return Err(e.context(diagnosis));
+        }
         if let Some(track) = tracker.get(&key) {
             if let Some(w) = track.workload {
                 single_workload.push(w.saturating_duration_since(sent));
@@ -511,4 +515,66 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
     let _ = tokio::join!(stand_in, workloads);
     server.shutdown().await;
     Ok(report)
+}
+
+/// Why a single database did not converge: what the bench saw, what is stored, and whether each
+/// operator is working (CPU over 2 s, its log tail, its reconcile and request series).
+async fn where_it_stands(
+    client: &kube::Client,
+    kind: DbKind,
+    key: &Key,
+    tracker: &Tracker,
+    running: &[Operator],
+) -> String {
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client.clone(), &key.0, &kind.api_resource());
+    let stored = match api.get(&key.1).await {
+        Ok(o) => format!(
+            "finalizers {:?}, status {}",
+            o.metadata.finalizers, o.data["status"]
+        ),
+        Err(e) => e.to_string(),
+    };
+    let mut out = format!(
+        "seen by the bench: {:?}; stored: {stored}",
+        tracker.get(key)
+    );
+    for (op, name) in running.iter().zip(OPERATORS) {
+        let before = sample_operator(op).await.cpu;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let cpu = sample_operator(op).await.cpu.saturating_sub(before);
+        let logs = op.logs();
+        let tail: Vec<&str> = logs.lines().rev().take(8).collect();
+        let series = match op.metrics_addr() {
+            Some(addr) => operator_series(addr).await,
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "\n{name}: CPU over 2 s {cpu:?}; log tail (newest first):\n{}\n{series}",
+            tail.join("\n")
+        ));
+    }
+    out
+}
+
+/// The operator's reconcile and request series, for a diagnosis.
+async fn operator_series(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return "metrics unreachable".into();
+    };
+    let _ = stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await;
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body).await;
+    body.lines()
+        .filter(|l| {
+            l.starts_with("dbtls_reconcil")
+                || l.starts_with("dbtls_watch")
+                || l.starts_with("dbtls_api_requests_total{code=\"2")
+        })
+        .take(60)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
