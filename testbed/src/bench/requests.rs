@@ -87,15 +87,16 @@ pub fn writes_by_user(records: &[RequestRecord]) -> BTreeMap<String, usize> {
 /// The writes one database of `kind` needs at least (the bench's manifests: TLS with the
 /// kind's default aliases; MSSQLServer with `clientTLS`, so with a config Secret):
 /// - provisioner: its finalizer, the auth Secret, the primary and governing Services, the
-///   workload, the config Secret where the kind has one, and two status writes (waiting for the
-///   TLS Secrets, then workload created and ready);
+///   workload, the config Secret where the kind has one, and three status writes (waiting for
+///   the TLS Secrets, workload created and its pods starting, pods ready);
 /// - ops-manager: its finalizer, one Certificate per alias, one ownerReference adoption per
-///   issued Secret, and two status writes (waiting for issuance, then ready).
+///   issued Secret, and three status writes (waiting for issuance, certificates ready, every
+///   pod serving the current certificate).
 pub fn minimum_writes(kind: DbKind) -> (usize, usize) {
     let aliases = kind.profile().aliases.len();
     let config_secret = usize::from(kind == DbKind::MSSQLServer);
-    let provisioner = 1 + 1 + 2 + 1 + config_secret + 2;
-    let ops_manager = 1 + aliases + aliases + 2;
+    let provisioner = 1 + 1 + 2 + 1 + config_secret + 3;
+    let ops_manager = 1 + aliases + aliases + 3;
     (provisioner, ops_manager)
 }
 
@@ -113,9 +114,9 @@ mod tests {
 
     #[test]
     fn minimum_follows_the_aliases_and_config_secret() {
-        assert_eq!(minimum_writes(DbKind::MySQL), (7, 9));
-        assert_eq!(minimum_writes(DbKind::Singlestore), (7, 7));
-        assert_eq!(minimum_writes(DbKind::MSSQLServer), (8, 7));
-        assert_eq!(minimum_for(&DbKind::ALL), [36, 41]);
+        assert_eq!(minimum_writes(DbKind::MySQL), (8, 10));
+        assert_eq!(minimum_writes(DbKind::Singlestore), (8, 8));
+        assert_eq!(minimum_writes(DbKind::MSSQLServer), (9, 8));
+        assert_eq!(minimum_for(&DbKind::ALL), [41, 46]);
     }
 }
