@@ -391,6 +391,10 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
         .last_converged()
         .map(|t| t.saturating_duration_since(started))
         .unwrap_or(ready_all);
+    // The last status writes of convergence (a rollout's final StatefulSet status, the
+    // operators' answers to it) can trail the Ready phase: idle starts once the API server has
+    // been quiet for a second, so the idle window measures writes that never stop, not those.
+    wait_quiet(&log, Duration::from_secs(1), options.deadline).await?;
     let converge_index = log.len();
     let mut at_converge = Vec::new();
     for op in &running {
