@@ -21,10 +21,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-/// How many changes a slow subscriber may fall behind before the watch waits for it. The first
-/// list is never sent (see [`Relist`]), so a cluster with more objects than this starts too.
-const BUFFER: usize = 1024;
-
 /// One shared list+watch of `K`.
 pub struct SharedWatch<K>
 where
@@ -36,7 +32,12 @@ where
     trim: fn(&mut K),
     store: Store<K>,
     writer: reflector::store::Writer<K>,
-    subscribers: Mutex<Vec<mpsc::Sender<Arc<K>>>>,
+    /// Unbounded: an operator's controllers start reading their trigger streams only once every
+    /// cache is filled, so a bounded stream would stop a watch whose first list is longer than
+    /// the bound, and that cache would never fill (a restart among 1,100 labelled Secrets left
+    /// both operators idle). What waits here is at most one entry per object listed or changed
+    /// before the controllers start.
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Arc<K>>>>,
 }
 
 impl<K> SharedWatch<K>
@@ -65,7 +66,7 @@ where
     /// A stream of every object applied or deleted, for one controller's triggers
     /// (`owns_shared_stream`, `watches_shared_stream`). Take them all before [`SharedWatch::run`].
     pub fn subscribe(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        let (tx, rx) = mpsc::channel(BUFFER);
+        let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut subscribers) = self.subscribers.lock() {
             subscribers.push(tx);
         }
@@ -102,7 +103,7 @@ where
                 for object in changed {
                     for subscriber in &subscribers {
                         // A subscriber that is gone (its controller stopped) is no error.
-                        let _ = subscriber.send(object.clone()).await;
+                        let _ = subscriber.send(object.clone());
                     }
                 }
             }
@@ -112,18 +113,12 @@ where
 
 /// The objects a watcher event changes, including, at the end of a re-list, those that
 /// vanished while the watch was down (the store drops them without a Delete event).
-///
-/// The first list is not a change: the controllers start only once every cache is filled and
-/// then reconcile each database anyway, so its objects are stored and not sent. Sending them
-/// would also deadlock a start with more than [`BUFFER`] objects: nobody reads the trigger
-/// streams until the caches are ready, and this cache is not ready until the list is stored.
 struct Relist<K: Resource>
 where
     K::DynamicType: Eq + Hash,
 {
     before: HashMap<ObjectRef<K>, Arc<K>>,
     seen: Vec<ObjectRef<K>>,
-    listed_once: bool,
 }
 
 impl<K: Resource> Default for Relist<K>
@@ -134,7 +129,6 @@ where
         Self {
             before: HashMap::new(),
             seen: Vec::new(),
-            listed_once: false,
         }
     }
 }
@@ -160,14 +154,9 @@ where
             }
             watcher::Event::InitApply(object) => {
                 self.seen.push(ObjectRef::from_obj(object));
-                if self.listed_once {
-                    vec![Arc::new(object.clone())]
-                } else {
-                    Vec::new()
-                }
+                vec![Arc::new(object.clone())]
             }
             watcher::Event::InitDone => {
-                self.listed_once = true;
                 for seen in self.seen.drain(..) {
                     self.before.remove(&seen);
                 }
@@ -201,15 +190,6 @@ mod tests {
     fn deletions_and_objects_gone_during_a_relist_are_changes() {
         let (store, mut writer) = reflector::store::<ConfigMap>();
         let mut relist = Relist::default();
-        // The first list is stored, not sent (the controllers reconcile everything at start).
-        for event in [
-            watcher::Event::Init,
-            watcher::Event::InitApply(cm("z")),
-            watcher::Event::InitDone,
-        ] {
-            assert!(relist.changes(&store, &event).is_empty());
-            writer.apply_watcher_event(&event);
-        }
         for name in ["a", "b"] {
             let event = watcher::Event::Apply(cm(name));
             assert_eq!(names(&relist.changes(&store, &event)), [name]);
@@ -224,11 +204,10 @@ mod tests {
             watcher::Event::InitApply(cm("c")),
             watcher::Event::InitDone,
         ] {
-            let mut changed = names(&relist.changes(&store, &event));
-            changed.sort();
+            let changed = names(&relist.changes(&store, &event));
             match &event {
                 watcher::Event::InitApply(_) => assert_eq!(changed, ["c"]),
-                watcher::Event::InitDone => assert_eq!(changed, ["b", "z"], "b, z vanished"),
+                watcher::Event::InitDone => assert_eq!(changed, ["b"], "b vanished"),
                 _ => assert!(changed.is_empty()),
             }
             writer.apply_watcher_event(&event);
