@@ -563,22 +563,17 @@ async fn where_it_stands(
 
 /// The operator's reconcile and request series, for a diagnosis.
 async fn operator_series(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
-        return "metrics unreachable".into();
-    };
-    let _ = stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await;
-    let mut body = String::new();
-    let _ = stream.read_to_string(&mut body).await;
-    body.lines()
-        .filter(|l| {
-            l.starts_with("dbtls_reconcil")
-                || l.starts_with("dbtls_watch")
-                || l.starts_with("dbtls_api_requests_total{code=\"2")
-        })
-        .take(60)
-        .collect::<Vec<_>>()
-        .join("\n")
+    match crate::harness::http::get(&format!("http://{addr}"), "/metrics").await {
+        Ok((_, body)) => body
+            .lines()
+            .filter(|l| {
+                l.starts_with("dbtls_reconcil")
+                    || l.starts_with("dbtls_watch")
+                    || l.starts_with("dbtls_api_requests_total{code=\"2")
+            })
+            .take(60)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("metrics unreachable: {e:#}"),
+    }
 }
