@@ -125,6 +125,10 @@ wire_enum!(
         InvalidCertificateSpec = "InvalidCertificateSpec",
         UnknownAlias = "UnknownCertificateAlias",
         SecretNameConflict = "SecretNameConflict",
+        /// An issuer change waits until every pod trusts the new issuer's CA.
+        WaitingForCaTrust = "WaitingForCATrust",
+        /// Event: the CAs the servers trust changed (widened for a change, narrowed after it).
+        CaBundleUpdated = "CABundleUpdated",
         // ops-manager: what the running servers present
         CurrentCertificateServed = "CurrentCertificateServed",
         ReloadingCertificate = "ReloadingCertificate",

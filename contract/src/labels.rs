@@ -10,6 +10,9 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const COMPONENT: &str = "app.kubernetes.io/component";
 pub const MANAGED_BY_VALUE: &str = "kubedb.com";
 pub const COMPONENT_DATABASE: &str = "database";
+/// Annotation of the CA bundle Secret (`names::ca_bundle`): the serials of the CAs it holds, in
+/// order, so that its content is known from metadata alone.
+pub const TRUSTED_CA_SERIALS: &str = "kubedb.com/trusted-ca-serials";
 
 /// The four labels on everything the operators create for database `db` of `kind`.
 pub fn for_database(kind: DbKind, db: &str) -> BTreeMap<String, String> {

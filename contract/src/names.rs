@@ -29,3 +29,16 @@ pub fn default_cert_secret(db: &str, alias: &str) -> String {
 pub fn config_secret(db: &str) -> String {
     format!("{db}-config")
 }
+
+/// The Secret holding the CAs the database's servers trust (`ca.crt`, one or more PEM
+/// certificates), written by the ops-manager and mounted by the provisioner wherever a server
+/// reads its CA file. During an issuer change it holds the old and the new CA.
+pub fn ca_bundle(db: &str) -> String {
+    format!("{db}-ca-bundle")
+}
+
+/// The Certificate (and Secret) the ops-manager issues from a new issuer before switching to
+/// it: its `ca.crt` is the new CA, and its key pair shows whether a server trusts that CA yet.
+pub fn ca_probe(db: &str) -> String {
+    format!("{db}-ca-probe")
+}

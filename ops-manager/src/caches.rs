@@ -19,8 +19,9 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-/// Metadata as the ops-manager needs it: no managedFields, and of the annotations only the
-/// one naming the Certificate a Secret was issued for (cert-manager writes a dozen).
+/// Metadata as the ops-manager needs it: no managedFields, and of the annotations only those
+/// naming the Certificate and the issuer a Secret was issued for (cert-manager writes a dozen)
+/// and the CA bundle's list of CAs.
 pub fn lean_metadata<K>(object: &mut PartialObjectMeta<K>)
 where
     PartialObjectMeta<K>: Resource,
@@ -29,7 +30,16 @@ where
     if let Some(all) = object.metadata.annotations.take() {
         let kept: BTreeMap<String, String> = all
             .into_iter()
-            .filter(|(k, _)| k == annotations::CERTIFICATE_NAME)
+            .filter(|(k, _)| {
+                [
+                    annotations::CERTIFICATE_NAME,
+                    annotations::ISSUER_NAME,
+                    annotations::ISSUER_KIND,
+                    annotations::ISSUER_GROUP,
+                    dbtls_contract::labels::TRUSTED_CA_SERIALS,
+                ]
+                .contains(&k.as_str())
+            })
             .collect();
         object.metadata.annotations = (!kept.is_empty()).then_some(kept);
     }
@@ -366,7 +376,7 @@ mod tests {
         );
         lean_metadata(&mut secret);
         let kept = secret.metadata.annotations.unwrap();
-        assert_eq!(kept.len(), 1);
+        assert_eq!(kept.len(), 1, "{kept:?}");
         assert_eq!(kept[annotations::CERTIFICATE_NAME], "db-server-cert");
     }
 }

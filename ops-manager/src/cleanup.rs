@@ -5,7 +5,7 @@
 
 use dbtls_contract::api::DeletionPolicy;
 use dbtls_contract::certmanager::{Certificate, annotations};
-use dbtls_contract::{Database, labels};
+use dbtls_contract::{Database, labels, names};
 use dbtls_runtime::events;
 use k8s_openapi::api::core::v1::Secret;
 
@@ -157,6 +157,13 @@ async fn release(db: &DbRef, policy: DeletionPolicy, ctx: &Context) -> Result<us
             .iter()
             .flatten()
             .any(|o| o.uid == db.uid);
+        // The CA bundle and an issuer change's probe are the ops-manager's own: never kept.
+        let own = (name == names::ca_bundle(&db.name) && adopted)
+            || (name == names::ca_probe(&db.name) && issued_for_us);
+        if own {
+            apply::delete_secret(&secrets, name, secret.metadata.resource_version.clone()).await?;
+            continue;
+        }
         if !issued_for_us || !adopted {
             continue;
         }

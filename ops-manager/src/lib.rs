@@ -21,4 +21,5 @@ pub mod ops_request;
 pub mod plan;
 pub mod reconcile;
 pub mod serving;
+pub mod trust;
 pub mod validate;

@@ -79,6 +79,9 @@ pub struct Observed {
     pub certificates: BTreeMap<String, Certificate>,
     /// Existing Secrets with a wanted name.
     pub secrets: BTreeMap<String, SecretFacts>,
+    /// An issuer change waits for the pods to trust the new CA (why, for the condition): every
+    /// live Certificate keeps its issuer for now.
+    pub hold: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,9 +168,14 @@ fn outcomes<'a>(
                 }
                 IssuerState::Missing => Outcome::NoIssuer(key),
                 IssuerState::Found { .. } => {
-                    let desired =
+                    let mut desired =
                         certificate::build(db, tls_view, alias_name, issuer, cluster_domain);
                     let name = desired.spec.secret_name.clone();
+                    if let (Some(_), Some(live)) =
+                        (&observed.hold, observed.certificates.get(&name))
+                    {
+                        desired.spec.issuer_ref = live.spec.issuer_ref.clone();
+                    }
                     match conflict(db, &name, observed) {
                         Some(why) => Outcome::Conflict(why),
                         None => Outcome::Wanted {
@@ -268,6 +276,8 @@ fn certificates_condition(
                 tally.conflicts.join("; ")
             ),
         )
+    } else if let Some(why) = &observed.hold {
+        Desired::not(t, Reason::WaitingForCaTrust, why.clone())
     } else if !tally.not_ready.is_empty() {
         Desired::not(
             t,
@@ -300,7 +310,9 @@ fn unwanted(
         .certificates
         .iter()
         .filter(|(name, cert)| {
-            !keep.contains(name)
+            // The CA probe of an issuer change is the trust step's.
+            **name != dbtls_contract::names::ca_probe(&db.name)
+                && !keep.contains(name)
                 && db.controls(
                     cert.metadata
                         .owner_references

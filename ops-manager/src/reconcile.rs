@@ -23,6 +23,11 @@ use crate::finalizer::{self, FinalizerError};
 use crate::observe::{ObserveError, auth_secret_name, observe};
 use crate::plan;
 use crate::serving::{ServingError, ServingOutcome, Target};
+use crate::trust;
+
+/// How soon an issuer change that waits for the pods to trust the new CA (or, after it, to
+/// forget the old one) looks again.
+const TRUST_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 use crate::validate::{self, ValidationError};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,17 +44,20 @@ pub enum Error {
     Cleanup(#[from] CleanupError),
     #[error(transparent)]
     Serving(#[from] ServingError),
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
 }
 
 impl Error {
     /// Every value of [`Error::metric_reason`].
-    pub const METRIC_REASONS: [&str; 6] = [
+    pub const METRIC_REASONS: [&str; 7] = [
         "dereference",
         "apply",
         "status",
         "finalizer",
         "cleanup",
         "serving",
+        "trust",
     ];
 
     /// The `reason` label of `dbtls_reconcile_errors_total`.
@@ -61,6 +69,7 @@ impl Error {
             Self::Finalizer(_) => "finalizer",
             Self::Cleanup(_) => "cleanup",
             Self::Serving(_) => "serving",
+            Self::Trust(_) => "trust",
         }
     }
 }
@@ -119,30 +128,26 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
     }
 
     let stores = ctx.caches.of(&db_ref.namespace);
-    let observed = observe(&ctx.client, stores, db, &db_ref, &tls_view).await?;
-    let plan = plan::plan(&db_ref, &tls_view, &ctx.cluster_domain, &observed);
+    let mut observed = observe(&ctx.client, stores, db, &db_ref, &tls_view).await?;
+    let replicas = usize::try_from(db.requested_replicas()).unwrap_or(0);
+    let trust = observe_trust(ctx, stores, &db_ref, &tls_view, &mut observed, replicas).await?;
+    let mut plan = plan::plan(&db_ref, &tls_view, &ctx.cluster_domain, &observed);
     let regarding = db.object_ref(&());
     apply::execute(&db_ref, &regarding, &plan, ctx).await?;
     let serving = serve(ctx, stores, db, &db_ref, &tls_view, &regarding).await?;
-    let ops = stores
-        .map(|s| {
-            s.ops
-                .for_database(db_ref.kind, &db_ref.namespace, &db_ref.name)
-        })
-        .unwrap_or_default();
-    let update = StatusUpdate {
-        conditions: [plan.issuer_ready.clone(), plan.certificates_ready.clone()]
-            .into_iter()
-            .chain(crate::serving::plan::reported(
-                serving.condition,
-                db.db_status()
-                    .and_then(|s| s.condition(ConditionType::TlsServing.as_str()))
-                    .is_some(),
-            ))
-            .chain(ops_condition(&ops, db.db_status()))
-            .collect(),
-        phase: None,
+    let trust_requeue = match (stores, &trust) {
+        (Some(stores), Some(trust)) => {
+            let target = trust::Target {
+                db: &db_ref,
+                tls_view: &tls_view,
+                auth_secret: &auth_secret_name(db),
+                regarding: &regarding,
+            };
+            apply_trust(ctx, stores, &target, trust, serving.all_current, &mut plan).await?
+        }
+        _ => None,
     };
+    let update = status_update(db, &db_ref, stores, &plan, serving.condition);
     let held = ctx
         .status
         .write(&api, db, &update, true)
@@ -151,7 +156,10 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
         .requeue();
     ctx.certificate_metrics.record(&db_ref, &plan.aliases);
 
-    let soonest = [held, serving.requeue].into_iter().flatten().min();
+    let soonest = [held, serving.requeue, trust_requeue]
+        .into_iter()
+        .flatten()
+        .min();
     if plan.waiting {
         let wait = ctx.retries.after_wait(&key);
         Ok(Action::requeue(soonest.map_or(wait, |h| h.min(wait))))
@@ -159,6 +167,91 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
         ctx.retries.settled(&key);
         Ok(soonest.map_or_else(Action::await_change, Action::requeue))
     }
+}
+
+/// The ops-manager's conditions after a planned reconcile.
+fn status_update<K: Database>(
+    db: &K,
+    db_ref: &DbRef,
+    stores: Option<&crate::caches::Stores>,
+    plan: &plan::Plan,
+    serving: Option<Desired>,
+) -> StatusUpdate {
+    let ops = stores
+        .map(|s| {
+            s.ops
+                .for_database(db_ref.kind, &db_ref.namespace, &db_ref.name)
+        })
+        .unwrap_or_default();
+    StatusUpdate {
+        conditions: [plan.issuer_ready.clone(), plan.certificates_ready.clone()]
+            .into_iter()
+            .chain(crate::serving::plan::reported(
+                serving,
+                db.db_status()
+                    .and_then(|s| s.condition(ConditionType::TlsServing.as_str()))
+                    .is_some(),
+            ))
+            .chain(ops_condition(&ops, db.db_status()))
+            .collect(),
+        phase: None,
+    }
+}
+
+/// The trust step's facts; whether the Certificates wait on their issuer (an issuer change
+/// until every pod trusts the new CA) goes into `observed.hold`.
+async fn observe_trust(
+    ctx: &Context,
+    stores: Option<&crate::caches::Stores>,
+    db_ref: &DbRef,
+    tls_view: &dbtls_contract::api::TlsView<'_>,
+    observed: &mut plan::Observed,
+    replicas: usize,
+) -> Result<Option<trust::Observed>, Error> {
+    let Some(stores) = stores else {
+        return Ok(None);
+    };
+    let issuer_ready = tls_view
+        .issuer_for(alias::SERVER)
+        .and_then(|i| observed.issuers.get(&plan::IssuerKey::of(i)))
+        .is_some_and(|s| matches!(s, plan::IssuerState::Found { ready: true, .. }));
+    let trust = trust::observe(
+        ctx,
+        stores,
+        db_ref,
+        tls_view,
+        &observed.certificates,
+        issuer_ready,
+        replicas,
+    )
+    .await?;
+    // The hold does not depend on what the pods serve (known only after the serving step).
+    observed.hold = trust::decide(&trust, false)
+        .hold
+        .map(|hold| trust::hold_message(&hold, db_ref, tls_view));
+    Ok(Some(trust))
+}
+
+/// The trust step after serving: the CA bundle written, the pods asked; a conflict on the
+/// bundle's name said in `CertificatesReady`. Some: look again that soon.
+async fn apply_trust(
+    ctx: &Context,
+    stores: &crate::caches::Stores,
+    target: &trust::Target<'_>,
+    trust: &trust::Observed,
+    all_current: bool,
+    plan: &mut plan::Plan,
+) -> Result<Option<std::time::Duration>, Error> {
+    let decided = trust::decide(trust, all_current);
+    let again = trust::apply(ctx, stores, target, trust, &decided).await?;
+    if let Some(why) = trust.conflict() {
+        plan.certificates_ready = Desired::not(
+            ConditionType::CertificatesReady,
+            Reason::SecretNameConflict,
+            why,
+        );
+    }
+    Ok(again.then_some(TRUST_CHECK))
 }
 
 /// The serving step: what the pods present, brought to the server Secret's certificate.

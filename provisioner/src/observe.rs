@@ -150,7 +150,7 @@ pub async fn observe(
     .filter_map(|name| stores.service(ns, name))
     .collect();
     let mut tls_secrets = Vec::new();
-    for (_, name) in desired::tls_secret_names(facts) {
+    for name in desired::mounted_tls_secrets(facts) {
         let found = tls_secret(client, stores, absent, ns, &name).await?;
         tls_secrets.push((name, found));
     }

@@ -1,6 +1,6 @@
 //! Whether every TLS Secret a database needs exists and has the shape a server can use.
 use dbtls_contract::DbKind;
-use dbtls_contract::labels;
+use dbtls_contract::{labels, names};
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::desired::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
@@ -65,9 +65,29 @@ pub fn foreign(kind: DbKind, db: &str, secret: &Secret) -> Option<String> {
     }
 }
 
-/// [`check`] for database `db` of `kind`: also refuses Secrets of another database.
+/// What is wrong with the CA bundle Secret, if anything: it needs a non-empty `ca.crt`.
+pub fn bundle_problem(secret: &Secret) -> Option<String> {
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    let has_ca = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(CA_KEY))
+        .is_some_and(|v| !v.0.is_empty());
+    (!has_ca).then(|| format!("Secret {name}: no {CA_KEY} (the CA bundle the ops-manager writes)"))
+}
+
+/// [`check`] for database `db` of `kind`: the CA bundle by its own shape, and Secrets of another
+/// database refused.
 pub fn check_for(kind: DbKind, db: &str, found: &[(String, Option<Secret>)]) -> TlsSecretsState {
-    classify(found, |s| problem(s).or_else(|| foreign(kind, db, s)))
+    let bundle = names::ca_bundle(db);
+    classify(found, |s| {
+        let own_problem = if s.metadata.name.as_deref() == Some(bundle.as_str()) {
+            bundle_problem(s)
+        } else {
+            problem(s)
+        };
+        own_problem.or_else(|| foreign(kind, db, s))
+    })
 }
 
 /// Classifies the Secrets found for each required name (`None`: not found).
@@ -167,5 +187,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_ca_bundle_needs_only_its_ca_and_tls_secrets_still_need_all_three() {
+        let mut bundle = secret("db-ca-bundle", "Opaque", &["ca.crt"]);
+        let server = secret("db-server-cert", TLS_SECRET_TYPE, &["tls.crt", "tls.key"]);
+        let found = vec![
+            ("db-ca-bundle".to_string(), Some(bundle.clone())),
+            ("db-server-cert".to_string(), Some(server)),
+        ];
+        let TlsSecretsState::Invalid { problems, .. } = check_for(DbKind::MySQL, "db", &found)
+        else {
+            panic!("the server Secret lacks ca.crt");
+        };
+        assert_eq!(problems, ["Secret db-server-cert: missing key(s) ca.crt"]);
+        bundle.data = Some(BTreeMap::new());
+        assert!(bundle_problem(&bundle).unwrap().contains("no ca.crt"));
     }
 }

@@ -52,6 +52,9 @@ pub struct ServerSpec {
     pub admin_port: Option<u16>,
     /// The Secret holding `tls.crt`/`tls.key` (the pod's server certificate).
     pub tls_secret: String,
+    /// The Secret the server's CA file comes from (its `ca.crt`): client certificates are
+    /// verified against it, as a real server with `ssl-ca` does.
+    pub ca_secret: Option<String>,
     /// The auth Secret (`username`, `password`).
     pub auth_secret: String,
     pub require_secure_transport: bool,
@@ -68,7 +71,9 @@ impl ServerSpec {
         if port == 1433 {
             return None;
         }
-        let tls_secret = server_secret(spec.volumes.as_deref().unwrap_or_default())?;
+        let volumes = spec.volumes.as_deref().unwrap_or_default();
+        let tls_secret = server_secret(volumes)?;
+        let ca_secret = ca_secret(volumes);
         let auth_secret = container.env.iter().flatten().find_map(|e| {
             let key_ref = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
             (key_ref.key == "password").then(|| key_ref.name.clone())
@@ -81,6 +86,7 @@ impl ServerSpec {
             port,
             admin_port: (port == 6033).then_some(PROXYSQL_ADMIN_PORT),
             tls_secret,
+            ca_secret,
             auth_secret,
             require_secure_transport: args.iter().any(|a| a == "--require-secure-transport=ON"),
             version: format!("{}-dbtls-sim", image.rsplit(':').next().unwrap_or("8.4.3")),
@@ -99,6 +105,31 @@ fn server_secret(volumes: &[k8s_openapi::api::core::v1::Volume]) -> Option<Strin
             let flat = items.iter().any(|i| i.path == "server.crt");
             let per_alias = v.name.ends_with("-server") && items.iter().any(|i| i.key == "tls.crt");
             (flat || per_alias).then(|| secret.name.clone())
+        })
+    })
+}
+
+/// The Secret projected as the server's `ca.crt` (in the volume of its certificate).
+fn ca_secret(volumes: &[k8s_openapi::api::core::v1::Volume]) -> Option<String> {
+    volumes.iter().find_map(|v| {
+        let sources = v.projected.as_ref()?.sources.as_ref()?;
+        let serves = sources.iter().any(|s| {
+            s.secret.as_ref().is_some_and(|secret| {
+                let items = secret.items.as_deref().unwrap_or_default();
+                items.iter().any(|i| i.path == "server.crt")
+                    || (v.name.ends_with("-server") && items.iter().any(|i| i.key == "tls.crt"))
+            })
+        });
+        if !serves {
+            return None;
+        }
+        sources.iter().find_map(|s| {
+            let secret = s.secret.as_ref()?;
+            let items = secret.items.as_deref().unwrap_or_default();
+            items
+                .iter()
+                .any(|i| i.path == "ca.crt")
+                .then(|| secret.name.clone())
         })
     })
 }
@@ -167,11 +198,48 @@ async fn load(client: &kube::Client, spec: &ServerSpec) -> anyhow::Result<rustls
         CertificateDer::pem_slice_iter(&field("tls.crt")?).collect::<Result<_, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(&field("tls.key")?)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let roots = match &spec.ca_secret {
+        Some(name) => trusted_cas(client, &spec.namespace, name).await?,
+        None => rustls::RootCertStore::empty(),
+    };
+    let config = if roots.is_empty() {
+        builder.with_no_client_auth().with_single_cert(certs, key)?
+    } else {
+        // A client certificate is optional, but one from a CA the file does not hold is
+        // refused in the handshake (as MySQL and MariaDB do with `ssl-ca`).
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()?;
+        builder
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)?
+    };
     Ok(config)
+}
+
+/// The CAs in Secret `name`'s `ca.crt`.
+async fn trusted_cas(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<rustls::RootCertStore> {
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await?;
+    let pem = secret
+        .data
+        .unwrap_or_default()
+        .get("ca.crt")
+        .map(|v| v.0.clone())
+        .unwrap_or_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert?)?;
+    }
+    Ok(roots)
 }
 
 async fn credentials(client: &kube::Client, spec: &ServerSpec) -> anyhow::Result<(String, String)> {
@@ -469,6 +537,7 @@ mod tests {
                 {"name": "tls-client", "projected": {"sources": [
                     {"secret": {"name": "c", "items": [{"key": "tls.crt", "path": "tls.crt"}]}}]}},
                 {"name": "tls-server", "projected": {"sources": [
+                    {"secret": {"name": "b", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
                     {"secret": {"name": "s", "items": [{"key": "tls.crt", "path": "tls.crt"}]}}]}}
             ]))
             .unwrap();

@@ -4,6 +4,8 @@
 //! and what fails or is skipped, with its reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dbtls_contract::DbKind;
@@ -120,6 +122,98 @@ fn database(kind: DbKind, name: &str, issuer: &str, extra: &str) -> String {
         )
 }
 
+async fn secret_key(env: &Env, name: &str, key: &str) -> Vec<u8> {
+    let secret = env.api::<Secret>().get(name).await.unwrap();
+    secret.data.unwrap_or_default()[key].0.clone()
+}
+
+/// How many pods of database `db` refuse a handshake presenting `identity`.
+async fn refusing(env: &Env, db: &str, identity: &probe::ClientIdentity) -> usize {
+    let mut refused = 0;
+    for pod in env.pods_of(db).await.unwrap() {
+        let ip = pod.status.and_then(|s| s.pod_ip).unwrap();
+        if !probe::mysql_accepts_client(&format!("{ip}:3306"), identity, WAIT)
+            .await
+            .unwrap_or(false)
+        {
+            refused += 1;
+        }
+    }
+    refused
+}
+
+/// What a watcher saw during an issuer change of database `move`.
+#[derive(Debug, Default)]
+struct DualTrust {
+    /// The bundle once held two CAs, the new one among them.
+    both_trusted: bool,
+    /// Handshakes with the new client certificate every pod accepted.
+    new_client_accepted: usize,
+    violations: Vec<String>,
+}
+
+/// Polls database `move` until `stop`: the server Secret never holds the new CA before the
+/// bundle does, and once the client Secret holds a certificate from the new CA, every pod
+/// accepts it at once (they trusted the new CA before anything was re-issued).
+async fn dual_trust_watch(
+    client: kube::Client,
+    ns: String,
+    new_ca: String,
+    stop: Arc<AtomicBool>,
+) -> DualTrust {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, &ns);
+    let data = |s: Option<Secret>, key: &str| -> Vec<u8> {
+        s.and_then(|s| s.data)
+            .and_then(|d| d.get(key).map(|v| v.0.clone()))
+            .unwrap_or_default()
+    };
+    let is_new = |pem: &[u8]| String::from_utf8_lossy(pem).trim() == new_ca.trim();
+    let mut seen = DualTrust::default();
+    while !stop.load(Ordering::SeqCst) {
+        let server = secrets.get_opt("move-server-cert").await.ok().flatten();
+        let client_secret = secrets.get_opt("move-client-cert").await.ok().flatten();
+        let bundle = data(
+            secrets.get_opt("move-ca-bundle").await.ok().flatten(),
+            "ca.crt",
+        );
+        let bundle_text = String::from_utf8_lossy(&bundle).to_string();
+        let holds_new = bundle_text.contains(new_ca.trim());
+        if holds_new && bundle_text.matches("BEGIN CERTIFICATE").count() == 2 {
+            seen.both_trusted = true;
+        }
+        if is_new(&data(server, "ca.crt")) && !holds_new {
+            seen.violations
+                .push("server Secret from the new CA, bundle without it".into());
+        }
+        if is_new(&data(client_secret.clone(), "ca.crt")) {
+            let identity = probe::ClientIdentity {
+                cert_pem: data(client_secret.clone(), "tls.crt"),
+                key_pem: data(client_secret, "tls.key"),
+            };
+            let listed = pods
+                .list(&kube::api::ListParams::default().labels("app.kubernetes.io/instance=move"))
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default();
+            for pod in listed {
+                let Some(ip) = pod.status.and_then(|s| s.pod_ip) else {
+                    continue;
+                };
+                match probe::mysql_accepts_client(&format!("{ip}:3306"), &identity, WAIT).await {
+                    Ok(true) => seen.new_client_accepted += 1,
+                    other => seen.violations.push(format!(
+                        "{}: refused the new client certificate: {other:?}",
+                        pod.metadata.name.unwrap_or_default()
+                    )),
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen
+}
+
 async fn spec_of(env: &Env, kind: DbKind, name: &str) -> Value {
     let api: Api<DynamicObject> =
         Api::namespaced_with(env.client(), env.namespace(), &kind.api_resource());
@@ -198,6 +292,23 @@ async fn a_new_issuer_reissues_every_certificate_from_its_ca_and_the_spec_says_s
         .await
         .unwrap();
     serving(&env, DbKind::MySQL, "move").await;
+    let old_ca = secret_key(&env, "move-server-cert", "ca.crt").await;
+    let old_client = probe::ClientIdentity {
+        cert_pem: secret_key(&env, "move-client-cert", "tls.crt").await,
+        key_pem: secret_key(&env, "move-client-cert", "tls.key").await,
+    };
+    assert_eq!(
+        refusing(&env, "move", &old_client).await,
+        0,
+        "before the change every pod accepts the client certificate"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let watch = tokio::spawn(dual_trust_watch(
+        env.client(),
+        env.namespace().to_string(),
+        new_ca.clone(),
+        stop.clone(),
+    ));
     let body = request(
         DbKind::MySQL,
         "to-new",
@@ -207,6 +318,46 @@ async fn a_new_issuer_reissues_every_certificate_from_its_ca_and_the_spec_says_s
     );
     create(&env, DbKind::MySQL, &body).await.unwrap();
     until_phase(&env, DbKind::MySQL, "to-new", "Successful").await;
+    stop.store(true, Ordering::SeqCst);
+    let seen = watch.await.unwrap();
+    assert!(
+        seen.both_trusted,
+        "the bundle never held the old and the new CA: {seen:?}"
+    );
+    assert!(
+        seen.new_client_accepted > 0 && seen.violations.is_empty(),
+        "{seen:?}"
+    );
+    // Afterwards the bundle holds the new CA only, and the probe is gone.
+    env.eventually("the bundle narrowed, the probe deleted", WAIT, || async {
+        let bundle = secret_key(&env, "move-ca-bundle", "ca.crt").await;
+        let probe = env.api::<Certificate>().get_opt("move-ca-probe").await?;
+        let probe_secret = env.api::<Secret>().get_opt("move-ca-probe").await?;
+        anyhow::ensure!(
+            String::from_utf8_lossy(&bundle).trim() == new_ca.trim(),
+            "bundle: {}",
+            String::from_utf8_lossy(&bundle)
+        );
+        anyhow::ensure!(
+            probe.is_none() && probe_secret.is_none(),
+            "probe still there"
+        );
+        Ok(Some(()))
+    })
+    .await
+    .unwrap();
+    assert_ne!(old_ca, new_ca.as_bytes());
+    // And the servers forgot the old CA: its client certificate is refused by every pod.
+    env.eventually(
+        "every pod refuses the old CA's client certificate",
+        WAIT,
+        || async {
+            let refused = refusing(&env, "move", &old_client).await;
+            Ok((refused == 3).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         spec_of(&env, DbKind::MySQL, "move").await["tls"]["issuerRef"]["name"],
         "new"

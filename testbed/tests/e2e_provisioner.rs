@@ -101,6 +101,7 @@ async fn the_workload_waits_for_every_tls_secret() {
         "my-server-cert",
         "my-client-cert",
         "my-metrics-exporter-cert",
+        "my-ca-bundle",
     ] {
         assert!(message.contains(name), "{message}");
     }
@@ -139,6 +140,20 @@ async fn the_workload_waits_for_every_tls_secret() {
     env.apply_yaml(&tls_secret("my", "my-metrics-exporter-cert"))
         .await
         .unwrap();
+    // The CA bundle (the ops-manager writes it from the server Secret's CA) is waited for too.
+    env.eventually("only the CA bundle missing", DEADLINE, || async {
+        Ok(env
+            .condition(KIND, "my", "TLSSecretsReady")
+            .await?
+            .and_then(|c| c.message)
+            .filter(|m| !m.contains("my-metrics-exporter-cert") && m.contains("my-ca-bundle")))
+    })
+    .await
+    .unwrap();
+    assert!(statefulsets.get_opt("my").await.unwrap().is_none());
+    env.apply_yaml(&tls_secret("my", "my-ca-bundle"))
+        .await
+        .unwrap();
     let sts = wait_present(&env, &statefulsets, "my").await;
     wait_condition(&env, "my", "TLSSecretsReady", "True", "AllTLSSecretsReady").await;
     let pod = sts.spec.unwrap().template.spec.unwrap();
@@ -174,6 +189,9 @@ async fn a_wrong_shape_tls_secret_is_reported_not_mounted() {
         .await
         .unwrap();
     env.apply_yaml(&tls_secret("bad", "bad-metrics-exporter-cert"))
+        .await
+        .unwrap();
+    env.apply_yaml(&tls_secret("bad", "bad-ca-bundle"))
         .await
         .unwrap();
     let message = wait_condition(&env, "bad", "TLSSecretsReady", "False", "TLSSecretInvalid").await;
@@ -389,10 +407,13 @@ async fn a_converged_database_costs_no_writes() {
     env.apply_yaml(&Env::tls_database(KIND, "idle", "Issuer", "ca"))
         .await
         .unwrap();
-    for alias in ["server", "client", "metrics-exporter"] {
-        env.apply_yaml(&tls_secret("idle", &format!("idle-{alias}-cert")))
-            .await
-            .unwrap();
+    for name in [
+        "idle-server-cert",
+        "idle-client-cert",
+        "idle-metrics-exporter-cert",
+        "idle-ca-bundle",
+    ] {
+        env.apply_yaml(&tls_secret("idle", name)).await.unwrap();
     }
     wait_present(&env, &env.api::<StatefulSet>(), "idle").await;
     wait_condition(&env, "idle", "WorkloadReady", "False", "ReplicasNotReady").await;

@@ -1,9 +1,10 @@
 //! The real-pods tier for ReconfigureTLS OpsRequests (`DBTLS_E2E_WORKLOADS=cluster`): on
 //! running MariaDB pods, with a client querying every pod over verified TLS four times a
 //! second, a rotation and a change to an issuer with another CA finish with no client error
-//! and no pod restarted; the client trusts the CA bundle (old and new CA) and logs in with its
-//! password (a client that presents a certificate from the old CA would need the server to
-//! trust both CAs during the switch, which dbtls does not do yet).
+//! and no pod restarted. The client verifies the servers against the old and the new CA and
+//! presents the client certificate the client Secret holds at that moment: from the old CA
+//! until it is re-issued, from the new one right after, which every pod accepts because the
+//! ops-manager made every server trust both CAs (the CA bundle) before re-issuing anything.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod pods_support;
@@ -89,7 +90,7 @@ async fn under_load(
     let client = {
         let stop = stop.clone();
         let trust = &trust;
-        async move { client_loop(env, name, trust, false, stop).await }
+        async move { client_loop(env, name, trust, true, stop).await }
     };
     let run = async {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -133,6 +134,11 @@ async fn proven(env: &Env, kind: DbKind, name: &str, replicas: u32, version: &st
     );
 
     let old_ca = secret_data(env, &format!("{name}-server-cert"), "ca.crt").await;
+    let old_client = probe::ClientIdentity {
+        cert_pem: secret_data(env, &format!("{name}-client-cert"), "tls.crt").await,
+        key_pem: secret_data(env, &format!("{name}-client-cert"), "tls.key").await,
+    };
+    assert_eq!(refusing(env, name, &old_client).await, 0);
     let new_ca = env.create_ca_issuer("other").await.unwrap();
     let (took, seen) = under_load(
         env,
@@ -151,6 +157,30 @@ async fn proven(env: &Env, kind: DbKind, name: &str, replicas: u32, version: &st
     assert_eq!(pod_runs(env, name).await, runs, "issuer change: no restart");
     let served_ca = secret_data(env, &format!("{name}-server-cert"), "ca.crt").await;
     assert_eq!(String::from_utf8_lossy(&served_ca).trim(), new_ca.trim());
+    // Once every pod serves the re-issued certificate, the servers' CA file holds the new CA
+    // only.
+    env.eventually(
+        "the CA bundle narrowed to the new CA",
+        FINISHED_WITHIN,
+        || async {
+            let bundle = secret_data(env, &format!("{name}-ca-bundle"), "ca.crt").await;
+            Ok((String::from_utf8_lossy(&bundle).trim() == new_ca.trim()).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    // ... and the servers forget the old CA (reloaded until they refuse its client certificate).
+    let forgetting = Instant::now();
+    env.eventually("every pod refuses the old CA", FINISHED_WITHIN, || async {
+        let refused = refusing(env, name, &old_client).await;
+        Ok((refused == replicas as usize).then_some(()))
+    })
+    .await
+    .unwrap();
+    println!(
+        "pods_ops_requests: {kind} with {replicas} pod(s): the old CA refused by every pod {:.1}s after the change",
+        forgetting.elapsed().as_secs_f64()
+    );
     println!(
         "pods_ops_requests: {kind} with {replicas} pod(s): issuer change {:.1}s; client {} rounds, {} failures, 0 pods restarted",
         took.as_secs_f64(),
@@ -158,6 +188,22 @@ async fn proven(env: &Env, kind: DbKind, name: &str, replicas: u32, version: &st
         seen.failures.len()
     );
     delete_and_wait(env, kind, name).await;
+}
+
+/// How many pods of database `name` refuse a TLS handshake presenting `identity`.
+async fn refusing(env: &Env, name: &str, identity: &probe::ClientIdentity) -> usize {
+    let mut refused = 0;
+    for pod in env.pods_of(name).await.unwrap() {
+        let Some(ip) = pod.status.and_then(|s| s.pod_ip) else {
+            continue;
+        };
+        let addr = format!("{ip}:3306");
+        let asked = probe::mysql_accepts_client(&addr, identity, Duration::from_secs(5));
+        if !asked.await.unwrap_or(false) {
+            refused += 1;
+        }
+    }
+    refused
 }
 
 #[tokio::test]

@@ -70,7 +70,13 @@ async fn issued(env: &Env, wanted: &BTreeSet<String>) -> BTreeMap<String, Secret
                 return Ok(None);
             };
             let data = secret.data.clone().unwrap_or_default();
-            if !TLS_KEYS
+            // The CA bundle holds only `ca.crt`.
+            let keys: &[&str] = if *name == names::ca_bundle(DB) {
+                &TLS_KEYS[..1]
+            } else {
+                &TLS_KEYS
+            };
+            if !keys
                 .iter()
                 .all(|k| data.get(*k).is_some_and(|v| !v.0.is_empty()))
             {

@@ -230,6 +230,8 @@ fn certificates_of(
     let mut list: Vec<CertificateFacts> = stores
         .certificates_of(namespace, &labels::for_database(kind, db))
         .iter()
+        // An issuer change's CA probe is not one of the database's certificates.
+        .filter(|c| c.metadata.name.as_deref() != Some(&dbtls_contract::names::ca_probe(db)))
         .map(certificate_facts)
         .collect();
     list.sort_by(|a, b| a.name.cmp(&b.name));

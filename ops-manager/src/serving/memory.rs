@@ -3,7 +3,7 @@
 //! its server announced, and per pod what it was last seen presenting and the reloads tried.
 //! Lost on restart by design: a restarted operator probes again and at worst reloads again (a
 //! reload drops no connection); no restart decision depends on what was remembered.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use super::plan::ReloadFailure;
@@ -73,6 +73,20 @@ pub struct DbMemory {
     pub previous_ca: Option<Vec<u8>>,
     pub server_version: Option<String>,
     pub pods: BTreeMap<String, PodMemo>,
+    /// During an issuer change: which pods accept the probe certificate of the new CA.
+    pub trust: Option<TrustMemo>,
+    /// After it: the retired CA's client certificate, and which pods refuse it already.
+    pub retired: Option<(TrustMemo, super::probe::ClientIdentity)>,
+}
+
+/// The pods (by uid) seen answering a handshake with a client certificate from the CA
+/// `ca_serial` as wanted (accepting it, or refusing it), and when a reload was last asked of
+/// those that did not.
+#[derive(Debug, Default)]
+pub struct TrustMemo {
+    pub ca_serial: String,
+    pub done: BTreeSet<String>,
+    pub reloaded: BTreeMap<String, std::time::Instant>,
 }
 
 /// Per (namespace, database).

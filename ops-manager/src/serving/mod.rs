@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod probe;
+pub mod trust;
 
 use std::time::Duration;
 
@@ -51,6 +52,8 @@ pub struct ServingOutcome {
     /// `TLSServing`; None while there is nothing to say (no pods, no certificate yet).
     pub condition: Option<Desired>,
     pub requeue: Option<Duration>,
+    /// Every pod presents the server Secret's certificate (true when there are no pods).
+    pub all_current: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,10 +143,16 @@ impl Serving {
         );
         // No pods (yet): nothing to look at, and no reason to read the Secret.
         if pods.is_empty() {
-            self.forget(db);
-            return Ok(ServingOutcome::default());
+            self.forget_pods(db);
+            return Ok(ServingOutcome {
+                all_current: true,
+                ..ServingOutcome::default()
+            });
         }
-        let Some(certificate) = self.certificate(client, stores, target).await? else {
+        let Some(certificate) = self
+            .current_certificate(client, stores, db, target.server_secret)
+            .await?
+        else {
             return Ok(ServingOutcome::default());
         };
         let states = self.look_at_pods(db, &pods, &certificate).await;
@@ -178,22 +187,34 @@ impl Serving {
             condition.message = format!("{}; {why}", condition.message);
             outcome.requeue = Some(plan::CHECK_RETRY);
         }
+        let all_current = states.iter().all(|s| matches!(s.served, Served::Current));
         Ok(ServingOutcome {
             condition: outcome.condition,
             requeue: outcome.requeue,
+            all_current,
         })
     }
 
+    /// Forgets the pods of a database that has none now (its certificate stays known).
+    fn forget_pods(&self, db: &DbRef) {
+        if let Some(entry) = self.memory.lock().get_mut(&key(db)) {
+            entry.pods.clear();
+            entry.trust = None;
+            entry.retired = None;
+        }
+        self.metrics.forget(&db.namespace, &db.name);
+    }
+
     /// The server Secret's certificate, read again only when the Secret changed.
-    async fn certificate(
+    pub async fn current_certificate(
         &self,
         client: &kube::Client,
         stores: &Stores,
-        target: &Target<'_>,
+        db: &DbRef,
+        server_secret: &str,
     ) -> Result<Option<CurrentCertificate>, ServingError> {
-        let db = target.db;
         let ns = db.namespace.as_str();
-        let Some(meta) = stores.secret(ns, target.server_secret) else {
+        let Some(meta) = stores.secret(ns, server_secret) else {
             return Ok(None);
         };
         let version = meta.metadata.resource_version.unwrap_or_default();
@@ -202,19 +223,14 @@ impl Serving {
             .lock()
             .get(&key(db))
             .and_then(|m| m.certificate.clone());
-        let current = observe::current_certificate(
-            client,
-            ns,
-            target.server_secret,
-            &version,
-            known.as_ref(),
-        )
-        .await
-        .map_err(|source| ServingError::ReadSecret {
-            namespace: ns.to_string(),
-            name: target.server_secret.to_string(),
-            source,
-        })?;
+        let current =
+            observe::current_certificate(client, ns, server_secret, &version, known.as_ref())
+                .await
+                .map_err(|source| ServingError::ReadSecret {
+                    namespace: ns.to_string(),
+                    name: server_secret.to_string(),
+                    source,
+                })?;
         let mut memory = self.memory.lock();
         let entry = memory.entry(key(db)).or_default();
         if let (Some(known), Some(now)) = (&known, &current)

@@ -230,6 +230,16 @@ async fn connect(addr: &str) -> Result<TcpStream, ProbeError> {
 }
 
 async fn probe(addr: &str, identity: Option<&ClientIdentity>) -> Result<Presented, ProbeError> {
+    let (stream, payload) = mysql_greeted(addr).await?;
+    Ok(Presented {
+        chain: handshake(addr, stream, identity).await?,
+        server_version: greeting_version(&payload).unwrap_or_default(),
+    })
+}
+
+/// A connection to the MySQL-protocol server at `addr` that has read its greeting (returned)
+/// and asked for TLS.
+async fn mysql_greeted(addr: &str) -> Result<(TcpStream, Vec<u8>), ProbeError> {
     let owned = addr.to_string();
     let mut stream = connect(addr).await?;
     let greeting_error = |source| ProbeError::Greeting {
@@ -258,10 +268,7 @@ async fn probe(addr: &str, identity: Option<&ClientIdentity>) -> Result<Presente
         .write_all(&ssl_request())
         .await
         .map_err(greeting_error)?;
-    Ok(Presented {
-        chain: handshake(addr, stream, identity).await?,
-        server_version: greeting_version(&payload).unwrap_or_default(),
-    })
+    Ok((stream, payload))
 }
 
 /// The server version string of a protocol-10 greeting.
@@ -271,12 +278,67 @@ pub fn greeting_version(payload: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
+/// Whether the MySQL-protocol server at `addr` accepts `identity` as a client certificate (it
+/// trusts the CA that issued it). With TLS 1.3 a client's handshake completes before the server
+/// has judged the client's certificate, so the handshake alone says nothing: a login packet
+/// (for a user that does not exist) follows, and the server answers it in the MySQL protocol
+/// (an error packet: the certificate was accepted) or with a TLS alert (it was not).
+pub async fn mysql_accepts_client(
+    addr: &str,
+    identity: &ClientIdentity,
+    timeout: Duration,
+) -> Result<bool, ProbeError> {
+    let ask = async {
+        let (stream, _) = mysql_greeted(addr).await?;
+        let (mut tls, _) = handshake_stream(addr, stream, Some(identity)).await?;
+        if tls.write_all(&probe_login()).await.is_err() || tls.flush().await.is_err() {
+            return Ok(false);
+        }
+        let mut header = [0u8; 4];
+        Ok(tls.read_exact(&mut header).await.is_ok())
+    };
+    tokio::time::timeout(timeout, ask)
+        .await
+        .map_err(|_| ProbeError::Timeout {
+            addr: addr.to_string(),
+            timeout,
+        })?
+}
+
+/// A HandshakeResponse41 (sequence 2, after the SSLRequest) for the user `dbtls-ca-probe` with
+/// no password: no server has that user, and it is answered with an error packet.
+fn probe_login() -> Vec<u8> {
+    let flags = CLIENT_SSL | CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_LONG_PASSWORD;
+    let mut payload = Vec::new();
+    payload.extend(flags.to_le_bytes());
+    payload.extend((16u32 * 1024 * 1024).to_le_bytes());
+    payload.push(CHARSET);
+    payload.extend([0u8; 23]);
+    payload.extend(b"dbtls-ca-probe\0");
+    payload.push(0);
+    let len = u32::try_from(payload.len())
+        .unwrap_or_default()
+        .to_le_bytes();
+    let mut packet = vec![len[0], len[1], len[2], 2];
+    packet.extend(payload);
+    packet
+}
+
 /// TLS on `stream`; the chain the server sent.
 async fn handshake(
     addr: &str,
     stream: TcpStream,
     identity: Option<&ClientIdentity>,
 ) -> Result<Vec<Vec<u8>>, ProbeError> {
+    Ok(handshake_stream(addr, stream, identity).await?.1)
+}
+
+/// TLS on `stream`: the connection and the chain the server sent.
+async fn handshake_stream(
+    addr: &str,
+    stream: TcpStream,
+    identity: Option<&ClientIdentity>,
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Vec<Vec<u8>>), ProbeError> {
     let owned = addr.to_string();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(identity)?));
     // The name is not checked (the verifier records the chain); any valid name will do.
@@ -302,7 +364,7 @@ async fn handshake(
     if chain.is_empty() {
         return Err(ProbeError::NoCertificate { addr: owned });
     }
-    Ok(chain)
+    Ok((tls, chain))
 }
 
 /// The serial number of a DER certificate, as cert-manager and openssl print it (upper-case hex).
@@ -357,6 +419,17 @@ mod tests {
                 .contains("Host is blocked")
         );
         assert!(greeting_capabilities(b"HTTP/1.1").is_err());
+    }
+
+    #[test]
+    fn the_probe_login_is_a_whole_packet_with_sequence_two_for_a_user_nobody_has() {
+        let packet = probe_login();
+        let len = usize::from(packet[0]) | usize::from(packet[1]) << 8;
+        assert_eq!(len, packet.len() - 4);
+        assert_eq!(packet[3], 2, "after the SSLRequest (1)");
+        let user_at = 4 + 4 + 4 + 1 + 23;
+        assert_eq!(&packet[user_at..user_at + 15], b"dbtls-ca-probe\0");
+        assert_eq!(packet.last(), Some(&0), "no password");
     }
 
     #[test]

@@ -38,16 +38,28 @@ pub fn tls_secret_names(db: &DbFacts<'_>) -> Vec<(&'static str, String)> {
         .unwrap_or_default()
 }
 
+/// Every Secret the workload mounts for TLS: each alias's and the CA bundle the ops-manager
+/// writes from them; empty without `spec.tls`.
+pub fn mounted_tls_secrets(db: &DbFacts<'_>) -> Vec<String> {
+    let mut names: Vec<String> = tls_secret_names(db).into_iter().map(|(_, n)| n).collect();
+    if db.tls.is_some() {
+        names.push(dbtls_contract::names::ca_bundle(&db.name));
+    }
+    names
+}
+
 /// The server's TLS configuration, or None without `spec.tls`.
 pub fn server_tls_for(db: &DbFacts<'_>) -> Option<ServerTls> {
     let tls = db.tls?;
     let secrets = tls_secret_names(db);
+    let ca_bundle = dbtls_contract::names::ca_bundle(&db.name);
     Some(server_tls::server_tls(
         db.kind,
         &TlsInput {
             secrets: &secrets,
             require_ssl: db.require_ssl,
             client_tls: tls.client_tls.unwrap_or(false),
+            ca_bundle: &ca_bundle,
         },
     ))
 }
@@ -154,7 +166,7 @@ mod tests {
         }
         files.sort();
         let expected = [
-            ("my-db-server-cert", "ca.crt", "ca.crt"),
+            ("my-db-ca-bundle", "ca.crt", "ca.crt"),
             ("my-db-server-cert", "tls.crt", "server.crt"),
             ("my-db-server-cert", "tls.key", "server.key"),
             ("my-own-client-cert", "tls.crt", "client.crt"),

@@ -53,6 +53,9 @@ pub struct TlsInput<'a> {
     pub require_ssl: bool,
     /// MSSQLServer `spec.tls.clientTLS`.
     pub client_tls: bool,
+    /// The Secret whose `ca.crt` every CA file is (`dbtls_contract::names::ca_bundle`): the CAs
+    /// the servers trust, the old and the new one during an issuer change.
+    pub ca_bundle: &'a str,
 }
 
 impl TlsInput<'_> {
@@ -123,6 +126,11 @@ fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
+/// The CA file of a directory, from the CA bundle.
+fn ca_from_bundle(input: &TlsInput<'_>, path: &str) -> VolumeProjection {
+    projection(input.ca_bundle, vec![item(CA_KEY, path)])
+}
+
 /// One directory with `ca.crt`, `server.crt`, `server.key`, `client.crt`, `client.key`.
 fn flat(kind: DbKind, input: &TlsInput<'_>) -> (Volume, VolumeMount, &'static str) {
     let (volume, dir) = match kind.profile().tls_layout {
@@ -134,13 +142,10 @@ fn flat(kind: DbKind, input: &TlsInput<'_>) -> (Volume, VolumeMount, &'static st
         } => (volume_prefix, base_dir),
     };
     let sources = vec![
+        ca_from_bundle(input, "ca.crt"),
         projection(
             input.secret(alias::SERVER),
-            vec![
-                item(CA_KEY, "ca.crt"),
-                item(CERT_KEY, "server.crt"),
-                item(KEY_KEY, "server.key"),
-            ],
+            vec![item(CERT_KEY, "server.crt"), item(KEY_KEY, "server.key")],
         ),
         projection(
             input.secret(alias::CLIENT),
@@ -150,7 +155,8 @@ fn flat(kind: DbKind, input: &TlsInput<'_>) -> (Volume, VolumeMount, &'static st
     (projected(volume, sources), mount(volume, dir), dir)
 }
 
-/// One directory per alias, each holding its Secret's own `ca.crt`, `tls.crt`, `tls.key`.
+/// One directory per alias, each holding its Secret's `tls.crt`, `tls.key` and the bundle's
+/// `ca.crt`.
 fn per_alias(kind: DbKind, input: &TlsInput<'_>) -> (Vec<Volume>, Vec<VolumeMount>, &'static str) {
     let (prefix, base) = match kind.profile().tls_layout {
         TlsMountLayout::PerAlias {
@@ -165,14 +171,13 @@ fn per_alias(kind: DbKind, input: &TlsInput<'_>) -> (Vec<Volume>, Vec<VolumeMoun
         let name = format!("{prefix}-{alias}");
         volumes.push(projected(
             &name,
-            vec![projection(
-                secret,
-                vec![
-                    item(CA_KEY, CA_KEY),
-                    item(CERT_KEY, CERT_KEY),
-                    item(KEY_KEY, KEY_KEY),
-                ],
-            )],
+            vec![
+                ca_from_bundle(input, CA_KEY),
+                projection(
+                    secret,
+                    vec![item(CERT_KEY, CERT_KEY), item(KEY_KEY, KEY_KEY)],
+                ),
+            ],
         ));
         mounts.push(mount(&name, &format!("{base}/{alias}")));
     }
@@ -330,6 +335,7 @@ mod tests {
             secrets,
             require_ssl,
             client_tls: false,
+            ca_bundle: "db-ca-bundle",
         }
     }
 
@@ -386,19 +392,30 @@ mod tests {
             tls.config_files[SST_TLS_CNF],
             "[sst]\nssl-mode=VERIFY_CA\ntca=/etc/mysql/certs/server/ca.crt\ntcert=/etc/mysql/certs/server/tls.crt\ntkey=/etc/mysql/certs/server/tls.key\n"
         );
-        // Each alias directory comes from that alias's own Secret, keeping its key names.
+        // Each alias directory: its own Secret's key pair, and the CA file from the bundle
+        // (which holds the old and the new CA during an issuer change).
         let client = tls.volumes.iter().find(|v| v.name == "tls-client").unwrap();
-        let source = &client.projected.as_ref().unwrap().sources.as_ref().unwrap()[0];
-        let secret = source.secret.as_ref().unwrap();
-        assert_eq!(secret.name, "db-client-cert");
-        let keys: Vec<_> = secret
-            .items
-            .as_ref()
-            .unwrap()
+        let sources = client.projected.as_ref().unwrap().sources.as_ref().unwrap();
+        let files: Vec<(&str, &str)> = sources
             .iter()
-            .map(|i| i.path.as_str())
+            .flat_map(|source| {
+                let secret = source.secret.as_ref().unwrap();
+                secret
+                    .items
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .map(|i| (secret.name.as_str(), i.path.as_str()))
+            })
             .collect();
-        assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
+        assert_eq!(
+            files,
+            [
+                ("db-ca-bundle", "ca.crt"),
+                ("db-client-cert", "tls.crt"),
+                ("db-client-cert", "tls.key")
+            ]
+        );
     }
 
     #[test]
@@ -438,6 +455,7 @@ mod tests {
             secrets: &s,
             require_ssl: false,
             client_tls: true,
+            ca_bundle: "db-ca-bundle",
         });
         let conf = &with.config_files[MSSQL_CONF];
         assert!(conf.starts_with("[network]\nforceencryption = 1\n"));

@@ -49,9 +49,9 @@ fn secret(name: &str, keys: &[&str]) -> Secret {
 }
 
 fn tls_ready(facts: &DbFacts<'_>) -> Vec<(String, Option<Secret>)> {
-    crate::desired::tls_secret_names(facts)
+    crate::desired::mounted_tls_secrets(facts)
         .into_iter()
-        .map(|(_, name)| {
+        .map(|name| {
             let s = secret(&name, &["ca.crt", "tls.crt", "tls.key"]);
             (name, Some(s))
         })
@@ -164,16 +164,24 @@ fn a_new_database_gets_its_auth_secret_and_services_and_waits_for_tls_secrets() 
     let db: MySQL = load("mysql-require-ssl.yaml");
     let facts = DbFacts::of(&db);
     let observed = Observed {
-        tls_secrets: crate::desired::tls_secret_names(&facts)
+        tls_secrets: crate::desired::mounted_tls_secrets(&facts)
             .into_iter()
-            .map(|(_, n)| (n, None))
+            .map(|n| (n, None))
             .collect(),
         ..Observed::default()
     };
     let planned = plan(&facts, &observed, &sts_choice(facts.kind));
     assert_eq!(writes(&planned), ["auth", "service", "service"]);
     match &planned.report.tls {
-        Some(TlsSecretsState::Missing(names)) => assert_eq!(names.len(), 3),
+        Some(TlsSecretsState::Missing(names)) => assert_eq!(
+            names,
+            &[
+                "my-db-server-cert",
+                "my-own-client-cert",
+                "my-db-metrics-exporter-cert",
+                "my-db-ca-bundle"
+            ]
+        ),
         other => panic!("{other:?}"),
     }
     assert!(matches!(

@@ -90,13 +90,14 @@ pub fn writes_by_user(records: &[RequestRecord]) -> BTreeMap<String, usize> {
 ///   workload, the config Secret where the kind has one, and three status writes (waiting for
 ///   the TLS Secrets, workload created and its pods starting, pods ready);
 /// - ops-manager: its finalizer, one Certificate per alias, one ownerReference adoption per
-///   issued Secret, and three status writes (waiting for issuance, certificates ready, every
+///   issued Secret, the CA bundle Secret, and three status writes (waiting for issuance, certificates ready, every
 ///   pod serving the current certificate).
 pub fn minimum_writes(kind: DbKind) -> (usize, usize) {
     let aliases = kind.profile().aliases.len();
     let config_secret = usize::from(kind == DbKind::MSSQLServer);
     let provisioner = 1 + 1 + 2 + 1 + config_secret + 3;
-    let ops_manager = 1 + aliases + aliases + 3;
+    // finalizer, Certificates, Secret adoptions, the CA bundle, status.
+    let ops_manager = 1 + aliases + aliases + 1 + 3;
     (provisioner, ops_manager)
 }
 
@@ -114,9 +115,9 @@ mod tests {
 
     #[test]
     fn minimum_follows_the_aliases_and_config_secret() {
-        assert_eq!(minimum_writes(DbKind::MySQL), (8, 10));
-        assert_eq!(minimum_writes(DbKind::Singlestore), (8, 8));
-        assert_eq!(minimum_writes(DbKind::MSSQLServer), (9, 8));
-        assert_eq!(minimum_for(&DbKind::ALL), [41, 46]);
+        assert_eq!(minimum_writes(DbKind::MySQL), (8, 11));
+        assert_eq!(minimum_writes(DbKind::Singlestore), (8, 9));
+        assert_eq!(minimum_writes(DbKind::MSSQLServer), (9, 9));
+        assert_eq!(minimum_for(&DbKind::ALL), [41, 51]);
     }
 }

@@ -326,6 +326,7 @@ fn required_names(kind: DbKind, db: &str) -> Vec<(&'static str, String)> {
         out.push(("Secret", secret.clone()));
         out.push(("Certificate", secret));
     }
+    out.push(("Secret", names::ca_bundle(db)));
     out
 }
 

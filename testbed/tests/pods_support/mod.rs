@@ -217,8 +217,8 @@ pub enum Trust {
 }
 
 /// Connects to every pod of `name` over TLS (verified against `trust`, for the pod's DNS name,
-/// with the client certificate when `with_certificate`) and runs `SELECT 1`, round after
-/// round, until `stop`.
+/// with the client Secret's current certificate when `with_certificate`) and runs `SELECT 1`,
+/// round after round, until `stop`.
 pub async fn client_loop(
     env: &Env,
     name: &str,
@@ -231,8 +231,6 @@ pub async fn client_loop(
         Trust::ServerCa => vec![secret_data(env, &format!("{name}-server-cert"), "ca.crt").await],
         Trust::Bundle(cas) => cas.clone(),
     };
-    let cert = secret_data(env, &format!("{name}-client-cert"), "tls.crt").await;
-    let key = secret_data(env, &format!("{name}-client-cert"), "tls.key").await;
     let password = password(env, name).await;
     let pods: Api<Pod> = env.api();
     let replicas = pods
@@ -259,6 +257,10 @@ pub async fn client_loop(
             })
             .collect();
         let mut down = replicas.saturating_sub(ips.len());
+        // The client certificate as the client Secret holds it now: across an issuer change
+        // it comes from the new CA as soon as it is re-issued.
+        let cert = secret_data(env, &format!("{name}-client-cert"), "tls.crt").await;
+        let key = secret_data(env, &format!("{name}-client-cert"), "tls.key").await;
         let queries = ips.iter().map(|(pod, ip)| {
             let opts = ip.as_ref().map(|ip| {
                 let ssl = mysql_async::SslOpts::default()

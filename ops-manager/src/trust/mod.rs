@@ -1,0 +1,615 @@
+//! The CA bundle the database's servers trust, and the issuer change that widens it first:
+//! observe (caches, the server Secret's CA, the probe Secret) → [`plan`] (pure) → apply (the
+//! bundle Secret, the probe Certificate, asking the pods).
+pub mod plan;
+
+use std::collections::BTreeMap;
+
+use dbtls_contract::api::TlsView;
+use dbtls_contract::certmanager::{self, CA_CRT, Certificate, TLS_CRT, TLS_KEY, annotations};
+use dbtls_contract::conditions::Reason;
+use dbtls_contract::kinds::alias;
+use dbtls_contract::{OPS_MANAGER_MANAGER, labels, names, tls};
+use dbtls_runtime::{events, ssa};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta};
+
+use crate::apply::{delete_certificate, is_stale};
+use crate::caches::Stores;
+use crate::certificate::issuer_reference;
+use crate::context::Context;
+use crate::db::DbRef;
+use crate::serving::probe::{self, ClientIdentity};
+use crate::serving::trust::{AdminSources, ProbeCertificate};
+use plan::{Hold, Probe, ProbeAction, Serial, TrustFacts, TrustPlan};
+
+use dbtls_contract::labels::TRUSTED_CA_SERIALS as TRUSTED_CAS;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("reading Secret {name}: {source}")]
+    Read {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing {what}: {source}")]
+    Write {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Serving(#[from] crate::serving::ServingError),
+    #[error(transparent)]
+    Apply(#[from] crate::apply::ApplyError),
+}
+
+/// What was observed, with the PEMs the apply step may write.
+pub struct Observed {
+    pub facts: TrustFacts,
+    /// CA PEMs by serial: the server Secret's and the probe's.
+    pems: BTreeMap<Serial, Vec<u8>>,
+    probe: Option<ProbeCertificate>,
+    /// The server Secret's CA (PEM), to verify servers with during the change.
+    server_ca: Vec<u8>,
+    /// The live bundle Secret's uid, when it is ours; Err: it is someone else's.
+    bundle_uid: Result<Option<String>, String>,
+}
+
+impl Observed {
+    /// Why the bundle cannot be written, if a Secret of its name is not ours.
+    pub fn conflict(&self) -> Option<&str> {
+        self.bundle_uid.as_ref().err().map(String::as_str)
+    }
+}
+
+/// The first certificate of a PEM bundle, by serial.
+fn first_serial(pem: &[u8]) -> Option<Serial> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    probe::serial_of(&block.contents)
+}
+
+/// Every certificate of a PEM bundle, by serial (PEM each).
+fn split_pems(pem: &[u8]) -> BTreeMap<Serial, Vec<u8>> {
+    let text = String::from_utf8_lossy(pem);
+    let mut out = BTreeMap::new();
+    for block in text.split_inclusive("-----END CERTIFICATE-----") {
+        let Some(start) = block.find("-----BEGIN CERTIFICATE-----") else {
+            continue;
+        };
+        let one = format!("{}\n", &block[start..]);
+        if let Some(serial) = first_serial(one.as_bytes()) {
+            out.insert(serial, one.into_bytes());
+        }
+    }
+    out
+}
+
+/// Whether `secret_or_cert`'s issuer annotations (cert-manager's, on an issued Secret) name
+/// `wanted`.
+fn issued_by(
+    annotations_of: Option<&BTreeMap<String, String>>,
+    wanted: &certmanager::ObjectReference,
+) -> bool {
+    let Some(a) = annotations_of else {
+        return false;
+    };
+    let Some(name) = a.get(annotations::ISSUER_NAME) else {
+        return false;
+    };
+    let issuer = certmanager::ObjectReference {
+        name: name.clone(),
+        kind: a.get(annotations::ISSUER_KIND).cloned(),
+        group: a.get(annotations::ISSUER_GROUP).cloned(),
+    };
+    issuer.canonical() == wanted.canonical()
+}
+
+/// Whether an issuer change has not finished: a live Certificate of an alias, or the server
+/// Secret, still comes from another issuer than `spec.tls` names.
+fn switching(
+    db: &DbRef,
+    tls_view: &TlsView<'_>,
+    certificates: &BTreeMap<String, Certificate>,
+    stores: &Stores,
+) -> bool {
+    let moved_certificate = db.kind.profile().aliases.iter().any(|a| {
+        let Some(issuer) = tls_view.issuer_for(a) else {
+            return false;
+        };
+        certificates
+            .get(&tls::secret_name(&db.name, tls_view, a))
+            .is_some_and(|live| {
+                live.spec.issuer_ref.canonical() != issuer_reference(issuer).canonical()
+            })
+    });
+    let server = tls::secret_name(&db.name, tls_view, alias::SERVER);
+    let moved_secret = match (
+        tls_view.issuer_for(alias::SERVER),
+        stores.secret(&db.namespace, &server),
+    ) {
+        (Some(issuer), Some(secret)) => {
+            secret.metadata.annotations.is_some()
+                && !issued_by(
+                    secret.metadata.annotations.as_ref(),
+                    &issuer_reference(issuer),
+                )
+        }
+        _ => false,
+    };
+    moved_certificate || moved_secret
+}
+
+/// The bundle Secret's CAs (from its annotation; None: no bundle) and its uid when it is the
+/// database's (Err: a Secret of that name that is not).
+fn bundle_state(
+    stores: &Stores,
+    db: &DbRef,
+) -> (Option<Vec<Serial>>, Result<Option<String>, String>) {
+    let ns = db.namespace.as_str();
+    let bundle_name = names::ca_bundle(&db.name);
+    let bundle_meta = stores.secret(ns, &bundle_name);
+    let bundle_uid = match &bundle_meta {
+        None => Ok(None),
+        Some(m) if db.controls(m.metadata.owner_references.as_deref().unwrap_or_default()) => {
+            Ok(m.metadata.uid.clone())
+        }
+        Some(_) => Err(format!(
+            "Secret {bundle_name} exists and does not belong to this database; it is left untouched. Remove it so that the CA bundle can be written"
+        )),
+    };
+    let bundle = bundle_meta.as_ref().map(|m| {
+        m.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(TRUSTED_CAS))
+            .map(|list| {
+                list.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+
+    (bundle, bundle_uid)
+}
+
+pub async fn observe(
+    ctx: &Context,
+    stores: &Stores,
+    db: &DbRef,
+    tls_view: &TlsView<'_>,
+    certificates: &BTreeMap<String, Certificate>,
+    issuer_ready: bool,
+    replicas: usize,
+) -> Result<Observed, TrustError> {
+    let ns = db.namespace.as_str();
+    let server_secret = tls::secret_name(&db.name, tls_view, alias::SERVER);
+    let current = ctx
+        .serving
+        .current_certificate(&ctx.client, stores, db, &server_secret)
+        .await?;
+    let server_ca = current.map(|c| c.ca_pem).unwrap_or_default();
+    let current_serial = first_serial(&server_ca);
+    let mut pems = BTreeMap::new();
+    if let Some(serial) = &current_serial {
+        pems.insert(serial.clone(), server_ca.clone());
+    }
+
+    let (bundle, bundle_uid) = bundle_state(stores, db);
+
+    let switching = switching(db, tls_view, certificates, stores);
+    let probe_name = names::ca_probe(&db.name);
+    let wanted = tls_view.issuer_for(alias::SERVER).map(issuer_reference);
+    let probe_meta = stores.secret(ns, &probe_name);
+    let probe_issued = match (&probe_meta, &wanted) {
+        (Some(m), Some(w)) => issued_by(m.metadata.annotations.as_ref(), w),
+        _ => false,
+    };
+    let probe = if switching && probe_issued {
+        read_key_pair(ctx, ns, &probe_name).await?
+    } else {
+        None
+    };
+    let probe_state = match (&probe, switching && probe_issued) {
+        (Some(p), _) => {
+            pems.insert(p.ca_serial.clone(), p.ca_pem.clone());
+            Probe::Issued(p.ca_serial.clone())
+        }
+        (None, true) => Probe::NoCa,
+        (None, false) => Probe::NotIssued,
+    };
+    let pods_trust = ctx.serving.pods_trust(
+        stores,
+        db,
+        probe.as_ref().map(|p| p.ca_serial.as_str()),
+        replicas,
+    );
+    Ok(Observed {
+        facts: TrustFacts {
+            current: current_serial,
+            bundle,
+            switching,
+            issuer_ready,
+            probe: probe_state,
+            probe_exists: stores.certificate(ns, &probe_name).is_some(),
+            pods_trust,
+            serving_current: false,
+        },
+        pems,
+        probe,
+        server_ca,
+        bundle_uid,
+    })
+}
+
+/// A TLS Secret's key pair and CA (the probe's, or the client certificate's); None when it has
+/// no `ca.crt` (or no certificate yet).
+async fn read_key_pair(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Option<ProbeCertificate>, TrustError> {
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|source| TrustError::Read {
+            name: format!("{ns}/{name}"),
+            source,
+        })?;
+    let data = secret.and_then(|s| s.data).unwrap_or_default();
+    let field = |key: &str| data.get(key).map(|v| v.0.clone()).filter(|v| !v.is_empty());
+    let (Some(ca_pem), Some(cert_pem), Some(key_pem)) =
+        (field(CA_CRT), field(TLS_CRT), field(TLS_KEY))
+    else {
+        return Ok(None);
+    };
+    Ok(first_serial(&ca_pem).map(|ca_serial| ProbeCertificate {
+        ca_serial,
+        ca_pem,
+        identity: ClientIdentity { cert_pem, key_pem },
+    }))
+}
+
+/// The message of `CertificatesReady` while the Certificates are held on their issuer.
+pub fn hold_message(hold: &Hold, db: &DbRef, tls_view: &TlsView<'_>) -> String {
+    let issuer = tls_view
+        .issuer_for(alias::SERVER)
+        .map(|i| crate::plan::IssuerKey::of(i).display(&db.namespace))
+        .unwrap_or_default();
+    let bundle = names::ca_bundle(&db.name);
+    match hold {
+        Hold::LearningCa => format!(
+            "Re-issuing from {issuer} once every pod trusts its CA: waiting for Certificate {} to learn it",
+            names::ca_probe(&db.name)
+        ),
+        Hold::PodsTrust(p) => format!(
+            "Re-issuing from {issuer} once every pod trusts its CA (Secret {bundle} holds the old and the new CA): {} of {} pods do",
+            p.trusting, p.pods
+        ),
+    }
+}
+
+/// The probe Certificate: a client certificate from the new issuer.
+fn probe_certificate(db: &DbRef, tls_view: &TlsView<'_>) -> Option<Certificate> {
+    let issuer = tls_view.issuer_for(alias::SERVER)?;
+    let name = names::ca_probe(&db.name);
+    let db_labels = labels::for_database(db.kind, &db.name);
+    Some(Certificate {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(db.namespace.clone()),
+            labels: Some(db_labels.clone()),
+            owner_references: Some(vec![db.owner_reference()]),
+            ..ObjectMeta::default()
+        },
+        spec: certmanager::CertificateSpec {
+            secret_name: name.clone(),
+            issuer_ref: issuer_reference(issuer),
+            secret_template: Some(certmanager::SecretTemplate {
+                labels: Some(db_labels),
+                annotations: None,
+            }),
+            common_name: Some(name),
+            usages: Some(
+                [
+                    certmanager::usages::DIGITAL_SIGNATURE,
+                    certmanager::usages::KEY_ENCIPHERMENT,
+                    certmanager::usages::CLIENT_AUTH,
+                ]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            ),
+            ..certmanager::CertificateSpec::default()
+        },
+        status: None,
+    })
+}
+
+/// Writes what the plan decided and asks the pods when it says so.
+/// The database the trust step writes for.
+pub struct Target<'a> {
+    pub db: &'a DbRef,
+    pub tls_view: &'a TlsView<'a>,
+    pub auth_secret: &'a str,
+    /// The database, for Events.
+    pub regarding: &'a ObjectReference,
+}
+
+pub async fn apply(
+    ctx: &Context,
+    stores: &Stores,
+    target: &Target<'_>,
+    observed: &Observed,
+    plan: &TrustPlan,
+) -> Result<bool, TrustError> {
+    let Target {
+        db,
+        tls_view,
+        auth_secret,
+        regarding,
+    } = *target;
+    let ns = db.namespace.as_str();
+    if let (Some(serials), Ok(uid)) = (&plan.bundle, &observed.bundle_uid) {
+        let kept = write_bundle(ctx, db, observed, serials, uid.as_deref()).await?;
+        if uid.is_some() && !kept.is_empty() {
+            let note = format!(
+                "The servers' CA file (Secret {}) now holds {} CA(s): serial {}",
+                names::ca_bundle(&db.name),
+                kept.len(),
+                kept.join(", ")
+            );
+            events::publish(
+                ctx.status.recorder(),
+                regarding,
+                false,
+                Reason::CaBundleUpdated.as_str(),
+                crate::context::ACTION,
+                &note,
+            )
+            .await;
+        }
+    }
+    let certificates: Api<Certificate> = Api::namespaced(ctx.client.clone(), ns);
+    let probe_name = names::ca_probe(&db.name);
+    match plan.probe {
+        ProbeAction::Create => {
+            if let Some(cert) = probe_certificate(db, tls_view) {
+                let written =
+                    ssa::create(&certificates, &probe_name, OPS_MANAGER_MANAGER, &cert).await;
+                match written {
+                    Ok(_) => {}
+                    Err(e) if is_stale(&e) => {}
+                    Err(source) => {
+                        return Err(TrustError::Write {
+                            what: format!("Certificate {ns}/{probe_name}"),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        ProbeAction::Delete => {
+            delete_probe(ctx, ns, &db.name).await?;
+        }
+        ProbeAction::None => {}
+    }
+    let client_secret = tls::secret_name(&db.name, tls_view, alias::CLIENT);
+    let admin = AdminSources {
+        auth_secret,
+        client_secret: &client_secret,
+        server_ca: &observed.server_ca,
+    };
+    let facts = &observed.facts;
+    if plan.check_pods
+        && let Some(probe) = &observed.probe
+    {
+        remember_retired(ctx, db, &client_secret, facts.current.as_deref()).await?;
+        ctx.serving
+            .check_trust(&ctx.client, stores, db, &admin, probe)
+            .await;
+    }
+    // The change is over and the CA file holds the current CA only: no pod may still trust
+    // the retired one from memory.
+    let narrowed = !facts.switching
+        && plan.bundle.is_none()
+        && facts.current.is_some()
+        && facts
+            .bundle
+            .as_ref()
+            .is_some_and(|b| b.len() == 1 && b.first() == facts.current.as_ref());
+    let retired = ctx.serving.retired_ca(db);
+    if narrowed && retired.is_some() && retired != facts.current {
+        let done = ctx
+            .serving
+            .check_distrust(&ctx.client, stores, db, &admin)
+            .await;
+        return Ok(!done);
+    }
+    Ok(plan.hold.is_some())
+}
+
+/// Keeps the client Secret's key pair while it still comes from the CA being replaced.
+async fn remember_retired(
+    ctx: &Context,
+    db: &DbRef,
+    client_secret: &str,
+    current: Option<&str>,
+) -> Result<(), TrustError> {
+    let Some(current) = current else {
+        return Ok(());
+    };
+    if ctx.serving.retired_ca(db).as_deref() == Some(current) {
+        return Ok(());
+    }
+    if let Some(pair) = read_key_pair(ctx, &db.namespace, client_secret).await?
+        && pair.ca_serial == current
+    {
+        ctx.serving.remember_retired(db, current, pair.identity);
+    }
+    Ok(())
+}
+
+/// Deletes the probe Certificate and its Secret (nobody else uses either).
+pub async fn delete_probe(ctx: &Context, ns: &str, db: &str) -> Result<(), TrustError> {
+    let name = names::ca_probe(db);
+    let certificates: Api<Certificate> = Api::namespaced(ctx.client.clone(), ns);
+    delete_certificate(&certificates, &name).await?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    match secrets.delete(&name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_stale(&e) => Ok(()),
+        Err(source) => Err(TrustError::Write {
+            what: format!("Secret {ns}/{name}"),
+            source,
+        }),
+    }
+}
+
+async fn write_bundle(
+    ctx: &Context,
+    db: &DbRef,
+    observed: &Observed,
+    serials: &[Serial],
+    uid: Option<&str>,
+) -> Result<Vec<Serial>, TrustError> {
+    let ns = db.namespace.as_str();
+    let name = names::ca_bundle(&db.name);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let mut pems = observed.pems.clone();
+    if serials.iter().any(|s| !pems.contains_key(s)) {
+        // A CA only the live bundle still holds (the old one, during a change).
+        let live = secrets
+            .get_opt(&name)
+            .await
+            .map_err(|source| TrustError::Read {
+                name: format!("{ns}/{name}"),
+                source,
+            })?;
+        if let Some(ca) = live
+            .and_then(|s| s.data)
+            .and_then(|d| d.get(CA_CRT).cloned())
+        {
+            for (serial, pem) in split_pems(&ca.0) {
+                pems.entry(serial).or_insert(pem);
+            }
+        }
+    }
+    let kept: Vec<&Serial> = serials.iter().filter(|s| pems.contains_key(*s)).collect();
+    let ca: Vec<u8> = kept.iter().flat_map(|s| pems[*s].clone()).collect();
+    let body = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.to_string()),
+            labels: Some(labels::for_database(db.kind, &db.name)),
+            annotations: Some(BTreeMap::from([(
+                TRUSTED_CAS.to_string(),
+                kept.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )])),
+            owner_references: Some(vec![db.owner_reference()]),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(CA_CRT.to_string(), ByteString(ca))])),
+        ..Secret::default()
+    };
+    let mut value = serde_json::to_value(&body).map_err(|e| TrustError::Write {
+        what: format!("Secret {ns}/{name}"),
+        source: kube::Error::SerdeError(e),
+    })?;
+    if let Some(o) = value.as_object_mut() {
+        o.insert("apiVersion".into(), "v1".into());
+        o.insert("kind".into(), "Secret".into());
+    }
+    let written = match uid {
+        Some(uid) => ssa::update(&secrets, &name, OPS_MANAGER_MANAGER, &value, uid).await,
+        None => ssa::create(&secrets, &name, OPS_MANAGER_MANAGER, &value).await,
+    };
+    match written {
+        Ok(_) => {
+            tracing::info!(db = %db.display(), cas = ?kept, "wrote the CA bundle");
+            Ok(kept.into_iter().cloned().collect())
+        }
+        Err(e) if is_stale(&e) => Ok(Vec::new()),
+        Err(source) => Err(TrustError::Write {
+            what: format!("Secret {ns}/{name}"),
+            source,
+        }),
+    }
+}
+
+/// Decides from what was observed, with whether every pod serves the current certificate.
+pub fn decide(observed: &Observed, serving_current: bool) -> TrustPlan {
+    let facts = TrustFacts {
+        serving_current,
+        ..observed.facts.clone()
+    };
+    plan::plan(&facts)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        rcgen::CertificateParams::new(vec!["ca".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem()
+    }
+
+    #[test]
+    fn a_bundle_splits_into_its_cas_by_serial() {
+        let (one, two) = (ca_pem(), ca_pem());
+        let bundle = format!("{one}{two}");
+        let split = split_pems(bundle.as_bytes());
+        let (s1, s2) = (
+            first_serial(one.as_bytes()).unwrap(),
+            first_serial(two.as_bytes()).unwrap(),
+        );
+        assert_ne!(s1, s2);
+        assert_eq!(split.len(), 2);
+        assert_eq!(first_serial(&split[&s1]), Some(s1.clone()));
+        assert_eq!(first_serial(&split[&s2]), Some(s2));
+        // What is written back is whole PEM blocks, in the order asked.
+        assert!(String::from_utf8_lossy(&split[&s1]).starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(split_pems(b"not a certificate").is_empty());
+    }
+
+    #[test]
+    fn an_issued_secret_names_its_issuer_in_cert_managers_annotations() {
+        let wanted = certmanager::ObjectReference {
+            name: "two".into(),
+            kind: Some("Issuer".into()),
+            group: Some("cert-manager.io".into()),
+        };
+        let annotated = |name: &str, kind: &str| {
+            BTreeMap::from([
+                (annotations::ISSUER_NAME.to_string(), name.to_string()),
+                (annotations::ISSUER_KIND.to_string(), kind.to_string()),
+                (
+                    annotations::ISSUER_GROUP.to_string(),
+                    "cert-manager.io".to_string(),
+                ),
+            ])
+        };
+        assert!(issued_by(Some(&annotated("two", "Issuer")), &wanted));
+        assert!(!issued_by(Some(&annotated("one", "Issuer")), &wanted));
+        assert!(!issued_by(
+            Some(&annotated("two", "ClusterIssuer")),
+            &wanted
+        ));
+        assert!(!issued_by(None, &wanted));
+    }
+}
