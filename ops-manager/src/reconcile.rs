@@ -129,8 +129,7 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
 
     let stores = ctx.caches.of(&db_ref.namespace);
     let mut observed = observe(&ctx.client, stores, db, &db_ref, &tls_view).await?;
-    let replicas = usize::try_from(db.requested_replicas()).unwrap_or(0);
-    let trust = observe_trust(ctx, stores, &db_ref, &tls_view, &mut observed, replicas).await?;
+    let trust = observe_trust(ctx, stores, &db_ref, &tls_view, &mut observed).await?;
     let mut plan = plan::plan(&db_ref, &tls_view, &ctx.cluster_domain, &observed);
     let regarding = db.object_ref(&());
     apply::execute(&db_ref, &regarding, &plan, ctx).await?;
@@ -206,7 +205,6 @@ async fn observe_trust(
     db_ref: &DbRef,
     tls_view: &dbtls_contract::api::TlsView<'_>,
     observed: &mut plan::Observed,
-    replicas: usize,
 ) -> Result<Option<trust::Observed>, Error> {
     let Some(stores) = stores else {
         return Ok(None);
@@ -222,7 +220,6 @@ async fn observe_trust(
         tls_view,
         &observed.certificates,
         issuer_ready,
-        replicas,
     )
     .await?;
     // The hold does not depend on what the pods serve (known only after the serving step).

@@ -282,7 +282,8 @@ pub fn greeting_version(payload: &[u8]) -> Option<String> {
 /// trusts the CA that issued it). With TLS 1.3 a client's handshake completes before the server
 /// has judged the client's certificate, so the handshake alone says nothing: a login packet
 /// (for a user that does not exist) follows, and the server answers it in the MySQL protocol
-/// (an error packet: the certificate was accepted) or with a TLS alert (it was not).
+/// (an error packet: the certificate was accepted) or with a TLS alert (it was not). Err: the
+/// server could not be asked (unreachable, not a MySQL-protocol server, no TLS).
 pub async fn mysql_accepts_client(
     addr: &str,
     identity: &ClientIdentity,
@@ -290,7 +291,12 @@ pub async fn mysql_accepts_client(
 ) -> Result<bool, ProbeError> {
     let ask = async {
         let (stream, _) = mysql_greeted(addr).await?;
-        let (mut tls, _) = handshake_stream(addr, stream, Some(identity)).await?;
+        // With TLS 1.2 the server judges the client's certificate within the handshake.
+        let mut tls = match handshake_stream(addr, stream, Some(identity)).await {
+            Ok((tls, _)) => tls,
+            Err(ProbeError::Handshake { .. }) => return Ok(false),
+            Err(other) => return Err(other),
+        };
         if tls.write_all(&probe_login()).await.is_err() || tls.flush().await.is_err() {
             return Ok(false);
         }

@@ -44,18 +44,24 @@ pub struct AdminSources<'a> {
 }
 
 impl Serving {
-    /// How many of the database's pods were last seen trusting `ca_serial`; None when the pods
-    /// cannot be asked (none yet, or an engine this operator cannot probe).
+    /// How many of the database's pods that can be asked (ready, with an address) were last
+    /// seen trusting `ca_serial`; None when none can be (no pods yet, an engine this operator
+    /// cannot probe or that only reads its files at start): a pod that starts later reads the
+    /// CA bundle as it is then.
     pub fn pods_trust(
         &self,
         stores: &Stores,
         db: &DbRef,
         ca_serial: Option<&str>,
-        replicas: usize,
     ) -> Option<PodsTrust> {
         engine::probe_port(db.kind)?;
-        let pods = stores.pods_of(&db.namespace, &labels::for_database(db.kind, &db.name));
-        if pods.is_empty() {
+        // An engine that takes certificates only at start is restarted onto the re-issued
+        // ones, and reads the CA bundle (both CAs by then) as it starts.
+        if self.way(db) == super::plan::Way::Restart {
+            return None;
+        }
+        let askable = askable(stores, db);
+        if askable.is_empty() {
             return None;
         }
         let memory = self.memory.lock();
@@ -63,16 +69,13 @@ impl Serving {
             .get(&key(db))
             .and_then(|m| m.trust.as_ref())
             .filter(|t| Some(t.ca_serial.as_str()) == ca_serial);
-        let trusting = pods
+        let trusting = askable
             .iter()
-            .filter(|p| {
-                let uid = p.metadata.uid.as_deref().unwrap_or_default();
-                trust.is_some_and(|t| t.done.contains(uid))
-            })
+            .filter(|v| trust.is_some_and(|t| t.done.contains(&v.uid)))
             .count();
         Some(PodsTrust {
             trusting,
-            pods: replicas.max(pods.len()),
+            pods: askable.len(),
         })
     }
 
@@ -165,10 +168,7 @@ impl Serving {
         let Some(port) = engine::probe_port(db.kind) else {
             return true;
         };
-        let views = observe::pod_views(
-            &stores.pods_of(&db.namespace, &labels::for_database(db.kind, &db.name)),
-            db.kind.profile().container,
-        );
+        let views = askable(stores, db);
         let known: Vec<String> = {
             let mut memory = self.memory.lock();
             let entry = memory.entry(key(db)).or_default();
@@ -183,13 +183,15 @@ impl Serving {
         };
         let asked = views
             .iter()
-            .filter(|v| v.not_ready.is_none() && !known.contains(&v.uid))
+            .filter(|v| !known.contains(&v.uid))
             .filter_map(|v| Some((v, v.ip.clone()?)));
         let answers = futures::future::join_all(asked.map(|(view, ip)| async move {
             let addr = format!("{ip}:{port}");
+            // A pod that cannot be reached cannot be asked: it is not waited for (if it
+            // restarts, it reads the CA file as it is then).
             let accepted = probe::mysql_accepts_client(&addr, check.identity, PROBE_TIMEOUT)
                 .await
-                .unwrap_or(false);
+                .unwrap_or(check.want == Want::Accept);
             (view, ip, accepted)
         }))
         .await;
@@ -199,6 +201,7 @@ impl Serving {
             let entry = memory.entry(key(db)).or_default();
             let memo = check.memo(entry);
             for (view, ip, accepted) in answers {
+                tracing::debug!(db = %db.display(), pod = %view.name, accepted, want = ?check.want, "asked with a client certificate");
                 if accepted == (check.want == Want::Accept) {
                     memo.done.insert(view.uid.clone());
                 } else if memo
@@ -269,6 +272,17 @@ impl Serving {
         }))
         .await;
     }
+}
+
+/// The pods that can be asked: ready, with an address.
+fn askable(stores: &Stores, db: &DbRef) -> Vec<observe::PodView> {
+    observe::pod_views(
+        &stores.pods_of(&db.namespace, &labels::for_database(db.kind, &db.name)),
+        db.kind.profile().container,
+    )
+    .into_iter()
+    .filter(|v| v.not_ready.is_none() && v.ip.is_some())
+    .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

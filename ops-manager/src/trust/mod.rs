@@ -185,7 +185,6 @@ pub async fn observe(
     tls_view: &TlsView<'_>,
     certificates: &BTreeMap<String, Certificate>,
     issuer_ready: bool,
-    replicas: usize,
 ) -> Result<Observed, TrustError> {
     let ns = db.namespace.as_str();
     let server_secret = tls::secret_name(&db.name, tls_view, alias::SERVER);
@@ -223,12 +222,9 @@ pub async fn observe(
         (None, true) => Probe::NoCa,
         (None, false) => Probe::NotIssued,
     };
-    let pods_trust = ctx.serving.pods_trust(
-        stores,
-        db,
-        probe.as_ref().map(|p| p.ca_serial.as_str()),
-        replicas,
-    );
+    let pods_trust =
+        ctx.serving
+            .pods_trust(stores, db, probe.as_ref().map(|p| p.ca_serial.as_str()));
     Ok(Observed {
         facts: TrustFacts {
             current: current_serial,
