@@ -727,8 +727,16 @@ fn synced(o: &Observed<'_>, db: &DatabaseFacts, op: &Operation) -> StepOutcome {
         }
         _ => {
             if !db.true_since(ConditionType::CertificatesReady, o.database_generation) {
+                // Its own words say what it waits for (e.g. every pod to trust a new CA).
+                let why = db
+                    .condition(ConditionType::CertificatesReady)
+                    .filter(|c| c.status != "True")
+                    .and_then(|c| c.message.as_deref())
+                    .filter(|m| !m.is_empty())
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
                 waiting.push(format!(
-                    "{} does not report CertificatesReady for generation {} yet",
+                    "{} does not report CertificatesReady for generation {} yet{why}",
                     db.describe(),
                     o.database_generation.unwrap_or(db.generation)
                 ));

@@ -461,6 +461,18 @@ fn a_change_patches_the_spec_with_a_precondition_then_waits_for_the_rollout() {
         last(&c.plan()),
         (OpsConditionType::CertificateSynced, false)
     );
+    // While the database waits (here for its pods to trust the new CA), the request says why.
+    c.database.as_mut().unwrap().conditions = vec![db_cond(
+        ConditionType::CertificatesReady,
+        "False",
+        4,
+        "Re-issuing from Issuer ns/new once every pod trusts its CA: 2 of 3 pods do",
+    )];
+    let waiting = message(&c.plan());
+    assert!(
+        waiting.ends_with("generation 4 yet: Re-issuing from Issuer ns/new once every pod trusts its CA: 2 of 3 pods do"),
+        "{waiting}"
+    );
     c.database.as_mut().unwrap().conditions =
         vec![db_cond(ConditionType::CertificatesReady, "True", 4, "")];
     assert_eq!(last(&c.plan()), (OpsConditionType::CertificateSynced, true));
