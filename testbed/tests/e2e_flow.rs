@@ -143,13 +143,25 @@ async fn a_running_database_moves_to_a_new_cluster_issuer() {
     )
     .await
     .unwrap();
-    condition_true(&env, kind, &db, "CertificatesReady").await;
-    let issuer = env
-        .condition(kind, &db, "IssuerReady")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(issuer.message.unwrap().contains("ClusterIssuer global"));
+    // The Certificates can be re-issued before the ops-manager's status write of the same
+    // reconcile lands: the conditions are waited for, not read once.
+    env.eventually(
+        "the conditions name the ClusterIssuer",
+        DEADLINE,
+        || async {
+            let certificates = env.condition(kind, &db, "CertificatesReady").await?;
+            let issuer = env.condition(kind, &db, "IssuerReady").await?;
+            Ok((certificates.is_some_and(|c| c.status == "True")
+                && issuer.is_some_and(|c| {
+                    c.status == "True"
+                        && c.message
+                            .is_some_and(|m| m.contains("ClusterIssuer global"))
+                }))
+            .then_some(()))
+        },
+    )
+    .await
+    .unwrap();
 }
 
 /// More objects of one watched resource than a bounded trigger stream held (1,024): restarted

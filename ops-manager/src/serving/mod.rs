@@ -74,6 +74,14 @@ pub enum ServingError {
     },
 }
 
+/// Who logs in to reload: the auth Secret, the client certificate's Secret, and the CAs the
+/// servers' certificates may chain to.
+pub struct AdminLogin<'a> {
+    pub auth_secret: &'a str,
+    pub client_secret: &'a str,
+    pub cas: Vec<Vec<u8>>,
+}
+
 /// The database the step works on and the Secrets it reads.
 pub struct Target<'a> {
     pub db: &'a DbRef,
@@ -324,16 +332,6 @@ impl Serving {
         names: &[String],
     ) {
         let db = target.db;
-        let version = self
-            .memory
-            .lock()
-            .get(&key(db))
-            .and_then(|m| m.server_version.clone());
-        let Method::Reload { port, statements } = engine::method(db.kind, version.as_deref())
-        else {
-            return;
-        };
-        let plaintext_admin = port == engine::PROXYSQL_ADMIN_PORT;
         let previous_ca = self
             .memory
             .lock()
@@ -342,44 +340,88 @@ impl Serving {
         let cas: Vec<Vec<u8>> = std::iter::once(certificate.ca_pem.clone())
             .chain(previous_ca)
             .collect();
-        let sources = CredentialSources {
-            namespace: &db.namespace,
+        let admin = AdminLogin {
             auth_secret: target.auth_secret,
-            tls: (!plaintext_admin).then_some((target.client_secret, cas)),
+            client_secret: target.client_secret,
+            cas,
         };
-        let credentials = act::credentials(client, &sources).await;
+        let addressed: Vec<(String, Option<String>)> = names
+            .iter()
+            .map(|name| {
+                let ip = pods
+                    .iter()
+                    .find(|p| p.name == *name)
+                    .and_then(|p| p.ip.clone());
+                (name.clone(), ip)
+            })
+            .collect();
+        let Some((how, reloaded)) = self.admin_reloads(client, db, &admin, &addressed).await else {
+            return;
+        };
         let probe_port = engine::probe_port(db.kind);
-        let governing = dbtls_contract::names::governing_service(&db.name);
-        let results = futures::future::join_all(names.iter().map(|name| {
-            let ip = pods
-                .iter()
-                .find(|p| p.name == *name)
-                .and_then(|p| p.ip.clone());
-            let credentials = credentials.clone();
-            let statements = statements.clone();
-            let dns_name = format!("{name}.{governing}.{}.svc", db.namespace);
-            async move {
-                let ip = ip.ok_or_else(|| ReloadFailure::Unreachable("no pod IP".into()))?;
-                let server = admin::Server {
-                    ip: &ip,
-                    port,
-                    name: &dns_name,
-                };
-                act::reload(&server, &credentials?, &statements).await?;
-                match probe_port {
-                    Some(probe_port) => act::look(&ip, probe_port)
+        let results = futures::future::join_all(addressed.iter().zip(reloaded).map(
+            |((_, ip), reloaded)| async move {
+                reloaded?;
+                match (probe_port, ip) {
+                    (Some(probe_port), Some(ip)) => act::look(ip, probe_port)
                         .await
                         .map_err(ReloadFailure::Unreachable),
-                    None => Err(ReloadFailure::Unreachable("no probe".into())),
+                    _ => Err(ReloadFailure::Unreachable("no probe".into())),
                 }
-            }
-        }))
+            },
+        ))
         .await;
-        let how = statements.join("; ");
         for (name, result) in names.iter().zip(results) {
             self.after_reload(recorder, target, name, result, certificate, &how)
                 .await;
         }
+    }
+
+    /// Runs the engine's reload statements on `pods` (name, IP) over the admin protocol, one
+    /// result per pod in order, with the statements run (for Events); None when the engine
+    /// cannot reload.
+    async fn admin_reloads(
+        &self,
+        client: &kube::Client,
+        db: &DbRef,
+        admin: &AdminLogin<'_>,
+        pods: &[(String, Option<String>)],
+    ) -> Option<(String, Vec<Result<(), ReloadFailure>>)> {
+        let version = self
+            .memory
+            .lock()
+            .get(&key(db))
+            .and_then(|m| m.server_version.clone());
+        let Method::Reload { port, statements } = engine::method(db.kind, version.as_deref())
+        else {
+            return None;
+        };
+        let sources = CredentialSources {
+            namespace: &db.namespace,
+            auth_secret: admin.auth_secret,
+            tls: (port != engine::PROXYSQL_ADMIN_PORT)
+                .then(|| (admin.client_secret, admin.cas.clone())),
+        };
+        let credentials = act::credentials(client, &sources).await;
+        let governing = dbtls_contract::names::governing_service(&db.name);
+        let results = futures::future::join_all(pods.iter().map(|(name, ip)| {
+            let credentials = credentials.clone();
+            let statements = statements.clone();
+            let dns_name = format!("{name}.{governing}.{}.svc", db.namespace);
+            async move {
+                let ip = ip
+                    .as_deref()
+                    .ok_or_else(|| ReloadFailure::Unreachable("no pod IP".into()))?;
+                let server = admin::Server {
+                    ip,
+                    port,
+                    name: &dns_name,
+                };
+                act::reload(&server, &credentials?, &statements).await
+            }
+        }))
+        .await;
+        Some((statements.join("; "), results))
     }
 
     async fn after_reload(

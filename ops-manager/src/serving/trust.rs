@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use dbtls_contract::labels;
 
-use super::act::{self, CredentialSources, PROBE_TIMEOUT};
+use super::act::PROBE_TIMEOUT;
 use super::memory::{DbMemory, TrustMemo};
 use super::probe::{self, ClientIdentity};
-use super::{Serving, engine, key, observe};
+use super::{AdminLogin, Serving, engine, key, observe};
 use crate::caches::Stores;
 use crate::db::DbRef;
 
@@ -231,46 +231,25 @@ impl Serving {
         extra_ca: Option<&Vec<u8>>,
         pods: &[(String, String)],
     ) {
-        let version = self
-            .memory
-            .lock()
-            .get(&key(db))
-            .and_then(|m| m.server_version.clone());
-        let engine::Method::Reload {
-            port: admin_port,
-            statements,
-        } = engine::method(db.kind, version.as_deref())
-        else {
-            return;
-        };
-        let cas = std::iter::once(admin.server_ca.to_vec())
-            .chain(extra_ca.cloned())
-            .collect();
-        let sources = CredentialSources {
-            namespace: &db.namespace,
+        let login = AdminLogin {
             auth_secret: admin.auth_secret,
-            tls: (admin_port != engine::PROXYSQL_ADMIN_PORT).then_some((admin.client_secret, cas)),
+            client_secret: admin.client_secret,
+            cas: std::iter::once(admin.server_ca.to_vec())
+                .chain(extra_ca.cloned())
+                .collect(),
         };
-        let Ok(credentials) = act::credentials(client, &sources).await else {
+        let addressed: Vec<(String, Option<String>)> = pods
+            .iter()
+            .map(|(name, ip)| (name.clone(), Some(ip.clone())))
+            .collect();
+        let Some((_, results)) = self.admin_reloads(client, db, &login, &addressed).await else {
             return;
         };
-        let governing = dbtls_contract::names::governing_service(&db.name);
-        futures::future::join_all(pods.iter().map(|(pod, ip)| {
-            let dns_name = format!("{pod}.{governing}.{}.svc", db.namespace);
-            let credentials = credentials.clone();
-            let statements = statements.clone();
-            async move {
-                let server = super::admin::Server {
-                    ip,
-                    port: admin_port,
-                    name: &dns_name,
-                };
-                if let Err(e) = act::reload(&server, &credentials, &statements).await {
-                    tracing::info!(db = %db.display(), %pod, error = ?e, "reload for the CA file failed");
-                }
+        for ((pod, _), result) in pods.iter().zip(results) {
+            if let Err(e) = result {
+                tracing::info!(db = %db.display(), %pod, error = ?e, "reload for the CA file failed");
             }
-        }))
-        .await;
+        }
     }
 }
 
