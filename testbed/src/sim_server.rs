@@ -72,8 +72,7 @@ impl ServerSpec {
             return None;
         }
         let volumes = spec.volumes.as_deref().unwrap_or_default();
-        let tls_secret = server_secret(volumes)?;
-        let ca_secret = ca_secret(volumes);
+        let (tls_secret, ca_secret) = server_secrets(volumes)?;
         let auth_secret = container.env.iter().flatten().find_map(|e| {
             let key_ref = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
             (key_ref.key == "password").then(|| key_ref.name.clone())
@@ -94,43 +93,27 @@ impl ServerSpec {
     }
 }
 
-/// The Secret a pod mounts its server certificate from: a projection to `server.crt`, or the
-/// `tls.crt` of the volume of the `server` alias (`tls-server`).
-fn server_secret(volumes: &[k8s_openapi::api::core::v1::Volume]) -> Option<String> {
+/// The Secret a pod mounts its server certificate from (a projection to `server.crt`, or the
+/// `tls.crt` of the volume of the `server` alias, `tls-server`) and, in the same volume, the
+/// Secret projected as its `ca.crt`.
+fn server_secrets(
+    volumes: &[k8s_openapi::api::core::v1::Volume],
+) -> Option<(String, Option<String>)> {
     volumes.iter().find_map(|v| {
         let sources = v.projected.as_ref()?.sources.as_ref()?;
-        sources.iter().find_map(|s| {
-            let secret = s.secret.as_ref()?;
-            let items = secret.items.as_deref().unwrap_or_default();
-            let flat = items.iter().any(|i| i.path == "server.crt");
-            let per_alias = v.name.ends_with("-server") && items.iter().any(|i| i.key == "tls.crt");
-            (flat || per_alias).then(|| secret.name.clone())
-        })
-    })
-}
-
-/// The Secret projected as the server's `ca.crt` (in the volume of its certificate).
-fn ca_secret(volumes: &[k8s_openapi::api::core::v1::Volume]) -> Option<String> {
-    volumes.iter().find_map(|v| {
-        let sources = v.projected.as_ref()?.sources.as_ref()?;
-        let serves = sources.iter().any(|s| {
-            s.secret.as_ref().is_some_and(|secret| {
-                let items = secret.items.as_deref().unwrap_or_default();
-                items.iter().any(|i| i.path == "server.crt")
-                    || (v.name.ends_with("-server") && items.iter().any(|i| i.key == "tls.crt"))
-            })
-        });
-        if !serves {
-            return None;
-        }
-        sources.iter().find_map(|s| {
-            let secret = s.secret.as_ref()?;
-            let items = secret.items.as_deref().unwrap_or_default();
-            items
+        let holding = |wanted: &dyn Fn(&k8s_openapi::api::core::v1::KeyToPath) -> bool| {
+            sources
                 .iter()
-                .any(|i| i.path == "ca.crt")
-                .then(|| secret.name.clone())
-        })
+                .filter_map(|s| s.secret.as_ref())
+                .find_map(|secret| {
+                    let items = secret.items.as_deref().unwrap_or_default();
+                    items.iter().any(wanted).then(|| secret.name.clone())
+                })
+        };
+        let per_alias = v.name.ends_with("-server");
+        let certificate =
+            holding(&|i| i.path == "server.crt" || (per_alias && i.key == "tls.crt"))?;
+        Some((certificate, holding(&|i| i.path == "ca.crt")))
     })
 }
 
@@ -531,7 +514,10 @@ mod tests {
                 {"secret": {"name": "db-client-cert", "items": [{"key": "tls.crt", "path": "client.crt"}]}}]}}
         ]))
         .unwrap();
-        assert_eq!(server_secret(&flat).as_deref(), Some("db-server-cert"));
+        assert_eq!(
+            server_secrets(&flat),
+            Some(("db-server-cert".to_string(), None))
+        );
         let per_alias: Vec<k8s_openapi::api::core::v1::Volume> =
             serde_json::from_value(serde_json::json!([
                 {"name": "tls-client", "projected": {"sources": [
@@ -541,7 +527,10 @@ mod tests {
                     {"secret": {"name": "s", "items": [{"key": "tls.crt", "path": "tls.crt"}]}}]}}
             ]))
             .unwrap();
-        assert_eq!(server_secret(&per_alias).as_deref(), Some("s"));
-        assert_eq!(server_secret(&[]), None);
+        assert_eq!(
+            server_secrets(&per_alias),
+            Some(("s".to_string(), Some("b".to_string())))
+        );
+        assert_eq!(server_secrets(&[]), None);
     }
 }

@@ -34,15 +34,6 @@ pub struct ProbeCertificate {
     pub identity: ClientIdentity,
 }
 
-/// What an admin login for a reload needs: the auth Secret, the client certificate's Secret and
-/// the CA the servers' certificates chain to now.
-#[derive(Clone, Copy)]
-pub struct AdminSources<'a> {
-    pub auth_secret: &'a str,
-    pub client_secret: &'a str,
-    pub server_ca: &'a [u8],
-}
-
 impl Serving {
     /// How many of the database's pods that can be asked (ready, with an address) were last
     /// seen trusting `ca_serial`; None when none can be (no pods yet, an engine this operator
@@ -85,13 +76,12 @@ impl Serving {
         client: &kube::Client,
         stores: &Stores,
         db: &DbRef,
-        admin: &AdminSources<'_>,
+        admin: &AdminLogin<'_>,
         probe_certificate: &ProbeCertificate,
     ) {
         let check = Check {
             identity: &probe_certificate.identity,
             ca_serial: &probe_certificate.ca_serial,
-            extra_ca: Some(&probe_certificate.ca_pem),
             want: Want::Accept,
         };
         self.converge(client, stores, db, admin, &check).await;
@@ -130,7 +120,7 @@ impl Serving {
         client: &kube::Client,
         stores: &Stores,
         db: &DbRef,
-        admin: &AdminSources<'_>,
+        admin: &AdminLogin<'_>,
     ) -> bool {
         let Some((serial, identity)) = self
             .memory
@@ -144,7 +134,6 @@ impl Serving {
         let check = Check {
             identity: &identity,
             ca_serial: &serial,
-            extra_ca: None,
             want: Want::Refuse,
         };
         let done = self.converge(client, stores, db, admin, &check).await;
@@ -162,7 +151,7 @@ impl Serving {
         client: &kube::Client,
         stores: &Stores,
         db: &DbRef,
-        admin: &AdminSources<'_>,
+        admin: &AdminLogin<'_>,
         check: &Check<'_>,
     ) -> bool {
         let Some(port) = engine::probe_port(db.kind) else {
@@ -216,8 +205,7 @@ impl Serving {
             views.iter().all(|v| memo.done.contains(&v.uid))
         };
         if !reload.is_empty() {
-            self.reload_for_trust(client, db, admin, check.extra_ca, &reload)
-                .await;
+            self.reload_for_trust(client, db, admin, &reload).await;
         }
         all_done
     }
@@ -227,22 +215,14 @@ impl Serving {
         &self,
         client: &kube::Client,
         db: &DbRef,
-        admin: &AdminSources<'_>,
-        extra_ca: Option<&Vec<u8>>,
+        admin: &AdminLogin<'_>,
         pods: &[(String, String)],
     ) {
-        let login = AdminLogin {
-            auth_secret: admin.auth_secret,
-            client_secret: admin.client_secret,
-            cas: std::iter::once(admin.server_ca.to_vec())
-                .chain(extra_ca.cloned())
-                .collect(),
-        };
         let addressed: Vec<(String, Option<String>)> = pods
             .iter()
             .map(|(name, ip)| (name.clone(), Some(ip.clone())))
             .collect();
-        let Some((_, results)) = self.admin_reloads(client, db, &login, &addressed).await else {
+        let Some((_, results)) = self.admin_reloads(client, db, admin, &addressed).await else {
             return;
         };
         for ((pod, _), result) in pods.iter().zip(results) {
@@ -274,8 +254,6 @@ enum Want {
 struct Check<'a> {
     identity: &'a ClientIdentity,
     ca_serial: &'a str,
-    /// A CA to verify the servers with besides the server Secret's (the new one).
-    extra_ca: Option<&'a Vec<u8>>,
     want: Want,
 }
 

@@ -21,8 +21,9 @@ use crate::caches::Stores;
 use crate::certificate::issuer_reference;
 use crate::context::Context;
 use crate::db::DbRef;
+use crate::serving::AdminLogin;
 use crate::serving::probe::{self, ClientIdentity};
-use crate::serving::trust::{AdminSources, ProbeCertificate};
+use crate::serving::trust::ProbeCertificate;
 use plan::{Hold, Probe, ProbeAction, Serial, TrustFacts, TrustPlan};
 
 use dbtls_contract::labels::TRUSTED_CA_SERIALS as TRUSTED_CAS;
@@ -396,10 +397,13 @@ pub async fn apply(
         ProbeAction::None => {}
     }
     let client_secret = tls::secret_name(&db.name, tls_view, alias::CLIENT);
-    let admin = AdminSources {
+    // The servers are verified against the server Secret's CA and, during a change, the new one.
+    let admin = AdminLogin {
         auth_secret,
         client_secret: &client_secret,
-        server_ca: &observed.server_ca,
+        cas: std::iter::once(observed.server_ca.clone())
+            .chain(observed.probe.as_ref().map(|p| p.ca_pem.clone()))
+            .collect(),
     };
     let facts = &observed.facts;
     if plan.check_pods
