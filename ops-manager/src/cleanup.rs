@@ -1,10 +1,15 @@
 //! What happens to Certificates and TLS Secrets when a database is deleted or drops `spec.tls`
 //! (KubeDB's deletionPolicy): Certificates go; WipeOut deletes the issued Secrets,
 //! every other policy keeps them and removes the database's ownerReference. A Secret the user
-//! provided is never touched (it was never adopted, see `plan::conflict`).
+//! provided is never touched (it was never adopted, see `plan::conflict`). When `spec.tls` is
+//! removed, nothing is released while the provisioner still rolls the pods out: a pod restarting
+//! mid-rollout mounts them, and a Galera cluster replicates with them until its bridge is over.
 
-use dbtls_contract::api::DeletionPolicy;
+use std::time::Duration;
+
+use dbtls_contract::api::{DatabaseStatus, DeletionPolicy};
 use dbtls_contract::certmanager::{Certificate, annotations};
+use dbtls_contract::conditions::{ConditionType, Reason};
 use dbtls_contract::{Database, labels, names};
 use dbtls_runtime::events;
 use k8s_openapi::api::core::v1::Secret;
@@ -70,6 +75,26 @@ async fn clear_status<K: Database>(
         .map_err(CleanupError::Status)
 }
 
+/// While the provisioner rolls out a spec without TLS, how often to look again (its status
+/// writes also bring the database back).
+const ROLLOUT_RECHECK: Duration = Duration::from_secs(30);
+
+/// Why the TLS Secrets may still be in use after `spec.tls` was removed at `generation`: the
+/// provisioner has not reported that generation yet, or reports a rollout under way. None once
+/// it reports the workload settled (or no workload, or is not running at all).
+fn still_in_use(status: Option<&DatabaseStatus>, generation: Option<i64>) -> Option<String> {
+    let workload = status?.condition(ConditionType::WorkloadReady.as_str())?;
+    if workload.observed_generation < generation {
+        return Some(format!(
+            "the provisioner has not rolled out generation {} yet",
+            generation.unwrap_or_default()
+        ));
+    }
+    (workload.status != "True"
+        && workload.reason.as_deref() == Some(Reason::ReplicasNotReady.as_str()))
+    .then(|| workload.message.clone().unwrap_or_default())
+}
+
 /// `spec.tls` was removed from a live database.
 pub async fn tls_removed<K: Database>(
     db: &K,
@@ -81,6 +106,10 @@ pub async fn tls_removed<K: Database>(
         ctx.certificate_metrics.forget(db_ref);
         ctx.serving.forget(db_ref);
         return Ok(Action::await_change());
+    }
+    if let Some(why) = still_in_use(db.db_status(), db.meta().generation) {
+        tracing::debug!(db = %db_ref.display(), %why, "TLS removed: Certificates kept until the rollout is over");
+        return Ok(Action::requeue(ROLLOUT_RECHECK));
     }
     let released = release(db_ref, db.common().deletion_policy, ctx).await?;
     // The finalizer goes before the status write: that write moves the resourceVersion the
@@ -175,4 +204,58 @@ async fn release(db: &DbRef, policy: DeletionPolicy, ctx: &Context) -> Result<us
         }
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbtls_contract::api::Condition;
+
+    fn workload(status: &str, reason: Reason, generation: i64) -> DatabaseStatus {
+        DatabaseStatus {
+            conditions: vec![Condition {
+                type_: ConditionType::WorkloadReady.as_str().into(),
+                status: status.into(),
+                reason: Some(reason.as_str().into()),
+                message: Some("StatefulSet px: 2/3 replicas ready".into()),
+                observed_generation: Some(generation),
+                ..Condition::default()
+            }],
+            ..DatabaseStatus::default()
+        }
+    }
+
+    #[test]
+    fn tls_secrets_are_released_only_once_the_rollout_without_tls_is_over() {
+        let cases = [
+            ("no provisioner status", None, false),
+            (
+                "generation not seen yet",
+                Some(workload("True", Reason::AllReplicasReady, 3)),
+                true,
+            ),
+            (
+                "rolling out",
+                Some(workload("False", Reason::ReplicasNotReady, 4)),
+                true,
+            ),
+            (
+                "rolled out",
+                Some(workload("True", Reason::AllReplicasReady, 4)),
+                false,
+            ),
+            (
+                "halted: no pods",
+                Some(workload("False", Reason::Halted, 4)),
+                false,
+            ),
+        ];
+        for (case, status, in_use) in cases {
+            assert_eq!(
+                still_in_use(status.as_ref(), Some(4)).is_some(),
+                in_use,
+                "{case}"
+            );
+        }
+    }
 }

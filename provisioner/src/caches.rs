@@ -22,13 +22,28 @@ use crate::workload::{Workload, WorkloadApi};
 /// certificates and keys of the TLS Secrets and the credentials of the auth Secret.
 const SHAPE_ONLY_KEYS: [&str; 5] = [CA_KEY, CERT_KEY, KEY_KEY, USERNAME_KEY, PASSWORD_KEY];
 
-/// A Secret as the provisioner needs it: metadata without annotations, its type, and its data,
+/// Annotations a plan reads: a Galera cluster's state-transfer setting on its config Secret.
+const KEPT_ANNOTATIONS: [&str; 2] = [
+    crate::desired::galera_switch::TRANSFERS_ANNOTATION,
+    crate::desired::galera_switch::TRANSFERS_SINCE_ANNOTATION,
+];
+
+/// A Secret as the provisioner needs it: metadata without annotations (but those above), its type, and its data,
 /// with the certificates, keys and credentials cut to one byte (their presence is what the
 /// reconcile checks; keeping them would cost memory per database and hold secrets in memory).
 /// Other keys (the generated config files the provisioner compares) are kept whole.
 pub fn secret_shape(secret: &mut Secret) {
     lean_store::trim(secret);
-    secret.metadata.annotations = None;
+    // Only the annotations a plan reads (a Galera cluster's state-transfer setting).
+    secret.metadata.annotations = secret
+        .metadata
+        .annotations
+        .take()
+        .map(|mut kept| {
+            kept.retain(|k, _| KEPT_ANNOTATIONS.contains(&k.as_str()));
+            kept
+        })
+        .filter(|kept| !kept.is_empty());
     if let Some(data) = secret.data.as_mut() {
         for (key, value) in data.iter_mut() {
             if SHAPE_ONLY_KEYS.contains(&key.as_str()) {

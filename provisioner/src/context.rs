@@ -33,6 +33,8 @@ pub struct Context {
     pub absent: AbsentSecrets,
     pub status: StatusWriter,
     pub metrics: ReconcileMetrics,
+    /// How long kubelet may take to bring a changed Secret into running pods.
+    pub secret_propagation: Duration,
     workloads: BTreeMap<DbKind, WorkloadChoice>,
     states: Mutex<HashMap<DbKey, (DbKind, &'static str)>>,
     /// Consecutive waits on something fixed outside the spec.
@@ -48,6 +50,7 @@ impl Context {
         caches: Caches,
         metrics: ReconcileMetrics,
         workloads: BTreeMap<DbKind, WorkloadChoice>,
+        secret_propagation: Duration,
     ) -> Self {
         Self {
             status: StatusWriter::new(
@@ -61,6 +64,7 @@ impl Context {
             caches,
             absent: AbsentSecrets::default(),
             metrics,
+            secret_propagation,
             workloads,
             states: Mutex::default(),
             waits: BackoffSeries::default(),

@@ -30,6 +30,8 @@ pub struct RunOptions {
     /// Watched namespaces; all when empty.
     pub namespaces: Vec<String>,
     pub concurrency: u16,
+    /// How long kubelet may take to bring a changed Secret into running pods.
+    pub secret_propagation: std::time::Duration,
 }
 
 /// Whether `plural` is served in `api_version` (a 404 means the group/version is not).
@@ -157,7 +159,13 @@ pub async fn run(
             (scope, watches)
         })
         .collect();
-    let ctx = Arc::new(Context::new(client, caches, metrics, workloads));
+    let ctx = Arc::new(Context::new(
+        client,
+        caches,
+        metrics,
+        workloads,
+        options.secret_propagation,
+    ));
     let mut controllers = Vec::new();
     for (scope, watches) in &watches {
         let scope = scope.as_deref();

@@ -23,6 +23,15 @@ struct Args {
     /// API is served, else a StatefulSet.
     #[arg(long, env = "DBTLS_WORKLOAD", value_enum, default_value_t = WorkloadFlag::Auto)]
     workload: WorkloadFlag,
+    /// How long kubelet may take to bring a changed Secret into running pods (its
+    /// `syncFrequency`, 1m by default, plus its Secret cache): a Galera cluster leaving TLS
+    /// waits this long after making state transfers plaintext before restarting any node.
+    #[arg(long, env = "DBTLS_SECRET_PROPAGATION", default_value = "90s", value_parser = parse_duration)]
+    secret_propagation: std::time::Duration,
+}
+
+fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    dbtls_contract::duration::parse_go_duration(value).map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -42,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let options = RunOptions {
         namespaces: args.common.namespaces.clone(),
         concurrency: args.common.concurrency,
+        secret_propagation: args.secret_propagation,
     };
     let work = controller::run(
         operator.client.clone(),

@@ -45,6 +45,28 @@ pub struct Observed {
     pub pods: Vec<Option<Pod>>,
     /// Every TLS Secret the spec needs, found or not, in alias order.
     pub tls_secrets: Vec<(String, Option<Secret>)>,
+    pub clock: Clock,
+}
+
+/// The time of the reconcile, and how long kubelet may take to bring a changed Secret into
+/// running pods (its sync period plus its Secret cache).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Clock {
+    /// Unix seconds.
+    pub now: i64,
+    pub secret_propagation: Duration,
+}
+
+impl Clock {
+    pub fn now(secret_propagation: Duration) -> Clock {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Clock {
+            now,
+            secret_propagation,
+        }
+    }
 }
 
 impl Observed {
@@ -131,6 +153,7 @@ pub async fn observe(
     absent: &AbsentSecrets,
     facts: &DbFacts<'_>,
     workload_api: WorkloadApi,
+    clock: Clock,
 ) -> Result<Observed, ObserveError> {
     let ns = facts.namespace.as_str();
     let stores = stores.ok_or_else(|| ObserveError::NotWatched(ns.to_string()))?;
@@ -167,5 +190,6 @@ pub async fn observe(
         config_secret: stores.secret(ns, &names::config_secret(&facts.name)),
         workload: stores.workload(workload_api, ns, &names::workload(&facts.name)),
         tls_secrets,
+        clock,
     })
 }

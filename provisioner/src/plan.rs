@@ -52,6 +52,8 @@ pub enum Requeue {
     Wait,
     /// Only a spec edit or a deleted workload fixes it: backoff from 5 min.
     Immutable,
+    /// A step that may start after this long (nothing watched announces it).
+    After(std::time::Duration),
 }
 
 /// What the writes found that the plan could not know.
@@ -187,6 +189,7 @@ fn config_step(
     facts: &DbFacts<'_>,
     desired: Option<Secret>,
     cached: Option<&Secret>,
+    live: Option<&Workload>,
 ) -> (Option<Write>, Option<Delete>) {
     match (desired, cached) {
         (Some(desired), cached) => {
@@ -198,11 +201,27 @@ fn config_step(
             });
             (write, None)
         }
-        (None, Some(stale)) if controls(&stale.metadata, facts) => {
+        // Kept while the live template mounts it: a pod restarting mid-rollout needs it.
+        (None, Some(stale)) if controls(&stale.metadata, facts) && !mounts_config(facts, live) => {
             (None, Some(Delete::Secret(Box::new(stale.clone()))))
         }
         (None, _) => (None, None),
     }
+}
+
+/// Whether the live workload's pods mount the config Secret.
+fn mounts_config(facts: &DbFacts<'_>, live: Option<&Workload>) -> bool {
+    let name = names::config_secret(&facts.name);
+    live.and_then(Workload::pod_template)
+        .and_then(|t| t.spec.as_ref())
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|volumes| {
+            volumes.iter().any(|v| {
+                v.secret
+                    .as_ref()
+                    .is_some_and(|s| s.secret_name.as_deref() == Some(name.as_str()))
+            })
+        })
 }
 
 /// Decides what one reconcile of a live (not deleted) database does.
@@ -267,10 +286,23 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
         };
     }
 
-    let (workload, config) = desired::workload_for(facts, &image, choice.api);
-    let (config_write, config_delete) = config_step(facts, config, observed.config_secret.as_ref());
+    let desired = desired::workload_for(facts, &image, choice.api, observed);
+    let (config_write, config_delete) = config_step(
+        facts,
+        desired.config.clone(),
+        observed.config_secret.as_ref(),
+        live,
+    );
     writes.extend(config_write);
-    let (report, requeue) = workload_step(facts, choice, &workload, observed, &mut writes);
+    let (report, requeue) = match desired.hold_until {
+        Some(until) => held(facts, choice, observed, until),
+        None => workload_step(facts, choice, &desired.workload, observed, &mut writes),
+    };
+    let report = if desired.bridging {
+        bridging(report)
+    } else {
+        report
+    };
     Plan {
         writes,
         deletes: config_delete.into_iter().collect(),
@@ -280,6 +312,37 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
         },
         requeue,
     }
+}
+
+/// A bridge is a step of the rollout, never its end: WorkloadReady stays False through it.
+fn bridging(mut report: WorkloadReport) -> WorkloadReport {
+    if let WorkloadReport::Exists { rolling, .. } = &mut report {
+        *rolling = Some(match rolling.take() {
+            Some(step) => format!("{BRIDGING}; {step}"),
+            None => BRIDGING.to_string(),
+        });
+    }
+    report
+}
+
+/// The live workload left as it is until `until` (a Galera cluster leaving TLS, while running
+/// pods pick up plaintext state transfers).
+fn held(
+    facts: &DbFacts<'_>,
+    choice: &WorkloadChoice,
+    observed: &Observed,
+    until: i64,
+) -> (WorkloadReport, Requeue) {
+    let wait = until.saturating_sub(observed.clock.now).max(1);
+    let why = format!(
+        "state transfers switched to plaintext; the first node restarts in {wait}s, once every running pod has read that (--secret-propagation)"
+    );
+    let mut report = live_report(facts, choice, observed, why.clone());
+    if let WorkloadReport::Exists { rolling, .. } = &mut report {
+        *rolling = Some(why);
+    }
+    let wait = std::time::Duration::from_secs(u64::try_from(wait).unwrap_or(1));
+    (report, Requeue::After(wait))
 }
 
 /// The workload once every TLS Secret is ready: unchanged, refused (an immutable field), or
@@ -336,6 +399,9 @@ fn workload_step(
     });
     (exists(ready, Some(UPDATING.to_string())), Requeue::Resync)
 }
+
+/// What a Galera cluster switching TLS on or off reports while its nodes bridge.
+const BRIDGING: &str = "switching Galera replication's TLS in two rolling restarts, first to nodes that accept peers with and without TLS (socket.dynamic)";
 
 /// The rollout a workload write starts, until its controller reports on it.
 const UPDATING: &str = "updating the workload";

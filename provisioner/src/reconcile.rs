@@ -16,7 +16,7 @@ use crate::apply::{self, ApplyError};
 use crate::context::{Context, IMMUTABLE_BACKOFF_START, RESYNC, WAIT_BACKOFF_START};
 use crate::deletion::{self, DeletionPlan};
 use crate::facts::{DbFacts, Provisionable};
-use crate::observe::{ObserveError, observe};
+use crate::observe::{Clock, ObserveError, observe};
 use crate::plan::{self, Requeue};
 use crate::status::{self, Report};
 
@@ -135,7 +135,8 @@ async fn observe_db(
     choice: &crate::workload::WorkloadChoice,
 ) -> Result<crate::observe::Observed, Error> {
     let stores = ctx.caches.of(&facts.namespace);
-    Ok(observe(&ctx.client, stores, &ctx.absent, facts, choice.api).await?)
+    let clock = Clock::now(ctx.secret_propagation);
+    Ok(observe(&ctx.client, stores, &ctx.absent, facts, choice.api, clock).await?)
 }
 
 /// Writes the status `report` asks for (progress-only changes coalesced); returns after how
@@ -175,6 +176,7 @@ fn next_look(ctx: &Context, key: &DbKey, requeue: Requeue, held: Option<Duration
         }
         Requeue::Wait => ctx.wait_backoff(key, WAIT_BACKOFF_START),
         Requeue::Immutable => ctx.wait_backoff(key, IMMUTABLE_BACKOFF_START),
+        Requeue::After(after) => after,
     };
     Action::requeue(held.map_or(after, |h| h.min(after)))
 }

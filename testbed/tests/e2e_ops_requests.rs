@@ -447,13 +447,14 @@ async fn remove_then_add_tls_roll_the_workload_and_keep_the_secrets() {
         env.api::<Secret>().get("flip-server-cert").await.is_ok(),
         "Secrets kept"
     );
-    assert!(
-        env.api::<Certificate>()
-            .get("flip-server-cert")
-            .await
-            .is_err(),
-        "Certificates gone"
-    );
+    // Released once the provisioner reports the rollout without TLS over.
+    env.eventually("flip's Certificates gone", WAIT, || async {
+        let gone = env.api::<Certificate>().get_opt("flip-server-cert").await?;
+        anyhow::ensure!(gone.is_none(), "still there");
+        Ok(Some(()))
+    })
+    .await
+    .unwrap();
 
     let add = request(
         DbKind::MySQL,
@@ -478,6 +479,107 @@ async fn remove_then_add_tls_roll_the_workload_and_keep_the_secrets() {
         .unwrap()
         .unwrap();
     assert!(served.message.unwrap().contains(&now));
+}
+
+/// How a Galera StatefulSet's template replicates: "tls", "bridge" (socket.dynamic) or "plain".
+fn galera_mode(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> &'static str {
+    let options = sts
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .and_then(|c| c.args.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|a| {
+            a.strip_prefix("--wsrep-provider-options=")
+                .map(String::from)
+        })
+        .unwrap_or_default();
+    match (
+        options.contains("socket.ssl=YES"),
+        options.contains("socket.dynamic=YES"),
+    ) {
+        (true, true) => "bridge",
+        (true, false) => "tls",
+        _ => "plain",
+    }
+}
+
+/// Records each template the StatefulSet `name` replicates with, in order, until `stop`.
+async fn galera_modes(
+    client: kube::Client,
+    ns: String,
+    name: &str,
+    stop: Arc<AtomicBool>,
+) -> Vec<&'static str> {
+    let api: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client, &ns);
+    let mut seen: Vec<&'static str> = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        if let Ok(Some(sts)) = api.get_opt(name).await {
+            let mode = galera_mode(&sts);
+            if seen.last() != Some(&mode) {
+                seen.push(mode);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen
+}
+
+/// Galera nodes with TLS only and nodes without TLS cannot replicate with each other: turning
+/// TLS off and on for a three-node PerconaXtraDB goes through a template that accepts both,
+/// never straight from one to the other, and each request ends once the target runs.
+#[tokio::test]
+async fn a_galera_cluster_turns_tls_off_and_on_through_a_bridge() {
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("ca").await.unwrap();
+    let kind = DbKind::PerconaXtraDB;
+    let db = database(kind, "gal", "ca", "  replicas: 3\n").replace("WipeOut", "Delete");
+    env.apply_yaml(&db).await.unwrap();
+    serving(&env, kind, "gal").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let watch = tokio::spawn(galera_modes(
+        env.client(),
+        env.namespace().to_string(),
+        "gal",
+        stop.clone(),
+    ));
+    create(
+        &env,
+        kind,
+        &request(kind, "off", "gal", json!({"remove": true}), json!({})),
+    )
+    .await
+    .unwrap();
+    until_phase(&env, kind, "off", "Successful").await;
+    let add = json!({"requireSSL": true, "issuerRef": {"apiGroup": "cert-manager.io", "kind": "Issuer", "name": "ca"}});
+    create(&env, kind, &request(kind, "on", "gal", add, json!({})))
+        .await
+        .unwrap();
+    until_phase(&env, kind, "on", "Successful").await;
+    stop.store(true, Ordering::SeqCst);
+    let modes = watch.await.unwrap();
+    assert_eq!(
+        modes,
+        ["tls", "bridge", "plain", "bridge", "tls"],
+        "every switch passes through the bridge"
+    );
+    // State transfers are encrypted again once every node replicates with TLS only.
+    let config = env.api::<Secret>().get("gal-config").await.unwrap();
+    let annotations = config.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("kubedb.com/state-transfer-tls")
+            .map(String::as_str),
+        Some("encrypted")
+    );
+    let workload = env
+        .condition(kind, "gal", "WorkloadReady")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(workload.status, "True", "{:?}", workload.message);
 }
 
 #[tokio::test]

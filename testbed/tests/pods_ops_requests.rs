@@ -17,7 +17,7 @@ use dbtls_contract::DbKind;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use ops_manager::serving::probe;
 use pods_support::{
-    Trust, client_loop, database, delete_and_wait, pod_runs, ready, real_pods, resolver,
+    Trust, client_loop, database, delete_and_wait, mariadb, pod_runs, ready, real_pods, resolver,
     secret_data,
 };
 use serde_json::{Value, json};
@@ -244,6 +244,7 @@ async fn most_down(env: &Env, name: &str, replicas: usize, stop: Arc<AtomicBool>
 /// Runs a request that rolls the pods; returns (took, most pods down at once, pods replaced).
 async fn rolled(
     env: &Env,
+    kind: DbKind,
     name: &str,
     replicas: usize,
     request: &str,
@@ -257,7 +258,7 @@ async fn rolled(
     let stop = Arc::new(AtomicBool::new(false));
     let watch = most_down(env, name, replicas, stop.clone());
     let run = async {
-        let took = request_to_success(env, DbKind::MySQL, name, request, tls).await;
+        let took = request_to_success(env, kind, name, request, tls).await;
         stop.store(true, Ordering::SeqCst);
         took
     };
@@ -270,25 +271,96 @@ async fn rolled(
     (took, down, replaced)
 }
 
-async fn remove_and_add(replicas: usize) {
+/// Every node of Galera cluster `name` is Synced in one Primary component of `replicas`,
+/// replicates with TLS only (`tls`) or without TLS, never bridged, and a write on the first
+/// node is read on the last. `client`: the client's TLS files (requireSSL), or plaintext.
+async fn galera_healthy(
+    env: &Env,
+    name: &str,
+    replicas: usize,
+    client: Option<&[String; 3]>,
+    tls: bool,
+    row: &str,
+) {
+    let password = pods_support::password(env, name).await;
+    let mut ips = Vec::new();
+    for i in 0..replicas {
+        let pod = format!("{name}-{i}");
+        let ip = pods_support::pod_ip(env, &pod).await;
+        let status = |variable: &str| {
+            mariadb(
+                &ip,
+                &password,
+                client,
+                &format!(
+                    "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = '{variable}'"
+                ),
+            )
+            .unwrap()
+        };
+        assert_eq!(status("WSREP_CLUSTER_SIZE"), replicas.to_string(), "{pod}");
+        assert_eq!(status("WSREP_CLUSTER_STATUS"), "Primary", "{pod}");
+        assert_eq!(status("WSREP_LOCAL_STATE_COMMENT"), "Synced", "{pod}");
+        let options = mariadb(&ip, &password, client, "SELECT @@wsrep_provider_options").unwrap();
+        // Galera lists the socket.ssl options only when TLS is configured.
+        assert_eq!(
+            options.contains("socket.ssl = YES"),
+            tls,
+            "{pod}: {options}"
+        );
+        assert!(
+            !options.contains("socket.dynamic = YES"),
+            "{pod}: {options}"
+        );
+        ips.push(ip);
+    }
+    mariadb(
+        &ips[0],
+        &password,
+        client,
+        &format!("CREATE DATABASE IF NOT EXISTS shop; CREATE TABLE IF NOT EXISTS shop.t (v VARCHAR(20) PRIMARY KEY); INSERT INTO shop.t VALUES ('{row}')"),
+    )
+    .unwrap();
+    let read = mariadb(
+        &ips[replicas - 1],
+        &password,
+        client,
+        &format!("SELECT v FROM shop.t WHERE v = '{row}'"),
+    )
+    .unwrap();
+    assert_eq!(
+        read,
+        row,
+        "replicated from {name}-0 to {name}-{}",
+        replicas - 1
+    );
+}
+
+async fn remove_and_add(kind: DbKind, version: &str, replicas: usize) {
     let resolver = resolver().await;
     let env = Env::start(EnvOptions::default()).await.unwrap();
     env.create_ca_issuer("ca").await.unwrap();
     let ns = env.namespace().to_string();
     let name = format!("roll{replicas}");
-    let db = database(
-        DbKind::MySQL,
-        &name,
-        "8.4.3",
-        replicas as u32,
-        &ns,
-        resolver,
-    )
-    .replace("WipeOut", "Delete");
+    let db =
+        database(kind, &name, version, replicas as u32, &ns, resolver).replace("WipeOut", "Delete");
     env.apply_yaml(&db).await.unwrap();
-    ready(&env, DbKind::MySQL, &name).await;
-    let (took, down, replaced) =
-        rolled(&env, &name, replicas, "remove", json!({"remove": true})).await;
+    ready(&env, kind, &name).await;
+    let galera = kind == DbKind::PerconaXtraDB && replicas > 1;
+    let what = if galera {
+        format!("Galera cluster of {replicas}")
+    } else {
+        format!("{kind} with {replicas} pod(s)")
+    };
+    let (took, down, replaced) = rolled(
+        &env,
+        kind,
+        &name,
+        replicas,
+        "remove",
+        json!({"remove": true}),
+    )
+    .await;
     assert!(down <= 1, "remove: {down} pods down at once");
     assert_eq!(
         replaced, replicas,
@@ -306,12 +378,15 @@ async fn remove_and_add(replicas: usize) {
             .is_err(),
         "no TLS any more"
     );
+    if galera {
+        galera_healthy(&env, &name, replicas, None, false, "without-tls").await;
+    }
     println!(
-        "pods_ops_requests: MySQL with {replicas} pod(s): remove TLS {:.1}s; at most {down} pod down at once; {replaced} pods restarted (rolled)",
+        "pods_ops_requests: {what}: remove TLS {:.1}s; at most {down} pod down at once; {replaced} pods replaced (rolled)",
         took.as_secs_f64()
     );
     let add = json!({"requireSSL": true, "issuerRef": {"apiGroup": "cert-manager.io", "kind": "Issuer", "name": "ca"}});
-    let (took, down, replaced) = rolled(&env, &name, replicas, "add", add).await;
+    let (took, down, replaced) = rolled(&env, kind, &name, replicas, "add", add).await;
     assert!(down <= 1, "add: {down} pods down at once");
     assert_eq!(
         replaced, replicas,
@@ -328,11 +403,16 @@ async fn remove_and_add(replicas: usize) {
             .unwrap();
         assert_eq!(probe::serial_of(&chain[0]).unwrap(), serial);
     }
+    if galera {
+        let dir = pods_support::tempdir(&ns);
+        let client = pods_support::client_files(&env, &format!("{name}-client-cert"), &dir).await;
+        galera_healthy(&env, &name, replicas, Some(&client), true, "with-tls").await;
+    }
     println!(
-        "pods_ops_requests: MySQL with {replicas} pod(s): add TLS {:.1}s; at most {down} pod down at once; {replaced} pods restarted (rolled)",
+        "pods_ops_requests: {what}: add TLS {:.1}s; at most {down} pod down at once; {replaced} pods replaced (rolled)",
         took.as_secs_f64()
     );
-    delete_and_wait(&env, DbKind::MySQL, &name).await;
+    delete_and_wait(&env, kind, &name).await;
 }
 
 #[tokio::test]
@@ -340,6 +420,18 @@ async fn removing_and_adding_tls_rolls_one_pod_at_a_time() {
     if !real_pods("removing_and_adding_tls_rolls_one_pod_at_a_time") {
         return;
     }
-    remove_and_add(1).await;
-    remove_and_add(3).await;
+    remove_and_add(DbKind::MySQL, "8.4.3", 1).await;
+    remove_and_add(DbKind::MySQL, "8.4.3", 3).await;
+}
+
+/// Galera nodes with TLS only and nodes without TLS cannot replicate with each other: the
+/// provisioner switches a running cluster through nodes that accept both, in two rolling
+/// restarts, never more than one node down, and ends as one Primary component of three that
+/// replicates.
+#[tokio::test]
+async fn a_three_node_galera_cluster_turns_tls_off_and_on_without_splitting() {
+    if !real_pods("a_three_node_galera_cluster_turns_tls_off_and_on_without_splitting") {
+        return;
+    }
+    remove_and_add(DbKind::PerconaXtraDB, "8.0.40", 3).await;
 }

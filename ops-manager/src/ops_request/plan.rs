@@ -141,14 +141,6 @@ impl DatabaseFacts {
         format!("{} {}/{}", self.kind, self.namespace, self.name)
     }
 
-    /// `spec.replicas`, KubeDB's default 1 when absent.
-    fn replicas(&self) -> i64 {
-        self.spec
-            .get("replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(1)
-    }
-
     fn condition(&self, type_: ConditionType) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.type_ == type_.as_str())
     }
@@ -359,15 +351,6 @@ fn before_start(o: &Observed<'_>, db: &DatabaseFacts, op: &Operation) -> Option<
     None
 }
 
-/// Whether the operation turns TLS on or off (rather than changing it).
-fn switches_tls(db: &DatabaseFacts, op: &Operation) -> bool {
-    match op {
-        Operation::Remove => db.has_tls(),
-        Operation::Change(c) => !db.has_tls() && c.concerns_certificates(),
-        Operation::Rotate => false,
-    }
-}
-
 /// Failed or Skipped when the operation cannot apply to the database as it is.
 fn cannot_run(db: &DatabaseFacts, op: &Operation) -> Option<Decision> {
     let nothing = |phase, message: String| {
@@ -405,20 +388,6 @@ fn cannot_run(db: &DatabaseFacts, op: &Operation) -> Option<Decision> {
                 OpsConditionType::Failed,
                 Reason::InvalidOpsRequest,
                 "MSSQLServer always runs with TLS (KubeDB requires spec.tls.issuerRef): TLS cannot be removed; set clientTLS: false to stop requiring it from clients".into(),
-            ))
-        }
-        Operation::Remove | Operation::Change(_)
-            if db.kind == DbKind::PerconaXtraDB && db.replicas() > 1 && switches_tls(db, op) =>
-        {
-            Some(Decision::finished(
-                OpsRequestPhase::Failed,
-                OpsConditionType::Failed,
-                Reason::InvalidOpsRequest,
-                format!(
-                    "{} runs {} Galera nodes: a node with TLS and one without cannot replicate with each other, so turning TLS on or off needs every node restarted at once (KubeDB restarts the whole cluster), which dbtls does not do; scale to 1 replica first, or set spec.tls when creating the cluster",
-                    db.describe(),
-                    db.replicas()
-                ),
             ))
         }
         Operation::Change(c)

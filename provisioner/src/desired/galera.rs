@@ -7,11 +7,14 @@
 //! receive address is its own DNS name rather than its IP, so a donor verifying the joiner's
 //! certificate checks a name the server certificate carries (`*.<db>-pods.<ns>.svc`).
 //! Which node bootstraps the cluster and the path of the Galera library are the image's
-//! business (its entrypoint and `my.cnf`), as in Percona's images.
+//! business (its entrypoint and `my.cnf`), as in Percona's images. Switching TLS on a running
+//! cluster is [`super::galera_switch`]'s.
 use dbtls_contract::names;
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
 
-use super::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
+pub use super::galera_switch::Replication;
+use super::galera_switch::{DYNAMIC, PROVIDER_OPTIONS, SSL_ON};
+use super::server_tls::{CA_KEY, CERT_KEY, KEY_KEY, percona_server_dir};
 use crate::facts::DbFacts;
 
 /// The pod's own name, for the receive address (Kubernetes expands `$(POD_NAME)` in args).
@@ -25,9 +28,9 @@ fn peers(db: &DbFacts<'_>) -> Vec<String> {
         .collect()
 }
 
-/// The Galera arguments of a PerconaXtraDB server; `tls_dir` (the directory of the server
-/// certificate, with `spec.tls`) adds encrypted replication.
-pub fn args(db: &DbFacts<'_>, tls_dir: Option<&str>) -> Vec<String> {
+/// The Galera arguments of a PerconaXtraDB server; replication with TLS uses the server
+/// certificate's directory.
+pub fn args(db: &DbFacts<'_>, replication: Replication) -> Vec<String> {
     let service = names::governing_service(&db.name);
     let mut args = vec![
         "--wsrep-on=ON".to_string(),
@@ -40,12 +43,20 @@ pub fn args(db: &DbFacts<'_>, tls_dir: Option<&str>) -> Vec<String> {
         "--binlog-format=ROW".to_string(),
         "--innodb-autoinc-lock-mode=2".to_string(),
     ];
-    if let Some(dir) = tls_dir {
+    if replication != Replication::Plain {
         // Group communication over TLS, verified against the CA; state transfers take the
         // server's ssl-ca/ssl-cert/ssl-key (already in the args) and verify the joiner's name.
-        args.push(format!(
-            "--wsrep-provider-options=socket.ssl=YES;socket.ssl_ca={dir}/{CA_KEY};socket.ssl_cert={dir}/{CERT_KEY};socket.ssl_key={dir}/{KEY_KEY}"
-        ));
+        let dir = percona_server_dir();
+        let mut options = vec![
+            SSL_ON.to_string(),
+            format!("socket.ssl_ca={dir}/{CA_KEY}"),
+            format!("socket.ssl_cert={dir}/{CERT_KEY}"),
+            format!("socket.ssl_key={dir}/{KEY_KEY}"),
+        ];
+        if replication == Replication::Bridge {
+            options.insert(1, DYNAMIC.to_string());
+        }
+        args.push(format!("{PROVIDER_OPTIONS}{}", options.join(";")));
     }
     args
 }
@@ -81,7 +92,7 @@ mod tests {
     #[test]
     fn every_replica_is_a_peer_by_its_stable_dns_name() {
         let db = percona(3);
-        let args = args(&DbFacts::of(&db), None);
+        let args = args(&DbFacts::of(&db), Replication::Plain);
         assert!(args.contains(
             &"--wsrep-cluster-address=gcomm://px-0.px-pods.shop.svc,px-1.px-pods.shop.svc,px-2.px-pods.shop.svc"
                 .to_string()
@@ -99,7 +110,7 @@ mod tests {
     #[test]
     fn tls_encrypts_group_communication_with_the_server_certificate() {
         let db = percona(1);
-        let args = args(&DbFacts::of(&db), Some("/etc/mysql/certs/server"));
+        let args = args(&DbFacts::of(&db), Replication::Tls);
         let options = args
             .iter()
             .find_map(|a| a.strip_prefix("--wsrep-provider-options="))

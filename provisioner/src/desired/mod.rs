@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod config;
 pub mod galera;
+pub mod galera_switch;
 pub mod pod;
 pub mod server_tls;
 pub mod services;
@@ -26,8 +27,9 @@ pub fn child_meta(db: &DbFacts<'_>, name: String) -> ObjectMeta {
 }
 
 use dbtls_contract::DbKind;
-use k8s_openapi::api::core::v1::{EnvVar, Secret};
+use k8s_openapi::api::core::v1::Secret;
 
+use crate::observe::Observed;
 use crate::workload::{Workload, WorkloadApi};
 use server_tls::{ServerTls, TlsInput};
 
@@ -64,21 +66,75 @@ pub fn server_tls_for(db: &DbFacts<'_>) -> Option<ServerTls> {
     ))
 }
 
-/// Arguments and environment that make the pods of a kind one cluster (PerconaXtraDB's Galera).
-fn cluster_config(db: &DbFacts<'_>) -> (Vec<String>, Vec<EnvVar>) {
-    match db.kind {
-        DbKind::PerconaXtraDB => {
-            let tls_dir = db.tls.map(|_| server_tls::percona_server_dir());
-            (galera::args(db, tls_dir.as_deref()), galera::env())
-        }
-        _ => (Vec::new(), Vec::new()),
-    }
+/// The workload to write, the config Secret it reads (if the kind needs one), and, for a
+/// Galera cluster switching TLS, where the switch is (see [`galera_switch`]).
+#[derive(Clone, Debug)]
+pub struct DesiredWorkload {
+    pub workload: Workload,
+    pub config: Option<Secret>,
+    /// Galera replication bridged: the rollout is a step, not the end.
+    pub bridging: bool,
+    /// Leave the live workload as it is until then (unix seconds).
+    pub hold_until: Option<i64>,
 }
 
-/// The workload and the config Secret it reads (if the kind needs one).
-pub fn workload_for(db: &DbFacts<'_>, image: &str, api: WorkloadApi) -> (Workload, Option<Secret>) {
-    let tls = server_tls_for(db);
-    let (cluster_args, cluster_env) = cluster_config(db);
+/// PerconaXtraDB's server TLS and Galera arguments, with the switch a running cluster is in:
+/// its replication may still need the certificate the live pods mount after `spec.tls` is
+/// gone, and the state-transfer setting follows the switch.
+fn galera_config(
+    db: &DbFacts<'_>,
+    tls: Option<ServerTls>,
+    observed: &Observed,
+) -> (Option<ServerTls>, Vec<String>, galera_switch::Switch) {
+    let live = observed.workload.as_ref();
+    let mut switch =
+        galera_switch::decide(db, live, observed.config_secret.as_ref(), &observed.clock);
+    let mut tls = match tls {
+        Some(tls) => Some(tls),
+        None if switch.replication == galera_switch::Replication::Bridge => {
+            let template = live.and_then(Workload::pod_template);
+            let carried = galera_switch::carried_certificate(template, db.kind.profile().container);
+            if carried.is_none() {
+                // Nothing to bridge with: straight to the target.
+                switch.replication = galera_switch::Replication::Plain;
+                switch.transfers = None;
+                switch.hold_until = None;
+            }
+            carried
+        }
+        None => None,
+    };
+    if let (Some(tls), Some(transfers)) = (tls.as_mut(), switch.transfers) {
+        let dir = server_tls::percona_server_dir();
+        let cnf = match transfers {
+            galera_switch::Transfers::Encrypted => server_tls::sst_tls_cnf(&dir),
+            galera_switch::Transfers::Plaintext => server_tls::sst_plaintext_cnf(),
+        };
+        tls.config_files
+            .insert(server_tls::SST_TLS_CNF.to_string(), cnf);
+        tls.config_dir = Some(server_tls::MYSQL_CONF_DIR);
+    }
+    (tls, galera::args(db, switch.replication), switch)
+}
+
+/// The desired workload of `db`, from its facts and what runs (`observed`: a Galera cluster
+/// switching TLS passes through a bridge, see [`galera_switch`]).
+pub fn workload_for(
+    db: &DbFacts<'_>,
+    image: &str,
+    api: WorkloadApi,
+    observed: &Observed,
+) -> DesiredWorkload {
+    let mut tls = server_tls_for(db);
+    let (mut cluster_args, mut cluster_env) = (Vec::new(), Vec::new());
+    let mut switch = None;
+    if db.kind == DbKind::PerconaXtraDB {
+        let (galera_tls, args, decided) = galera_config(db, tls, observed);
+        tls = galera_tls;
+        cluster_args = args;
+        cluster_env = galera::env();
+        switch = Some(decided);
+    }
     let template = pod::pod_template(
         db,
         &pod::PodInputs {
@@ -89,11 +145,24 @@ pub fn workload_for(db: &DbFacts<'_>, image: &str, api: WorkloadApi) -> (Workloa
             cluster_env,
         },
     );
-    let config = tls
+    let mut config = tls
         .as_ref()
         .and_then(|t| config::config_secret(db, &t.config_files));
+    if let (Some(config), Some(Some(transfers))) =
+        (config.as_mut(), switch.as_ref().map(|s| s.transfers))
+    {
+        let since = switch.as_ref().map_or(0, |s| s.transfers_since);
+        config.metadata.annotations = Some(galera_switch::transfers_annotations(transfers, since));
+    }
     let spec = workload::workload_spec(db, template);
-    (workload::workload(db, api, spec), config)
+    DesiredWorkload {
+        workload: workload::workload(db, api, spec),
+        config,
+        bridging: switch
+            .as_ref()
+            .is_some_and(|s| s.replication == galera_switch::Replication::Bridge),
+        hold_until: switch.and_then(|s| s.hold_until),
+    }
 }
 
 #[cfg(test)]
@@ -129,7 +198,14 @@ mod tests {
     fn require_ssl_mysql_statefulset() {
         let db: MySQL = load("mysql-require-ssl.yaml");
         let facts = DbFacts::of(&db);
-        let (workload, config) = workload_for(&facts, "mysql:8.4.3", WorkloadApi::StatefulSet);
+        let DesiredWorkload {
+            workload, config, ..
+        } = workload_for(
+            &facts,
+            "mysql:8.4.3",
+            WorkloadApi::StatefulSet,
+            &Observed::default(),
+        );
         assert!(config.is_none());
         no_sub_path(&workload);
         let sts = statefulset(workload.clone());
@@ -212,7 +288,14 @@ mod tests {
     fn without_tls_there_is_no_tls_volume_or_argument() {
         let db: MySQL = load("mysql-no-tls.yaml");
         let facts = DbFacts::of(&db);
-        let (workload, config) = workload_for(&facts, "mysql:8.0.36", WorkloadApi::StatefulSet);
+        let DesiredWorkload {
+            workload, config, ..
+        } = workload_for(
+            &facts,
+            "mysql:8.0.36",
+            WorkloadApi::StatefulSet,
+            &Observed::default(),
+        );
         assert!(config.is_none());
         let pod = pod_spec(&workload);
         let mysql = db_container(&pod, "mysql");
@@ -241,7 +324,12 @@ mod tests {
     fn percona_mounts_each_alias_in_its_own_directory() {
         let db: PerconaXtraDB = load("percona-tls.yaml");
         let facts = DbFacts::of(&db);
-        let (workload, _) = workload_for(&facts, "img", WorkloadApi::StatefulSet);
+        let DesiredWorkload { workload, .. } = workload_for(
+            &facts,
+            "img",
+            WorkloadApi::StatefulSet,
+            &Observed::default(),
+        );
         no_sub_path(&workload);
         let pod = pod_spec(&workload);
         let c = db_container(&pod, "perconaxtradb");
@@ -274,8 +362,12 @@ mod tests {
     fn proxysql_runs_without_storage_and_with_frontend_tls() {
         let db: ProxySQL = load("proxysql-tls.yaml");
         let facts = DbFacts::of(&db);
-        let (workload, _) =
-            workload_for(&facts, "proxysql/proxysql:2.7.1", WorkloadApi::StatefulSet);
+        let DesiredWorkload { workload, .. } = workload_for(
+            &facts,
+            "proxysql/proxysql:2.7.1",
+            WorkloadApi::StatefulSet,
+            &Observed::default(),
+        );
         no_sub_path(&workload);
         let pod = pod_spec(&workload);
         assert!(pod.init_containers.is_some());
@@ -300,7 +392,9 @@ mod tests {
     fn mssql_petset_gets_mssql_conf_only_with_client_tls() {
         let db: MSSQLServer = load("mssql-client-tls.yaml");
         let facts = DbFacts::of(&db);
-        let (workload, config) = workload_for(&facts, "mssql:x", WorkloadApi::PetSet);
+        let DesiredWorkload {
+            workload, config, ..
+        } = workload_for(&facts, "mssql:x", WorkloadApi::PetSet, &Observed::default());
         assert!(matches!(workload, Workload::PetSet(_)));
         no_sub_path(&workload);
         let config = config.unwrap();
@@ -329,7 +423,9 @@ mod tests {
         let mut without: MSSQLServer = db.clone();
         without.spec.tls.as_mut().unwrap().client_tls = Some(false);
         let facts = DbFacts::of(&without);
-        let (workload, config) = workload_for(&facts, "mssql:x", WorkloadApi::PetSet);
+        let DesiredWorkload {
+            workload, config, ..
+        } = workload_for(&facts, "mssql:x", WorkloadApi::PetSet, &Observed::default());
         assert!(config.is_none());
         let volumes = pod_spec(&workload).volumes.unwrap();
         assert!(!volumes.iter().any(|v| v.name == "config"));
@@ -339,7 +435,8 @@ mod tests {
     fn singlestore_references_the_license_secret() {
         let db: Singlestore = load("singlestore-tls.yaml");
         let facts = DbFacts::of(&db);
-        let (workload, _) = workload_for(&facts, "img", WorkloadApi::PetSet);
+        let DesiredWorkload { workload, .. } =
+            workload_for(&facts, "img", WorkloadApi::PetSet, &Observed::default());
         let pod = pod_spec(&workload);
         let c = db_container(&pod, "singlestore");
         let license = c
@@ -366,7 +463,12 @@ mod tests {
             .unwrap(),
         );
         let facts = DbFacts::of(&db);
-        let (workload, _) = workload_for(&facts, "mysql:8.0.36", WorkloadApi::StatefulSet);
+        let DesiredWorkload { workload, .. } = workload_for(
+            &facts,
+            "mysql:8.0.36",
+            WorkloadApi::StatefulSet,
+            &Observed::default(),
+        );
         let pod = pod_spec(&workload);
         assert_eq!(
             db_container(&pod, "mysql").image.as_deref(),

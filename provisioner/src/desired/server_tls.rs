@@ -245,6 +245,12 @@ pub fn sst_tls_cnf(dir: &str) -> String {
     )
 }
 
+/// The `[sst]` group of a Galera cluster switching TLS: transfers in plaintext, whatever TLS
+/// the server has (donor and joiner must agree, and some nodes have none).
+pub fn sst_plaintext_cnf() -> String {
+    "[sst]\nssl-mode=DISABLED\n".to_string()
+}
+
 /// ProxySQL (frontend TLS): `/var/lib/frontend/<alias>/` and `FRONTEND_TLS_ENABLED=true`, on
 /// which KubeDB's image sets `mysql-have_ssl`. ProxySQL serves `proxysql-{ca,cert,key}.pem` from
 /// its datadir; making those symlinks into the projected volume (instead of copies) lets

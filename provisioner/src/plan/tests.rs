@@ -233,7 +233,13 @@ fn someone_elses_workload_is_a_name_conflict_and_never_written() {
     let facts = DbFacts::of(&db);
     let choice = sts_choice(facts.kind);
     let mut observed = provisioned_objects(&facts);
-    let (mut workload, _) = crate::desired::workload_for(&facts, "img", WorkloadApi::StatefulSet);
+    let mut workload = crate::desired::workload_for(
+        &facts,
+        "img",
+        WorkloadApi::StatefulSet,
+        &Observed::default(),
+    )
+    .workload;
     workload.meta_mut().owner_references = None;
     observed.workload = Some(stored(workload));
     let planned = plan(&facts, &observed, &choice);
@@ -264,7 +270,13 @@ fn an_immutable_change_is_reported_not_retried() {
     let choice = sts_choice(facts.kind);
     let mut observed = provisioned_objects(&facts);
     observed.tls_secrets = tls_ready(&facts);
-    let (mut live, _) = crate::desired::workload_for(&facts, "img", WorkloadApi::StatefulSet);
+    let mut live = crate::desired::workload_for(
+        &facts,
+        "img",
+        WorkloadApi::StatefulSet,
+        &Observed::default(),
+    )
+    .workload;
     if let Workload::StatefulSet(s) = &mut live {
         s.spec.as_mut().unwrap().service_name = Some("elsewhere".into());
     }
@@ -364,4 +376,73 @@ fn settling_reports_what_the_writes_found() {
         WorkloadReport::ImmutableField { field, .. } if field.contains("spec: Forbidden")
     ));
     assert_eq!(requeue, Requeue::Immutable);
+}
+
+/// A three-node PerconaXtraDB whose `spec.tls` was just removed, and what it ran with TLS.
+fn galera_leaving_tls() -> (
+    dbtls_contract::api::PerconaXtraDB,
+    crate::desired::DesiredWorkload,
+) {
+    let with_tls: dbtls_contract::api::PerconaXtraDB = load("percona-tls.yaml");
+    let mut without = with_tls.clone();
+    without.spec.tls = None;
+    without.spec.require_ssl = None;
+    let built = crate::desired::workload_for(
+        &DbFacts::of(&with_tls),
+        "img",
+        WorkloadApi::StatefulSet,
+        &Observed::default(),
+    );
+    (without, built)
+}
+
+#[test]
+fn a_galera_cluster_leaving_tls_reports_its_bridge_as_a_rollout_step() {
+    let (without, built) = galera_leaving_tls();
+    let facts = DbFacts::of(&without);
+    let live = built.workload;
+    let mut observed = provisioned_objects(&facts);
+    observed.workload = Some(stored(live));
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    assert!(
+        writes(&planned).contains(&"workload"),
+        "{:?}",
+        planned.report
+    );
+    match &planned.report.workload {
+        WorkloadReport::Exists { rolling, .. } => {
+            let rolling = rolling.clone().unwrap();
+            assert!(rolling.contains("socket.dynamic"), "{rolling}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_galera_cluster_leaving_tls_restarts_no_node_before_its_pods_read_plaintext_transfers() {
+    let (without, built) = galera_leaving_tls();
+    let facts = DbFacts::of(&without);
+    let mut observed = provisioned_objects(&facts);
+    observed.workload = Some(stored(built.workload));
+    observed.config_secret = built.config.map(|c| ours(&facts, c));
+    observed.clock = crate::observe::Clock {
+        now: 1_000,
+        secret_propagation: std::time::Duration::from_secs(90),
+    };
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    assert_eq!(
+        writes(&planned),
+        ["config"],
+        "only the transfer setting changes"
+    );
+    assert_eq!(
+        planned.requeue,
+        Requeue::After(std::time::Duration::from_secs(90))
+    );
+    match &planned.report.workload {
+        WorkloadReport::Exists { rolling, .. } => {
+            assert!(rolling.clone().unwrap().contains("--secret-propagation"));
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -187,12 +187,21 @@ impl Env {
                 .push(tokio::spawn(workload_sim::run(client, namespaces, stop)));
         }
 
+        // A Galera cluster leaving TLS waits for kubelet to refresh a Secret in running pods:
+        // the test node's kubelet syncs every 10 s; stand-in pods read nothing.
+        let mut provisioner_args = options.provisioner_args.clone();
+        if !provisioner_args
+            .iter()
+            .any(|a| a.starts_with("--secret-propagation"))
+        {
+            let propagation = match workloads {
+                Played::ByStandIn => "0s",
+                _ => "20s",
+            };
+            provisioner_args.push(format!("--secret-propagation={propagation}"));
+        }
         let wanted = [
-            (
-                "provisioner",
-                options.provisioner,
-                &options.provisioner_args,
-            ),
+            ("provisioner", options.provisioner, &provisioner_args),
             (
                 "ops-manager",
                 options.ops_manager,
