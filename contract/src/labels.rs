@@ -13,6 +13,9 @@ pub const COMPONENT_DATABASE: &str = "database";
 /// Annotation of the CA bundle Secret (`names::ca_bundle`): the serials of the CAs it holds, in
 /// order, so that its content is known from metadata alone.
 pub const TRUSTED_CA_SERIALS: &str = "kubedb.com/trusted-ca-serials";
+/// Annotation of the CA bundle Secret while an issuer change is not over: the serial of the CA
+/// it replaces, whose client certificate the Secret keeps until no server trusts that CA.
+pub const RETIRED_CA_SERIAL: &str = "kubedb.com/retired-ca-serial";
 
 /// The four labels on everything the operators create for database `db` of `kind`.
 pub fn for_database(kind: DbKind, db: &str) -> BTreeMap<String, String> {

@@ -21,7 +21,7 @@ use kube::runtime::watcher;
 
 /// Metadata as the ops-manager needs it: no managedFields, and of the annotations only those
 /// naming the Certificate and the issuer a Secret was issued for (cert-manager writes a dozen)
-/// and the CA bundle's list of CAs.
+/// and the CA bundle's list of CAs (and the CA an issuer change retires).
 pub fn lean_metadata<K>(object: &mut PartialObjectMeta<K>)
 where
     PartialObjectMeta<K>: Resource,
@@ -37,6 +37,7 @@ where
                     annotations::ISSUER_KIND,
                     annotations::ISSUER_GROUP,
                     dbtls_contract::labels::TRUSTED_CA_SERIALS,
+                    dbtls_contract::labels::RETIRED_CA_SERIAL,
                 ]
                 .contains(&k.as_str())
             })

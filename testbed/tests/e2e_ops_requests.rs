@@ -481,6 +481,72 @@ async fn remove_then_add_tls_roll_the_workload_and_keep_the_secrets() {
     assert!(served.message.unwrap().contains(&now));
 }
 
+/// The ops-manager killed after the client certificate was re-issued from the new CA, before
+/// every pod was made to forget the old one: the restarted ops-manager still makes that check,
+/// with the old client certificate it kept in the bundle Secret (its memory is gone).
+#[tokio::test]
+async fn a_restarted_ops_manager_still_makes_every_pod_forget_the_old_ca() {
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("old").await.unwrap();
+    let new_ca = env.create_ca_issuer("new").await.unwrap();
+    env.apply_yaml(&database(DbKind::MySQL, "again", "old", "  replicas: 2\n"))
+        .await
+        .unwrap();
+    serving(&env, DbKind::MySQL, "again").await;
+    let old_client = probe::ClientIdentity {
+        cert_pem: secret_key(&env, "again-client-cert", "tls.crt").await,
+        key_pem: secret_key(&env, "again-client-cert", "tls.key").await,
+    };
+    let body = request(
+        DbKind::MySQL,
+        "to-new",
+        "again",
+        json!({"issuerRef": {"apiGroup": "cert-manager.io", "kind": "Issuer", "name": "new"}}),
+        json!({}),
+    );
+    create(&env, DbKind::MySQL, &body).await.unwrap();
+    env.eventually(
+        "the client certificate re-issued, the old one kept in the bundle Secret",
+        WAIT,
+        || async {
+            let client_ca = secret_key(&env, "again-client-cert", "ca.crt").await;
+            let bundle = env.api::<Secret>().get("again-ca-bundle").await?;
+            let kept = bundle
+                .metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key("kubedb.com/retired-ca-serial");
+            let reissued = String::from_utf8_lossy(&client_ca).trim() == new_ca.trim();
+            Ok((kept && reissued).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    env.restart_operator("ops-manager").await.unwrap();
+    until_phase(&env, DbKind::MySQL, "to-new", "Successful").await;
+    env.eventually(
+        "every pod refuses the old CA's client certificate",
+        WAIT,
+        || async {
+            let refused = refusing(&env, "again", &old_client).await;
+            Ok((refused == 2).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    env.eventually(
+        "the bundle Secret lets go of the old client certificate",
+        WAIT,
+        || async {
+            let bundle = env.api::<Secret>().get("again-ca-bundle").await?;
+            let data = bundle.data.unwrap_or_default();
+            Ok((!data.contains_key("retired-client.key")).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+}
+
 /// How a Galera StatefulSet's template replicates: "tls", "bridge" (socket.dynamic) or "plain".
 fn galera_mode(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> &'static str {
     let options = sts

@@ -103,6 +103,15 @@ impl Serving {
         }
     }
 
+    /// The remembered retired client certificate and its CA serial.
+    pub fn retired(&self, db: &DbRef) -> Option<(Serial, ClientIdentity)> {
+        let memory = self.memory.lock();
+        memory
+            .get(&key(db))
+            .and_then(|m| m.retired.as_ref())
+            .map(|(m, i)| (m.ca_serial.clone(), i.clone()))
+    }
+
     /// The CA serial of a remembered retired client certificate.
     pub fn retired_ca(&self, db: &DbRef) -> Option<Serial> {
         let memory = self.memory.lock();

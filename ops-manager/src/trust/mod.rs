@@ -26,7 +26,7 @@ use crate::serving::probe::{self, ClientIdentity};
 use crate::serving::trust::ProbeCertificate;
 use plan::{Hold, Probe, ProbeAction, Serial, TrustFacts, TrustPlan};
 
-use dbtls_contract::labels::TRUSTED_CA_SERIALS as TRUSTED_CAS;
+use dbtls_contract::labels::{RETIRED_CA_SERIAL as RETIRED_CA, TRUSTED_CA_SERIALS as TRUSTED_CAS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -58,7 +58,16 @@ pub struct Observed {
     server_ca: Vec<u8>,
     /// The live bundle Secret's uid, when it is ours; Err: it is someone else's.
     bundle_uid: Result<Option<String>, String>,
+    /// The CA serial of the retired client certificate the bundle Secret keeps.
+    retired_in_bundle: Option<Serial>,
 }
+
+/// On the bundle Secret, while an issuer change is not over: next to the serial of the CA being
+/// replaced (`RETIRED_CA_SERIAL`), its client certificate (never mounted: pods project `ca.crt`
+/// only), which proves at the end that no pod trusts that CA any more. Kept in the cluster so
+/// that a restarted ops-manager still makes that check.
+const RETIRED_CERT: &str = "retired-client.crt";
+const RETIRED_KEY: &str = "retired-client.key";
 
 impl Observed {
     /// Why the bundle cannot be written, if a Secret of its name is not ours.
@@ -73,17 +82,33 @@ fn first_serial(pem: &[u8]) -> Option<Serial> {
     probe::serial_of(&block.contents)
 }
 
-/// Every certificate of a PEM bundle, by serial (PEM each).
-fn split_pems(pem: &[u8]) -> BTreeMap<Serial, Vec<u8>> {
+/// The CAs of a PEM bundle, by the serial of each one's first certificate: a certificate whose
+/// serial is in `anchors` (the bundle's annotation) starts a CA, the certificates after it up
+/// to the next anchor are its chain and stay with it. Without anchors, every certificate is
+/// one CA.
+fn split_pems(pem: &[u8], anchors: Option<&[Serial]>) -> BTreeMap<Serial, Vec<u8>> {
     let text = String::from_utf8_lossy(pem);
-    let mut out = BTreeMap::new();
+    let mut out: BTreeMap<Serial, Vec<u8>> = BTreeMap::new();
+    let mut current: Option<Serial> = None;
     for block in text.split_inclusive("-----END CERTIFICATE-----") {
         let Some(start) = block.find("-----BEGIN CERTIFICATE-----") else {
             continue;
         };
         let one = format!("{}\n", &block[start..]);
-        if let Some(serial) = first_serial(one.as_bytes()) {
-            out.insert(serial, one.into_bytes());
+        let Some(serial) = first_serial(one.as_bytes()) else {
+            continue;
+        };
+        let starts = anchors.is_none_or(|a| a.contains(&serial));
+        match (&current, starts) {
+            (Some(ca), false) => {
+                if let Some(chain) = out.get_mut(ca) {
+                    chain.extend_from_slice(one.as_bytes());
+                }
+            }
+            _ => {
+                out.insert(serial.clone(), one.into_bytes());
+                current = Some(serial);
+            }
         }
     }
     out
@@ -201,6 +226,10 @@ pub async fn observe(
     }
 
     let (bundle, bundle_uid) = bundle_state(stores, db);
+    let retired_in_bundle = stores
+        .secret(ns, &names::ca_bundle(&db.name))
+        .and_then(|m| m.metadata.annotations)
+        .and_then(|a| a.get(RETIRED_CA).cloned());
 
     let switching = switching(db, tls_view, certificates, stores);
     let probe_name = names::ca_probe(&db.name);
@@ -241,6 +270,7 @@ pub async fn observe(
         probe,
         server_ca,
         bundle_uid,
+        retired_in_bundle,
     })
 }
 
@@ -352,8 +382,10 @@ pub async fn apply(
         regarding,
     } = *target;
     let ns = db.namespace.as_str();
+    let retired = retired_identity(ctx, db, observed).await?;
     if let (Some(serials), Ok(uid)) = (&plan.bundle, &observed.bundle_uid) {
-        let kept = write_bundle(ctx, db, observed, serials, uid.as_deref()).await?;
+        let kept =
+            write_bundle(ctx, db, observed, serials, uid.as_deref(), retired.as_ref()).await?;
         if uid.is_some() && !kept.is_empty() {
             let note = format!(
                 "The servers' CA file (Secret {}) now holds {} CA(s): serial {}",
@@ -409,7 +441,22 @@ pub async fn apply(
     if plan.check_pods
         && let Some(probe) = &observed.probe
     {
-        remember_retired(ctx, db, &client_secret, facts.current.as_deref()).await?;
+        let remembered =
+            remember_retired(ctx, db, &client_secret, facts.current.as_deref()).await?;
+        if let (Some(remembered), Ok(Some(uid))) = (remembered, &observed.bundle_uid)
+            && observed.retired_in_bundle.as_ref() != Some(&remembered.0)
+        {
+            let serials = plan.bundle.clone().or_else(|| facts.bundle.clone());
+            write_bundle(
+                ctx,
+                db,
+                observed,
+                &serials.unwrap_or_default(),
+                Some(uid),
+                Some(&remembered),
+            )
+            .await?;
+        }
         ctx.serving
             .check_trust(&ctx.client, stores, db, &admin, probe)
             .await;
@@ -423,36 +470,88 @@ pub async fn apply(
             .bundle
             .as_ref()
             .is_some_and(|b| b.len() == 1 && b.first() == facts.current.as_ref());
-    let retired = ctx.serving.retired_ca(db);
+    let retired = retired.map(|(serial, _)| serial);
     if narrowed && retired.is_some() && retired != facts.current {
         let done = ctx
             .serving
             .check_distrust(&ctx.client, stores, db, &admin)
             .await;
+        if done
+            && observed.retired_in_bundle.is_some()
+            && let (Some(current), Ok(Some(uid))) = (&facts.current, &observed.bundle_uid)
+        {
+            // Over: the retired client certificate leaves the bundle Secret.
+            write_bundle(
+                ctx,
+                db,
+                observed,
+                std::slice::from_ref(current),
+                Some(uid),
+                None,
+            )
+            .await?;
+        }
         return Ok(!done);
     }
     Ok(plan.hold.is_some())
 }
 
-/// Keeps the client Secret's key pair while it still comes from the CA being replaced.
+/// The retired client certificate of an issuer change: remembered, or (after a restart) read
+/// back from the bundle Secret.
+async fn retired_identity(
+    ctx: &Context,
+    db: &DbRef,
+    observed: &Observed,
+) -> Result<Option<(Serial, ClientIdentity)>, TrustError> {
+    if let Some(retired) = ctx.serving.retired(db) {
+        return Ok(Some(retired));
+    }
+    let Some(serial) = &observed.retired_in_bundle else {
+        return Ok(None);
+    };
+    let ns = db.namespace.as_str();
+    let name = names::ca_bundle(&db.name);
+    let live = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&name)
+        .await
+        .map_err(|source| TrustError::Read {
+            name: format!("{ns}/{name}"),
+            source,
+        })?;
+    let data = live.and_then(|s| s.data).unwrap_or_default();
+    let (Some(cert), Some(key)) = (data.get(RETIRED_CERT), data.get(RETIRED_KEY)) else {
+        return Ok(None);
+    };
+    let identity = ClientIdentity {
+        cert_pem: cert.0.clone(),
+        key_pem: key.0.clone(),
+    };
+    ctx.serving.remember_retired(db, serial, identity.clone());
+    Ok(Some((serial.clone(), identity)))
+}
+
+/// Keeps the client Secret's key pair while it still comes from the CA being replaced;
+/// returns it when newly kept.
 async fn remember_retired(
     ctx: &Context,
     db: &DbRef,
     client_secret: &str,
     current: Option<&str>,
-) -> Result<(), TrustError> {
+) -> Result<Option<(Serial, ClientIdentity)>, TrustError> {
     let Some(current) = current else {
-        return Ok(());
+        return Ok(None);
     };
     if ctx.serving.retired_ca(db).as_deref() == Some(current) {
-        return Ok(());
+        return Ok(None);
     }
     if let Some(pair) = read_key_pair(ctx, &db.namespace, client_secret).await?
         && pair.ca_serial == current
     {
-        ctx.serving.remember_retired(db, current, pair.identity);
+        ctx.serving
+            .remember_retired(db, current, pair.identity.clone());
+        return Ok(Some((current.to_string(), pair.identity)));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Deletes the probe Certificate and its Secret (nobody else uses either).
@@ -477,6 +576,7 @@ async fn write_bundle(
     observed: &Observed,
     serials: &[Serial],
     uid: Option<&str>,
+    retired: Option<&(Serial, ClientIdentity)>,
 ) -> Result<Vec<Serial>, TrustError> {
     let ns = db.namespace.as_str();
     let name = names::ca_bundle(&db.name);
@@ -495,30 +595,37 @@ async fn write_bundle(
             .and_then(|s| s.data)
             .and_then(|d| d.get(CA_CRT).cloned())
         {
-            for (serial, pem) in split_pems(&ca.0) {
+            for (serial, pem) in split_pems(&ca.0, observed.facts.bundle.as_deref()) {
                 pems.entry(serial).or_insert(pem);
             }
         }
     }
     let kept: Vec<&Serial> = serials.iter().filter(|s| pems.contains_key(*s)).collect();
     let ca: Vec<u8> = kept.iter().flat_map(|s| pems[*s].clone()).collect();
+    let mut annotations = BTreeMap::from([(
+        TRUSTED_CAS.to_string(),
+        kept.iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    )]);
+    let mut data = BTreeMap::from([(CA_CRT.to_string(), ByteString(ca))]);
+    if let Some((serial, identity)) = retired {
+        annotations.insert(RETIRED_CA.to_string(), serial.clone());
+        data.insert(RETIRED_CERT.into(), ByteString(identity.cert_pem.clone()));
+        data.insert(RETIRED_KEY.into(), ByteString(identity.key_pem.clone()));
+    }
     let body = Secret {
         metadata: ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(ns.to_string()),
             labels: Some(labels::for_database(db.kind, &db.name)),
-            annotations: Some(BTreeMap::from([(
-                TRUSTED_CAS.to_string(),
-                kept.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )])),
+            annotations: Some(annotations),
             owner_references: Some(vec![db.owner_reference()]),
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([(CA_CRT.to_string(), ByteString(ca))])),
+        data: Some(data),
         ..Secret::default()
     };
     let mut value = serde_json::to_value(&body).map_err(|e| TrustError::Write {
@@ -573,7 +680,7 @@ mod tests {
     fn a_bundle_splits_into_its_cas_by_serial() {
         let (one, two) = (ca_pem(), ca_pem());
         let bundle = format!("{one}{two}");
-        let split = split_pems(bundle.as_bytes());
+        let split = split_pems(bundle.as_bytes(), None);
         let (s1, s2) = (
             first_serial(one.as_bytes()).unwrap(),
             first_serial(two.as_bytes()).unwrap(),
@@ -584,7 +691,27 @@ mod tests {
         assert_eq!(first_serial(&split[&s2]), Some(s2));
         // What is written back is whole PEM blocks, in the order asked.
         assert!(String::from_utf8_lossy(&split[&s1]).starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(split_pems(b"not a certificate").is_empty());
+        assert!(split_pems(b"not a certificate", None).is_empty());
+    }
+
+    #[test]
+    fn a_ca_keeps_its_chain_when_the_bundle_is_read_back() {
+        // The old CA's ca.crt is a chain (intermediate, then root); the new one is one root.
+        let (intermediate, root, new) = (ca_pem(), ca_pem(), ca_pem());
+        let bundle = format!("{intermediate}{root}{new}");
+        let (old_serial, new_serial) = (
+            first_serial(intermediate.as_bytes()).unwrap(),
+            first_serial(new.as_bytes()).unwrap(),
+        );
+        let anchors = [old_serial.clone(), new_serial.clone()];
+        let split = split_pems(bundle.as_bytes(), Some(&anchors));
+        assert_eq!(split.len(), 2);
+        assert_eq!(
+            String::from_utf8_lossy(&split[&old_serial]),
+            format!("{intermediate}{root}"),
+            "the chain stays whole"
+        );
+        assert_eq!(String::from_utf8_lossy(&split[&new_serial]), new);
     }
 
     #[test]
