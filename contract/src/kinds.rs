@@ -65,6 +65,8 @@ pub struct KindProfile {
     pub aliases: &'static [&'static str],
     /// The admin user: the auth Secret's `username` and the client certificate's CN.
     pub admin_user: &'static str,
+    /// The client certificate's CommonName (KubeDB's: the admin user, `mssql` for SQL Server).
+    pub client_common_name: &'static str,
     /// CN of the metrics-exporter certificate, where the kind has one.
     pub exporter_user: &'static str,
     /// Name and port of the database's client port.
@@ -90,6 +92,7 @@ static MYSQL: KindProfile = KindProfile {
     plural: "mysqls",
     aliases: MYSQL_FAMILY_ALIASES,
     admin_user: "root",
+    client_common_name: "root",
     exporter_user: "exporter",
     port_name: "mysql",
     port: 3306,
@@ -119,6 +122,7 @@ static PERCONA_XTRADB: KindProfile = KindProfile {
     plural: "perconaxtradbs",
     aliases: MYSQL_FAMILY_ALIASES,
     admin_user: "root",
+    client_common_name: "root",
     exporter_user: "exporter",
     port_name: "mysql",
     port: 3306,
@@ -139,6 +143,7 @@ static PROXYSQL: KindProfile = KindProfile {
     plural: "proxysqls",
     aliases: MYSQL_FAMILY_ALIASES,
     admin_user: "cluster",
+    client_common_name: "cluster",
     exporter_user: "exporter",
     port_name: "mysql",
     port: 6033,
@@ -159,6 +164,7 @@ static SINGLESTORE: KindProfile = KindProfile {
     plural: "singlestores",
     aliases: SERVER_CLIENT,
     admin_user: "root",
+    client_common_name: "root",
     exporter_user: "root",
     port_name: "db",
     port: 3306,
@@ -183,6 +189,7 @@ static MSSQLSERVER: KindProfile = KindProfile {
     plural: "mssqlservers",
     aliases: SERVER_CLIENT,
     admin_user: "sa",
+    client_common_name: "mssql",
     exporter_user: "sa",
     port_name: "db",
     port: 1433,

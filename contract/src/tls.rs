@@ -34,6 +34,7 @@ pub fn server_dns_names(db: &str, namespace: &str, cluster_domain: &str) -> Vec<
         format!("{db}.{namespace}"),
         format!("{db}.{namespace}.svc"),
         format!("{db}.{namespace}.svc.{cluster_domain}"),
+        format!("*.{db}.{namespace}.svc"),
         format!("*.{pods}.{namespace}.svc"),
         format!("*.{pods}.{namespace}.svc.{cluster_domain}"),
         "localhost".to_string(),
@@ -43,10 +44,15 @@ pub fn server_dns_names(db: &str, namespace: &str, cluster_domain: &str) -> Vec<
 /// The server certificate's IP addresses.
 pub const SERVER_IP_ADDRESSES: &[&str] = &["127.0.0.1"];
 
-/// `<db>.<ns>.svc` when it fits cert-manager's 64-character CN limit; otherwise no CN (the SANs
-/// carry the identity).
-pub fn server_common_name(db: &str, namespace: &str) -> Option<String> {
-    Some(format!("{db}.{namespace}.svc")).filter(|cn| cn.len() <= MAX_COMMON_NAME)
+/// The server certificate's CN as KubeDB sets it: the bare name for ProxySQL and Singlestore,
+/// `<db>.<ns>.svc` for the others; none when it exceeds cert-manager's 64-character limit (the
+/// SANs carry the identity).
+pub fn server_common_name(kind: DbKind, db: &str, namespace: &str) -> Option<String> {
+    let cn = match kind {
+        DbKind::ProxySQL | DbKind::Singlestore => db.to_string(),
+        _ => format!("{db}.{namespace}.svc"),
+    };
+    Some(cn).filter(|cn| cn.len() <= MAX_COMMON_NAME)
 }
 
 #[cfg(test)]
@@ -79,11 +85,19 @@ mod tests {
     #[test]
     fn long_names_get_no_common_name() {
         assert_eq!(
-            server_common_name("db", "demo").as_deref(),
+            server_common_name(DbKind::MySQL, "db", "demo").as_deref(),
             Some("db.demo.svc")
         );
+        assert_eq!(
+            server_common_name(DbKind::Singlestore, "db", "demo").as_deref(),
+            Some("db")
+        );
+        assert_eq!(
+            server_common_name(DbKind::ProxySQL, "db", "demo").as_deref(),
+            Some("db")
+        );
         let long = "a".repeat(60);
-        assert_eq!(server_common_name(&long, "demo"), None);
+        assert_eq!(server_common_name(DbKind::MySQL, &long, "demo"), None);
     }
 
     #[test]
@@ -91,6 +105,7 @@ mod tests {
         let names = server_dns_names("db", "demo", "cluster.local");
         assert!(names.contains(&"db.demo.svc.cluster.local".to_string()));
         assert!(names.contains(&"*.db-pods.demo.svc".to_string()));
+        assert!(names.contains(&"*.db.demo.svc".to_string()));
         assert!(names.contains(&"localhost".to_string()));
     }
 }

@@ -29,7 +29,7 @@ pub fn build(
 
     let (common_name, mut dns_names, mut ip_addresses, key_usages) = match alias_name {
         alias::SERVER => (
-            tls::server_common_name(&db.name, &db.namespace),
+            tls::server_common_name(db.kind, &db.name, &db.namespace),
             tls::server_dns_names(&db.name, &db.namespace, cluster_domain),
             tls::SERVER_IP_ADDRESSES
                 .iter()
@@ -48,9 +48,9 @@ pub fn build(
             Vec::new(),
             client_usages(),
         ),
-        // client, and any alias a kind may add later: a client identity as the admin user.
+        // client, and any alias a kind may add later: a client identity.
         _ => (
-            Some(profile.admin_user.to_string()),
+            Some(profile.client_common_name.to_string()),
             Vec::new(),
             Vec::new(),
             client_usages(),
@@ -130,7 +130,7 @@ fn encoding_name(encoding: dbtls_contract::api::PrivateKeyEncoding) -> &'static 
     }
 }
 
-/// The MSSQL organisation KubeDB's webhook defaults into each subject (kubedb-tls.md §3).
+/// The MSSQL organisation KubeDB's webhook defaults into each subject (docs/certificates.md).
 const MSSQL_DEFAULT_ORGANIZATION: &str = "kubedb";
 
 /// The user's subject, with MSSQLServer's default O=kubedb, OU=<alias> where the user gave none.

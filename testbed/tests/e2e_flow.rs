@@ -78,7 +78,7 @@ async fn every_kind_gets_certificates_secrets_and_a_workload_with_them() {
         assert!(server.ip_addresses.contains(&"127.0.0.1".to_string()));
         assert!(server.usages.contains("server auth") && server.usages.contains("client auth"));
         let client = leaf_signed_by(&env, &format!("{db}-client-cert"), &ca).await;
-        assert_eq!(client.common_name, kind.profile().admin_user);
+        assert_eq!(client.common_name, kind.profile().client_common_name);
         assert!(client.usages.contains("client auth") && !client.usages.contains("server auth"));
 
         let workload = env

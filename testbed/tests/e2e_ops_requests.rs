@@ -233,6 +233,13 @@ async fn rotate_reissues_every_certificate_and_every_pod_serves_the_new_one_for_
     for kind in DbKind::ALL {
         let name = format!("rot-{}", kind.profile().plural);
         let before = serving(&env, kind, &name).await;
+        // Every Certificate issued once before the rotation (the server's alone is served).
+        env.eventually(&format!("{name}: CertificatesReady"), WAIT, || async {
+            let c = env.condition(kind, &name, "CertificatesReady").await?;
+            Ok(c.filter(|c| c.status == "True").map(|_| ()))
+        })
+        .await
+        .unwrap();
         let body = request(
             kind,
             "rotate",
@@ -505,23 +512,32 @@ async fn a_restarted_ops_manager_still_makes_every_pod_forget_the_old_ca() {
         json!({}),
     );
     create(&env, DbKind::MySQL, &body).await.unwrap();
-    env.eventually(
-        "the client certificate re-issued, the old one kept in the bundle Secret",
-        WAIT,
-        || async {
-            let client_ca = secret_key(&env, "again-client-cert", "ca.crt").await;
-            let bundle = env.api::<Secret>().get("again-ca-bundle").await?;
-            let kept = bundle
-                .metadata
-                .annotations
-                .unwrap_or_default()
-                .contains_key("kubedb.com/retired-ca-serial");
-            let reissued = String::from_utf8_lossy(&client_ca).trim() == new_ca.trim();
-            Ok((kept && reissued).then_some(()))
-        },
-    )
-    .await
-    .unwrap();
+    // The window (re-issued, not yet forgotten by every pod) can be short: poll closely.
+    let secrets = env.api::<Secret>();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let client_ca = secrets
+            .get_opt("again-client-cert")
+            .await
+            .unwrap()
+            .and_then(|s| s.data)
+            .and_then(|d| d.get("ca.crt").map(|v| v.0.clone()))
+            .unwrap_or_default();
+        let kept = secrets
+            .get_opt("again-ca-bundle")
+            .await
+            .unwrap()
+            .and_then(|s| s.metadata.annotations)
+            .is_some_and(|a| a.contains_key("kubedb.com/retired-ca-serial"));
+        if kept && String::from_utf8_lossy(&client_ca).trim() == new_ca.trim() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client certificate was never re-issued while the bundle kept the old one"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     env.restart_operator("ops-manager").await.unwrap();
     until_phase(&env, DbKind::MySQL, "to-new", "Successful").await;
     env.eventually(

@@ -24,6 +24,7 @@ fn server_certificate_names_the_services_and_pods_of_the_database() {
             "my.demo",
             "my.demo.svc",
             "my.demo.svc.cluster.local",
+            "*.my.demo.svc",
             "*.my-pods.demo.svc",
             "*.my-pods.demo.svc.cluster.local",
             "localhost"
@@ -133,7 +134,7 @@ fn user_overrides_are_merged_into_the_defaults() {
 #[test]
 fn long_names_get_no_common_name_but_keep_their_sans() {
     let name = "a".repeat(60);
-    let cert = build_for(&tls_db(DbKind::Singlestore, &name, ""), "server");
+    let cert = build_for(&tls_db(DbKind::MySQL, &name, ""), "server");
     assert_eq!(cert.spec.common_name, None);
     assert!(
         cert.spec
@@ -163,7 +164,17 @@ fn client_and_exporter_certificates_identify_the_kind_users() {
             .contains(&"client auth".to_string())
     );
     let mssql_client = build_for(&tls_db(DbKind::MSSQLServer, "ms", ""), "client");
-    assert_eq!(mssql_client.spec.common_name.as_deref(), Some("sa"));
+    assert_eq!(mssql_client.spec.common_name.as_deref(), Some("mssql"));
+}
+
+#[test]
+fn proxysql_and_singlestore_servers_are_named_by_the_bare_name_as_in_kubedb() {
+    for kind in [DbKind::ProxySQL, DbKind::Singlestore] {
+        let cert = build_for(&tls_db(kind, "db", ""), "server");
+        assert_eq!(cert.spec.common_name.as_deref(), Some("db"), "{kind}");
+    }
+    let percona = build_for(&tls_db(DbKind::PerconaXtraDB, "db", ""), "server");
+    assert_eq!(percona.spec.common_name.as_deref(), Some("db.demo.svc"));
 }
 
 #[test]

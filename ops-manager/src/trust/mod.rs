@@ -441,9 +441,9 @@ pub async fn apply(
     if plan.check_pods
         && let Some(probe) = &observed.probe
     {
-        let remembered =
-            remember_retired(ctx, db, &client_secret, facts.current.as_deref()).await?;
-        if let (Some(remembered), Ok(Some(uid))) = (remembered, &observed.bundle_uid)
+        remember_retired(ctx, db, &client_secret, facts.current.as_deref()).await?;
+        // Kept in the bundle Secret until it holds it (a failed write is retried).
+        if let (Some(remembered), Ok(Some(uid))) = (ctx.serving.retired(db), &observed.bundle_uid)
             && observed.retired_in_bundle.as_ref() != Some(&remembered.0)
         {
             let serials = plan.bundle.clone().or_else(|| facts.bundle.clone());
@@ -530,28 +530,25 @@ async fn retired_identity(
     Ok(Some((serial.clone(), identity)))
 }
 
-/// Keeps the client Secret's key pair while it still comes from the CA being replaced;
-/// returns it when newly kept.
+/// Keeps the client Secret's key pair while it still comes from the CA being replaced.
 async fn remember_retired(
     ctx: &Context,
     db: &DbRef,
     client_secret: &str,
     current: Option<&str>,
-) -> Result<Option<(Serial, ClientIdentity)>, TrustError> {
+) -> Result<(), TrustError> {
     let Some(current) = current else {
-        return Ok(None);
+        return Ok(());
     };
     if ctx.serving.retired_ca(db).as_deref() == Some(current) {
-        return Ok(None);
+        return Ok(());
     }
     if let Some(pair) = read_key_pair(ctx, &db.namespace, client_secret).await?
         && pair.ca_serial == current
     {
-        ctx.serving
-            .remember_retired(db, current, pair.identity.clone());
-        return Ok(Some((current.to_string(), pair.identity)));
+        ctx.serving.remember_retired(db, current, pair.identity);
     }
-    Ok(None)
+    Ok(())
 }
 
 /// Deletes the probe Certificate and its Secret (nobody else uses either).
