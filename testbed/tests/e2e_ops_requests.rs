@@ -16,6 +16,7 @@ use dbtls_contract::api::ops::{
 use dbtls_contract::certmanager::Certificate;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::runtime::WatchStreamExt;
 use ops_manager::serving::probe;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -488,8 +489,8 @@ async fn remove_then_add_tls_roll_the_workload_and_keep_the_secrets() {
     assert!(served.message.unwrap().contains(&now));
 }
 
-/// The ops-manager killed after the client certificate was re-issued from the new CA, before
-/// every pod was made to forget the old one: the restarted ops-manager still makes that check,
+/// The ops-manager killed after the certificates were re-issued from the new CA, before every
+/// pod was made to forget the old one: the restarted ops-manager still makes that check,
 /// with the old client certificate it kept in the bundle Secret (its memory is gone).
 #[tokio::test]
 async fn a_restarted_ops_manager_still_makes_every_pod_forget_the_old_ca() {
@@ -512,32 +513,47 @@ async fn a_restarted_ops_manager_still_makes_every_pod_forget_the_old_ca() {
         json!({}),
     );
     create(&env, DbKind::MySQL, &body).await.unwrap();
-    // The window (re-issued, not yet forgotten by every pod) can be short: poll closely.
-    let secrets = env.api::<Secret>();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let client_ca = secrets
-            .get_opt("again-client-cert")
-            .await
-            .unwrap()
-            .and_then(|s| s.data)
-            .and_then(|d| d.get("ca.crt").map(|v| v.0.clone()))
-            .unwrap_or_default();
-        let kept = secrets
-            .get_opt("again-ca-bundle")
-            .await
-            .unwrap()
-            .and_then(|s| s.metadata.annotations)
-            .is_some_and(|a| a.contains_key("kubedb.com/retired-ca-serial"));
-        if kept && String::from_utf8_lossy(&client_ca).trim() == new_ca.trim() {
-            break;
+    // The window (the hold over, the old CA not yet forgotten by every pod) can be short: follow
+    // the Secrets' watch events, in order, and restart as soon as the server Secret holds the
+    // new CA (re-issued: the hold is over) while the bundle Secret still keeps the old client
+    // certificate.
+    let events = kube::runtime::watcher(
+        env.api::<Secret>(),
+        kube::runtime::watcher::Config::default(),
+    )
+    .applied_objects();
+    let mut events = std::pin::pin!(events);
+    let (mut kept, mut reissued) = (false, false);
+    let in_window = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(secret)) = futures::StreamExt::next(&mut events).await {
+            match secret.metadata.name.as_deref() {
+                Some("again-ca-bundle") => {
+                    kept = secret
+                        .metadata
+                        .annotations
+                        .is_some_and(|a| a.contains_key("kubedb.com/retired-ca-serial"));
+                }
+                Some("again-server-cert") => {
+                    let ca = secret
+                        .data
+                        .and_then(|d| d.get("ca.crt").map(|v| v.0.clone()))
+                        .unwrap_or_default();
+                    reissued = String::from_utf8_lossy(&ca).trim() == new_ca.trim();
+                }
+                _ => continue,
+            }
+            if kept && reissued {
+                return true;
+            }
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the client certificate was never re-issued while the bundle kept the old one"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        false
+    })
+    .await;
+    assert_eq!(
+        in_window,
+        Ok(true),
+        "the server certificate was never re-issued while the bundle kept the old client certificate"
+    );
     env.restart_operator("ops-manager").await.unwrap();
     until_phase(&env, DbKind::MySQL, "to-new", "Successful").await;
     env.eventually(
