@@ -496,6 +496,19 @@ pub async fn apply(
     Ok(plan.hold.is_some())
 }
 
+/// The bundle Secret as stored (the cache keeps its metadata only).
+async fn live_bundle(ctx: &Context, db: &DbRef) -> Result<Option<Secret>, TrustError> {
+    let ns = db.namespace.as_str();
+    let name = names::ca_bundle(&db.name);
+    Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&name)
+        .await
+        .map_err(|source| TrustError::Read {
+            name: format!("{ns}/{name}"),
+            source,
+        })
+}
+
 /// The retired client certificate of an issuer change: remembered, or (after a restart) read
 /// back from the bundle Secret.
 async fn retired_identity(
@@ -509,16 +522,10 @@ async fn retired_identity(
     let Some(serial) = &observed.retired_in_bundle else {
         return Ok(None);
     };
-    let ns = db.namespace.as_str();
-    let name = names::ca_bundle(&db.name);
-    let live = Api::<Secret>::namespaced(ctx.client.clone(), ns)
-        .get_opt(&name)
-        .await
-        .map_err(|source| TrustError::Read {
-            name: format!("{ns}/{name}"),
-            source,
-        })?;
-    let data = live.and_then(|s| s.data).unwrap_or_default();
+    let data = live_bundle(ctx, db)
+        .await?
+        .and_then(|s| s.data)
+        .unwrap_or_default();
     let (Some(cert), Some(key)) = (data.get(RETIRED_CERT), data.get(RETIRED_KEY)) else {
         return Ok(None);
     };
@@ -581,14 +588,8 @@ async fn write_bundle(
     let mut pems = observed.pems.clone();
     if serials.iter().any(|s| !pems.contains_key(s)) {
         // A CA only the live bundle still holds (the old one, during a change).
-        let live = secrets
-            .get_opt(&name)
-            .await
-            .map_err(|source| TrustError::Read {
-                name: format!("{ns}/{name}"),
-                source,
-            })?;
-        if let Some(ca) = live
+        if let Some(ca) = live_bundle(ctx, db)
+            .await?
             .and_then(|s| s.data)
             .and_then(|d| d.get(CA_CRT).cloned())
         {
