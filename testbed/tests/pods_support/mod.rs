@@ -258,9 +258,17 @@ pub async fn client_loop(
             .collect();
         let mut down = replicas.saturating_sub(ips.len());
         // The client certificate as the client Secret holds it now: across an issuer change
-        // it comes from the new CA as soon as it is re-issued.
-        let cert = secret_data(env, &format!("{name}-client-cert"), "tls.crt").await;
-        let key = secret_data(env, &format!("{name}-client-cert"), "tls.key").await;
+        // it comes from the new CA as soon as it is re-issued. One read for both, so that the
+        // key always belongs to the certificate.
+        let client = env
+            .api::<Secret>()
+            .get(&format!("{name}-client-cert"))
+            .await
+            .unwrap()
+            .data
+            .unwrap_or_default();
+        let pem = |key: &str| client.get(key).map(|v| v.0.clone()).unwrap_or_default();
+        let (cert, key) = (pem("tls.crt"), pem("tls.key"));
         let queries = ips.iter().map(|(pod, ip)| {
             let opts = ip.as_ref().map(|ip| {
                 let ssl = mysql_async::SslOpts::default()
