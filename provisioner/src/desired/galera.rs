@@ -12,8 +12,7 @@
 use dbtls_contract::names;
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
 
-pub use super::galera_switch::Replication;
-use super::galera_switch::{DYNAMIC, PROVIDER_OPTIONS, SSL_ON};
+use super::galera_switch::{DYNAMIC, PROVIDER_OPTIONS, Replication, SSL_ON};
 use super::server_tls::{CA_KEY, CERT_KEY, KEY_KEY, percona_server_dir};
 use crate::facts::DbFacts;
 
@@ -44,8 +43,8 @@ pub fn args(db: &DbFacts<'_>, replication: Replication) -> Vec<String> {
         "--innodb-autoinc-lock-mode=2".to_string(),
     ];
     if replication != Replication::Plain {
-        // Group communication over TLS, verified against the CA; state transfers take the
-        // server's ssl-ca/ssl-cert/ssl-key (already in the args) and verify the joiner's name.
+        // Group communication over TLS, verified against the CA. State transfers are set apart,
+        // in the config Secret's `[sst]` group (see galera_switch).
         let dir = percona_server_dir();
         let mut options = vec![
             SSL_ON.to_string(),
