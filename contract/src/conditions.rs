@@ -184,6 +184,19 @@ wire_enum!(
 );
 
 impl Reason {
+    /// Whether a False condition with this reason waits for a database's Certificates to be
+    /// issued (the ops-manager for the provisioner's objects and then cert-manager, the
+    /// provisioner for the Secrets): a wait whose message moves with every issuance, at
+    /// cert-manager's pace.
+    pub const fn is_issuance_wait(self) -> bool {
+        matches!(
+            self,
+            Self::WaitingForTlsSecrets
+                | Self::WaitingForDatabaseObjects
+                | Self::CertificatesNotReady
+        )
+    }
+
     /// Whether an Event with this reason is a Warning: something the user has to fix, or a
     /// wait on the ops-manager's side that blocks issuance.
     pub const fn is_warning(self) -> bool {

@@ -11,7 +11,7 @@ use kube::api::Api;
 use kube::runtime::events::Recorder;
 use serde_json::json;
 
-use crate::coalesce::{StatusCoalescer, only_messages_changed};
+use crate::coalesce::{self, Progress, StatusCoalescer};
 use crate::conditions::{Desired, now, resolve, same_state, up_to_date};
 use crate::key::key_of;
 use crate::{events, ssa};
@@ -34,8 +34,8 @@ pub struct PlannedStatus {
     pub observed_generation: Option<i64>,
     /// Whether the stored status differs (a write is needed).
     pub changed: bool,
-    /// Whether only messages differ (a write that may be coalesced).
-    pub progress_only: bool,
+    /// When only progress differs (a write that may be coalesced): what kind.
+    pub progress: Option<Progress>,
     /// The evaluated conditions that changed status or reason and are announced.
     pub transitions: Vec<Desired>,
 }
@@ -91,7 +91,9 @@ pub fn plan(
         && (existing.and_then(|s| s.phase) != phase
             || existing.and_then(|s| s.observed_generation) != observed_generation);
     let changed = !up_to_date(old, &evaluated) || phase_changed;
-    let progress_only = changed && !phase_changed && only_messages_changed(old, &evaluated);
+    let progress = (changed && !phase_changed)
+        .then(|| coalesce::progress(old, &evaluated))
+        .flatten();
     let transitions = update
         .conditions
         .iter()
@@ -103,7 +105,7 @@ pub fn plan(
         phase,
         observed_generation,
         changed,
-        progress_only,
+        progress,
         transitions,
     }
 }
@@ -141,7 +143,7 @@ impl StatusWriter {
     }
 
     /// Applies `update` unless the status already says it. With `coalesce`, a progress-only
-    /// change within the coalescing window of this process's previous write is held back.
+    /// change is held back until its progress interval has passed (`coalesce`).
     pub async fn write<K: Database>(
         &self,
         api: &Api<K>,
@@ -160,10 +162,17 @@ impl StatusWriter {
             return Ok(StatusOutcome::Unchanged);
         }
         let key = key_of(db);
+        let steps: Vec<_> = planned
+            .transitions
+            .iter()
+            .map(|t| (t.type_, t.reason))
+            .collect();
         if coalesce
-            && planned.progress_only
-            && let Some(delay) = self.coalescer.hold(&key)
+            && let Some(progress) = planned.progress
+            && let Some(delay) = self.coalescer.hold(&key, progress)
         {
+            let fresh = self.coalescer.announce_held(&key, &steps);
+            self.announce(db, &planned.transitions, &fresh).await;
             return Ok(StatusOutcome::Held(delay));
         }
         let mut status = json!({"conditions": planned.conditions});
@@ -171,25 +180,40 @@ impl StatusWriter {
             status["phase"] = json!(phase);
             status["observedGeneration"] = json!(planned.observed_generation);
         }
-        match self.apply(api, db, Some(status)).await? {
+        let announced = match self.apply(api, db, Some(status)).await? {
             StatusOutcome::Gone => return Ok(StatusOutcome::Gone),
-            _ => self.coalescer.wrote(&key),
-        }
+            _ => self.coalescer.wrote(&key, planned.progress),
+        };
+        let fresh: Vec<_> = steps
+            .into_iter()
+            .filter(|s| !announced.contains(s))
+            .collect();
+        self.announce(db, &planned.transitions, &fresh).await;
+        Ok(StatusOutcome::Written)
+    }
+
+    /// An Event for each of `transitions` whose step is in `steps`.
+    async fn announce<K: Database>(
+        &self,
+        db: &K,
+        transitions: &[Desired],
+        steps: &[(ConditionType, dbtls_contract::conditions::Reason)],
+    ) {
         let regarding = db.object_ref(&());
-        for t in &planned.transitions {
-            let warning = t.reason.is_warning();
-            let reason = t.reason.as_str();
+        for t in transitions
+            .iter()
+            .filter(|t| steps.contains(&(t.type_, t.reason)))
+        {
             events::publish(
                 &self.recorder,
                 &regarding,
-                warning,
-                reason,
+                t.reason.is_warning(),
+                t.reason.as_str(),
                 self.action,
                 &t.message,
             )
             .await;
         }
-        Ok(StatusOutcome::Written)
     }
 
     /// Removes every condition of this writer (applying a status without them releases exactly
@@ -233,7 +257,7 @@ impl StatusWriter {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use dbtls_contract::conditions::Reason;
+    use dbtls_contract::conditions::{ConditionStatus, Reason};
 
     const TLS: ConditionType = ConditionType::TlsSecretsReady;
 
@@ -272,7 +296,8 @@ mod tests {
             Some(1),
             "t1",
         );
-        assert!(progress.changed && progress.progress_only);
+        assert!(progress.changed);
+        assert_eq!(progress.progress, Some(Progress::IssuanceWait));
         assert!(progress.transitions.is_empty());
         let new_generation = plan(
             Writer::Provisioner,
@@ -281,7 +306,61 @@ mod tests {
             Some(2),
             "t1",
         );
-        assert!(new_generation.changed && !new_generation.progress_only);
+        assert!(new_generation.changed && new_generation.progress.is_none());
+    }
+
+    #[test]
+    fn the_next_step_of_a_wait_is_progress_and_still_announced() {
+        let objects = StatusUpdate {
+            conditions: vec![Desired::not(
+                ConditionType::CertificatesReady,
+                Reason::WaitingForDatabaseObjects,
+                "waiting for Service db",
+            )],
+            phase: None,
+        };
+        let existing = {
+            let planned = plan(Writer::OpsManager, None, &objects, Some(1), "t0");
+            DatabaseStatus {
+                conditions: planned.conditions,
+                ..Default::default()
+            }
+        };
+        let step = |status: bool, reason: Reason| StatusUpdate {
+            conditions: vec![Desired::new(
+                ConditionType::CertificatesReady,
+                if status {
+                    ConditionStatus::True
+                } else {
+                    ConditionStatus::False
+                },
+                reason,
+                "m",
+            )],
+            phase: None,
+        };
+        for (update, progress, why) in [
+            (
+                step(false, Reason::CertificatesNotReady),
+                true,
+                "the next step of the wait",
+            ),
+            (
+                step(false, Reason::SecretNameConflict),
+                false,
+                "a problem for the user is written at once",
+            ),
+            (
+                step(true, Reason::CertificatesReady),
+                false,
+                "the wait is over",
+            ),
+        ] {
+            let planned = plan(Writer::OpsManager, Some(&existing), &update, Some(1), "t1");
+            assert!(planned.changed, "{why}");
+            assert_eq!(planned.progress.is_some(), progress, "{why}");
+            assert_eq!(planned.transitions.len(), 1, "{why}: announced either way");
+        }
     }
 
     #[test]
@@ -295,7 +374,7 @@ mod tests {
             phase: Some(DatabasePhase::Ready),
         };
         let planned = plan(Writer::Provisioner, Some(&existing), &ready, Some(1), "t1");
-        assert!(planned.changed && !planned.progress_only);
+        assert!(planned.changed && planned.progress.is_none());
         let announced: Vec<_> = planned.transitions.iter().map(|d| d.type_).collect();
         assert_eq!(announced, [TLS]);
     }
