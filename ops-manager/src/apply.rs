@@ -115,6 +115,7 @@ pub async fn execute(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &db.namespace);
     for adopt in &plan.adopt {
         adopt_secret(&secrets, db, adopt).await?;
+        ctx.adopted.record(&adopt.uid, &adopt.resource_version);
     }
     Ok(())
 }

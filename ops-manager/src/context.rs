@@ -30,6 +30,8 @@ pub struct Context {
     pub serving: Serving,
     /// The OpsRequest statuses this process wrote (ahead of the watch cache).
     pub ops_written: crate::ops_request::status::Written,
+    /// The TLS Secrets this process adopted (ahead of the watch cache).
+    pub adopted: crate::adopted::Adopted,
 }
 
 impl Context {
@@ -57,6 +59,7 @@ impl Context {
             retries: Retries::default(),
             serving,
             ops_written: Default::default(),
+            adopted: Default::default(),
         }
     }
 }

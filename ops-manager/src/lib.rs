@@ -5,6 +5,7 @@
 //! Each reconcile ([`reconcile`]) runs [`validate`] -> [`observe`] (watch caches) -> [`plan`]
 //! (pure) -> [`apply`] -> status (the runtime's writer); [`cleanup`] handles deletion and TLS
 //! removal. The pure steps ([`validate`], [`certificate`], [`plan`]) are unit-tested from YAML.
+pub mod adopted;
 pub mod apply;
 pub mod caches;
 pub mod certificate;
