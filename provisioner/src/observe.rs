@@ -77,14 +77,28 @@ impl Observed {
     }
 }
 
-/// How long a TLS Secret read as absent is not read again (the cache sees it once issued).
+/// How long a TLS Secret first read as absent is not read again; each further absent read
+/// doubles it, up to [`RECHECK_ABSENT_LONGEST`]. Issued Secrets carry the database labels
+/// (the Certificates' `secretTemplate`), so the watch cache sees them and triggers a
+/// reconcile: the read is only for a Secret that exists without them, and a long wait for
+/// cert-manager costs a few reads, not one every 30 s.
 pub const RECHECK_ABSENT: Duration = Duration::from_secs(30);
+pub const RECHECK_ABSENT_LONGEST: Duration = Duration::from_secs(240);
 
 /// TLS Secrets recently read and found absent, so that a database waiting for cert-manager
-/// costs one read per Secret, not one per reconcile.
+/// costs a few reads per Secret, not one per reconcile.
 #[derive(Default)]
 pub struct AbsentSecrets {
-    checked: Mutex<HashMap<(String, String), Instant>>,
+    /// When each was last read as absent, and how many times in a row.
+    checked: Mutex<HashMap<(String, String), (Instant, u32)>>,
+}
+
+/// How long a Secret read as absent `times` in a row is not read again.
+fn recheck_after(times: u32) -> Duration {
+    let doublings = times.saturating_sub(1).min(16);
+    RECHECK_ABSENT
+        .saturating_mul(1 << doublings)
+        .min(RECHECK_ABSENT_LONGEST)
 }
 
 impl AbsentSecrets {
@@ -94,7 +108,7 @@ impl AbsentSecrets {
         };
         checked
             .get(&(ns.to_string(), name.to_string()))
-            .is_some_and(|at| at.elapsed() < RECHECK_ABSENT)
+            .is_some_and(|(at, times)| at.elapsed() < recheck_after(*times))
     }
 
     fn record(&self, ns: &str, name: &str, absent: bool) {
@@ -103,8 +117,10 @@ impl AbsentSecrets {
         };
         let key = (ns.to_string(), name.to_string());
         if absent {
-            checked.retain(|_, at| at.elapsed() < RECHECK_ABSENT);
-            checked.insert(key, Instant::now());
+            // Forgotten once the longest recheck has passed: memory follows the waits.
+            checked.retain(|_, (at, _)| at.elapsed() < RECHECK_ABSENT_LONGEST * 2);
+            let times = checked.get(&key).map_or(0, |(_, times)| *times);
+            checked.insert(key, (Instant::now(), times.saturating_add(1)));
         } else {
             checked.remove(&key);
         }
@@ -192,4 +208,32 @@ pub async fn observe(
         tls_secrets,
         clock,
     })
+}
+
+#[cfg(test)]
+mod absent_tests {
+    use super::*;
+
+    #[test]
+    fn each_absent_read_in_a_row_doubles_the_recheck_up_to_the_longest() {
+        let s = Duration::from_secs;
+        for (times, want) in [
+            (1, s(30)),
+            (2, s(60)),
+            (3, s(120)),
+            (4, s(240)),
+            (9, s(240)),
+            (u32::MAX, s(240)),
+        ] {
+            assert_eq!(recheck_after(times), want, "{times} absent reads");
+        }
+        let absent = AbsentSecrets::default();
+        assert!(!absent.recently_absent("ns", "a"));
+        absent.record("ns", "a", true);
+        absent.record("ns", "a", true);
+        assert!(absent.recently_absent("ns", "a"));
+        assert!(!absent.recently_absent("ns", "b"));
+        absent.record("ns", "a", false);
+        assert!(!absent.recently_absent("ns", "a"), "found: forgotten");
+    }
 }
