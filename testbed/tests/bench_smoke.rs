@@ -9,6 +9,8 @@ use testbed::bench::{self, BenchOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_databases_converge_with_no_idle_writes() {
+    let key_cache =
+        std::env::temp_dir().join(format!("dbtls-smoke-keys-{}.pem", std::process::id()));
     let options = BenchOptions {
         databases: 10,
         unrelated_secrets: 20,
@@ -18,11 +20,27 @@ async fn ten_databases_converge_with_no_idle_writes() {
         create_parallelism: 4,
         deadline: Duration::from_secs(180),
         restarts: true,
+        key_cache: Some(key_cache.clone()),
+        issuance_rate: Some(200.0),
     };
     let report = bench::run(options, |line| eprintln!("{line}"))
         .await
         .unwrap();
     eprintln!("{}", bench::report::render(&report));
+    let cached = std::fs::read_to_string(&key_cache).unwrap();
+    let _ = std::fs::remove_file(&key_cache);
+
+    let certificates: usize = report.kinds.iter().map(|k| k.profile().aliases.len()).sum();
+    assert!(
+        report.issued.0 >= certificates,
+        "the stand-in's issuances are counted: {:?} for {certificates} Certificates",
+        report.issued
+    );
+    assert_eq!(
+        cached.matches("-----BEGIN PRIVATE KEY-----").count(),
+        3 * (10 + 2),
+        "the keys a run needs were made before it and kept"
+    );
 
     assert_eq!(report.kinds.len(), 10);
     assert_eq!(report.single_workload.len(), 2);

@@ -53,6 +53,13 @@ pub struct BenchOptions {
     pub deadline: Duration,
     /// Also restart each operator and count its writes once it has re-reconciled everything.
     pub restarts: bool,
+    /// The stand-in's keys, made before the clock starts and kept in this PEM file across runs;
+    /// None: one background thread makes them during the run (the stand-in can then be the
+    /// bottleneck).
+    pub key_cache: Option<std::path::PathBuf>,
+    /// Certificates the stand-in issues per second at most (a slow cert-manager); None: as fast
+    /// as it can.
+    pub issuance_rate: Option<f64>,
 }
 
 impl Default for BenchOptions {
@@ -66,6 +73,8 @@ impl Default for BenchOptions {
             create_parallelism: 16,
             deadline: Duration::from_secs(1800),
             restarts: true,
+            key_cache: None,
+            issuance_rate: None,
         }
     }
 }
@@ -112,6 +121,11 @@ pub struct BenchReport {
     /// The bench process (API server + stand-ins + bench watches).
     pub testbed: ProcessSample,
     pub total_requests: usize,
+    /// Certificates the stand-in issued during convergence (Secrets it created), and the time
+    /// from the first create of a database to its last one.
+    pub issued: (usize, Duration),
+    /// The stand-in's rate limit, if any.
+    pub issuance_rate: Option<f64>,
 }
 
 impl BenchReport {
@@ -299,10 +313,29 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let stock = match &options.key_cache {
+        // Every database has at most three Certificates; re-issues draw on the refill.
+        Some(file) => {
+            let wanted = 3 * (options.databases + options.single_creates);
+            progress(&format!(
+                "{wanted} keys from {} (those it lacks are generated now, once)",
+                file.display()
+            ));
+            let keys = certmanager::keys::cached_rsa_keys(file, wanted)
+                .with_context(|| format!("key cache {}", file.display()))?;
+            progress(&format!(
+                "{} keys ready before the clock starts",
+                keys.len()
+            ));
+            keys
+        }
+        None => Vec::new(),
+    };
     let stand_in = tokio::spawn(certmanager::run(
         server.client_as("cert-manager").await?,
         StandInConfig {
-            fast_keys: true,
+            key_pool: Some(certmanager::keys::KeyPool::start_with(stock)),
+            issuance_rate: options.issuance_rate,
             concurrency: 16,
             ..StandInConfig::default()
         },
@@ -428,6 +461,7 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
         });
     }
     let idle_writes_all = requests::writes_by_user(idle_records);
+    let issued = requests::issued(converge_records);
 
     // Restart each operator: it re-lists and re-reconciles everything, and must write nothing.
     if options.restarts {
@@ -506,6 +540,8 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
         single_converged,
         testbed: process::sample("self").unwrap_or_default(),
         total_requests: converge_index - start_index,
+        issued,
+        issuance_rate: options.issuance_rate,
     };
 
     let _ = stop_tx.send(true);

@@ -81,6 +81,17 @@ pub fn render(report: &BenchReport) -> String {
         ms(quantile(&report.single_converged, 0.5)),
         ms(quantile(&report.single_converged, 0.99)),
     );
+    let (issued, span) = report.issued;
+    let _ = writeln!(
+        out,
+        "- the cert-manager stand-in ({}) issued {issued} Certificates in {:.1} s: **{:.1} Certificates/s**",
+        match report.issuance_rate {
+            Some(rate) => format!("limited to {rate} Certificates/s"),
+            None => "unlimited".to_string(),
+        },
+        span.as_secs_f64(),
+        issued as f64 / span.as_secs_f64().max(0.001),
+    );
     let idle: Vec<String> = report
         .idle_writes_all
         .iter()

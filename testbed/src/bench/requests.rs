@@ -84,8 +84,28 @@ pub fn writes_by_user(records: &[RequestRecord]) -> BTreeMap<String, usize> {
     out
 }
 
+/// Certificates the cert-manager stand-in issued in `records` (each issuance applies its Secret
+/// once), and the time from the first to the last.
+pub fn issued(records: &[RequestRecord]) -> (usize, std::time::Duration) {
+    let issuances: Vec<&RequestRecord> = records
+        .iter()
+        .filter(|r| {
+            r.user == "cert-manager"
+                && r.verb.as_str() == "apply"
+                && r.resource == "secrets"
+                && r.status < 300
+        })
+        .collect();
+    let span = match (issuances.first(), issuances.last()) {
+        (Some(first), Some(last)) => last.at.saturating_duration_since(first.at),
+        _ => std::time::Duration::ZERO,
+    };
+    (issuances.len(), span)
+}
+
 /// The writes one database of `kind` needs at least (the bench's manifests: TLS with the
-/// kind's default aliases; MSSQLServer with `clientTLS`, so with a config Secret):
+/// kind's default aliases; MSSQLServer with `clientTLS`, so with its `mssql.conf` config
+/// Secret; PerconaXtraDB with its Galera config Secret, which holds the state-transfer setting):
 /// - provisioner: its finalizer, the auth Secret, the primary and governing Services, the
 ///   workload, the config Secret where the kind has one, and three status writes (waiting for
 ///   the TLS Secrets, workload created and its pods starting, pods ready);
@@ -94,7 +114,7 @@ pub fn writes_by_user(records: &[RequestRecord]) -> BTreeMap<String, usize> {
 ///   pod serving the current certificate).
 pub fn minimum_writes(kind: DbKind) -> (usize, usize) {
     let aliases = kind.profile().aliases.len();
-    let config_secret = usize::from(kind == DbKind::MSSQLServer);
+    let config_secret = usize::from(matches!(kind, DbKind::MSSQLServer | DbKind::PerconaXtraDB));
     let provisioner = 1 + 1 + 2 + 1 + config_secret + 3;
     // finalizer, Certificates, Secret adoptions, the CA bundle, status.
     let ops_manager = 1 + aliases + aliases + 1 + 3;
@@ -118,6 +138,7 @@ mod tests {
         assert_eq!(minimum_writes(DbKind::MySQL), (8, 11));
         assert_eq!(minimum_writes(DbKind::Singlestore), (8, 9));
         assert_eq!(minimum_writes(DbKind::MSSQLServer), (9, 9));
+        assert_eq!(minimum_writes(DbKind::PerconaXtraDB), (9, 11));
         assert_eq!(minimum_for(&DbKind::ALL), [41, 51]);
     }
 }

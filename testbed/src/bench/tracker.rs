@@ -53,6 +53,49 @@ pub struct Tracker {
     tracks: Arc<Mutex<HashMap<Key, Track>>>,
 }
 
+/// With `DBTLS_BENCH_TRACE=<part of a name>`, prints every version of a matching database's
+/// status to stderr (phase, then each condition's type, status and reason, then the messages):
+/// where the status writes of a database go.
+fn trace_status(key: &Key, obj: &DynamicObject) {
+    let Ok(part) = std::env::var("DBTLS_BENCH_TRACE") else {
+        return;
+    };
+    if part.is_empty() || !key.1.contains(&part) {
+        return;
+    }
+    let status = obj.data.get("status");
+    let phase = status
+        .and_then(|s| s.get("phase"))
+        .and_then(Value::as_str)
+        .unwrap_or("-");
+    let conditions = status
+        .and_then(|s| s.get("conditions"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let field = |c: &Value, f: &str| c.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    let states: Vec<String> = conditions
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={}/{}",
+                field(c, "type"),
+                field(c, "status"),
+                field(c, "reason")
+            )
+        })
+        .collect();
+    let messages: Vec<String> = conditions.iter().map(|c| field(c, "message")).collect();
+    eprintln!(
+        "trace {}/{} rv {} phase {phase}: {} | {}",
+        key.0,
+        key.1,
+        obj.resource_version().unwrap_or_default(),
+        states.join(" "),
+        messages.join(" | ")
+    );
+}
+
 fn condition_true(obj: &Value, type_: &str) -> bool {
     obj.pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -78,6 +121,7 @@ impl Tracker {
     fn saw_database(&self, obj: &DynamicObject) {
         let key = (obj.namespace().unwrap_or_default(), obj.name_any());
         let now = Instant::now();
+        trace_status(&key, obj);
         let mut tracks = self.lock();
         let track = tracks.entry(key).or_default();
         track.certificates_ready |=

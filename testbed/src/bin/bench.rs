@@ -32,6 +32,18 @@ struct Cli {
     /// Skip restarting each operator.
     #[arg(long)]
     no_restarts: bool,
+    /// The PEM file that keeps the stand-in's RSA keys across runs: the keys a run needs are
+    /// generated into it (once per machine) before the clock starts. Default: next to the
+    /// bench executable.
+    #[arg(long)]
+    key_cache: Option<std::path::PathBuf>,
+    /// Generate keys while the clock runs, on one background thread (the stand-in is then the
+    /// bottleneck, as before the key cache).
+    #[arg(long)]
+    no_key_cache: bool,
+    /// Certificates the stand-in issues per second at most: a slow cert-manager.
+    #[arg(long)]
+    issuance_rate: Option<f64>,
 }
 
 #[tokio::main]
@@ -55,8 +67,19 @@ async fn main() -> anyhow::Result<()> {
         create_parallelism: cli.parallelism,
         deadline: Duration::from_secs(cli.deadline_seconds),
         restarts: !cli.no_restarts,
+        key_cache: (!cli.no_key_cache).then(|| cli.key_cache.unwrap_or_else(default_key_cache)),
+        issuance_rate: cli.issuance_rate,
     };
     let report = bench::run(options, |line| eprintln!("{line}")).await?;
     println!("{}", bench::report::render(&report));
     Ok(())
+}
+
+/// `<target>/bench-keys/rsa-2048.pem` for a bench run from `<target>/release/bench`.
+fn default_key_cache() -> std::path::PathBuf {
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|p| p.to_path_buf()))
+        .unwrap_or_default();
+    exe_dir.join("..").join("bench-keys").join("rsa-2048.pem")
 }

@@ -370,6 +370,9 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::requeue(Duration::from_secs(60)));
     };
 
+    if let Some(pacer) = &ctx.pacer {
+        pacer.wait().await;
+    }
     let key_spec = KeySpec::from_spec(cert.spec.private_key.as_ref()).map_err(Error::Invalid)?;
     let encoding =
         KeyEncoding::from_spec(cert.spec.private_key.as_ref()).map_err(Error::Invalid)?;

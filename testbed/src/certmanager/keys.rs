@@ -302,10 +302,19 @@ mod der {
     }
 }
 
-/// RSA-2048 keys generated ahead of time on a background thread, each handed out once.
+/// RSA-2048 keys generated ahead of time, each handed out once: a stock given at start (the
+/// benchmark's keys, made before its clock starts) and a background thread that keeps about 64
+/// more ready once the stock runs out.
 #[derive(Clone, Default)]
 pub struct KeyPool {
     keys: Arc<Mutex<Vec<KeyPair>>>,
+}
+
+impl std::fmt::Debug for KeyPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ready = self.keys.lock().map(|k| k.len()).unwrap_or(0);
+        f.debug_struct("KeyPool").field("ready", &ready).finish()
+    }
 }
 
 const POOL_TARGET: usize = 64;
@@ -313,7 +322,14 @@ const POOL_TARGET: usize = 64;
 impl KeyPool {
     /// Starts a background thread that keeps about 64 keys ready; it ends with the pool.
     pub fn start() -> KeyPool {
-        let pool = KeyPool::default();
+        Self::start_with(Vec::new())
+    }
+
+    /// A pool that hands out `stock` first, refilled in the background as [`KeyPool::start`].
+    pub fn start_with(stock: Vec<KeyPair>) -> KeyPool {
+        let pool = KeyPool {
+            keys: Arc::new(Mutex::new(stock)),
+        };
         let weak = Arc::downgrade(&pool.keys);
         std::thread::spawn(move || {
             loop {
@@ -347,5 +363,90 @@ impl KeyPool {
             return None;
         }
         self.keys.lock().ok()?.pop()
+    }
+}
+
+/// `count` RSA-2048 keys from the PEM file `file`, generating (on every core) and appending the
+/// ones it lacks, so that a benchmark pays for key generation once per machine and not on its
+/// clock. Each run hands every key out once; runs reuse them (no two Certificates of one run
+/// share a key).
+pub fn cached_rsa_keys(file: &std::path::Path, count: usize) -> std::io::Result<Vec<KeyPair>> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut keys: Vec<KeyPair> = pem::parse_many(&text)
+        .map_err(std::io::Error::other)?
+        .iter()
+        .filter_map(|block| parse_pem(&pem::encode(block)))
+        .filter(|k| KeySpec::of_key(k) == Some(KeySpec::Rsa(2048)))
+        .take(count)
+        .collect();
+    let missing = count.saturating_sub(keys.len());
+    if missing == 0 {
+        return Ok(keys);
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let fresh: Vec<KeyPair> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let share = missing / threads + usize::from(t < missing % threads);
+                scope.spawn(move || {
+                    let mut mine = Vec::with_capacity(share);
+                    for _ in 0..share {
+                        if let Ok(key) = KeySpec::Rsa(2048).generate() {
+                            mine.push(key);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?;
+    for key in &fresh {
+        std::io::Write::write_all(&mut out, key.serialize_pem().as_bytes())?;
+    }
+    keys.extend(fresh);
+    Ok(keys)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn the_key_cache_keeps_its_keys_and_adds_only_the_missing_ones() {
+        let file = std::env::temp_dir()
+            .join(format!("dbtls-key-cache-{}", std::process::id()))
+            .join("keys.pem");
+        let public = |keys: &[KeyPair]| -> Vec<Vec<u8>> {
+            keys.iter()
+                .map(|k| k.public_key_pem().into_bytes())
+                .collect()
+        };
+        let first = cached_rsa_keys(&file, 2).unwrap();
+        assert_eq!(first.len(), 2);
+        assert_ne!(public(&first)[0], public(&first)[1], "keys are unique");
+        let again = cached_rsa_keys(&file, 2).unwrap();
+        assert_eq!(public(&again), public(&first), "read back, not made again");
+        let more = cached_rsa_keys(&file, 3).unwrap();
+        assert_eq!(public(&more)[..2], public(&first)[..]);
+        assert_eq!(KeySpec::of_key(&more[2]), Some(KeySpec::Rsa(2048)));
+        let fewer = cached_rsa_keys(&file, 1).unwrap();
+        assert_eq!(public(&fewer), public(&first)[..1]);
+        let _ = std::fs::remove_dir_all(file.parent().unwrap());
     }
 }

@@ -2,6 +2,7 @@
 //! Secrets the way cert-manager v1.21 writes them.
 pub mod inspect;
 pub mod keys;
+pub mod pacing;
 pub mod signing;
 pub mod spec;
 
@@ -33,8 +34,12 @@ use kube::runtime::watcher;
 pub struct StandInConfig {
     /// Where ClusterIssuers' CA Secrets live (cert-manager's `--cluster-resource-namespace`).
     pub cluster_resource_namespace: String,
-    /// Take RSA-2048 keys from a pool generated ahead (benchmarks); keys are still unique.
-    pub fast_keys: bool,
+    /// Take RSA-2048 keys from this pool, generated ahead (benchmarks); keys are still unique.
+    /// None: each key is generated when a Certificate is issued, as cert-manager does.
+    pub key_pool: Option<keys::KeyPool>,
+    /// Issue at most this many Certificates per second (a slow or busy cert-manager, for
+    /// benchmarks); None: as fast as keys and signing allow.
+    pub issuance_rate: Option<f64>,
     /// The field manager of the issued Secrets.
     pub field_manager: String,
     /// Certificates reconciled at once.
@@ -49,7 +54,8 @@ impl Default for StandInConfig {
     fn default() -> Self {
         StandInConfig {
             cluster_resource_namespace: "cert-manager".into(),
-            fast_keys: false,
+            key_pool: None,
+            issuance_rate: None,
             field_manager: "cert-manager-certificates-issuing".into(),
             concurrency: 8,
             namespaces: Vec::new(),
@@ -84,6 +90,7 @@ pub struct Context {
     pub client: kube::Client,
     pub config: StandInConfig,
     pub pool: Option<keys::KeyPool>,
+    pub pacer: Option<pacing::Pacer>,
     pub recorder: Recorder,
 }
 
@@ -111,7 +118,8 @@ pub async fn run(
 ) {
     let ctx = Arc::new(Context {
         client: client.clone(),
-        pool: config.fast_keys.then(keys::KeyPool::start),
+        pool: config.key_pool.clone(),
+        pacer: config.issuance_rate.and_then(pacing::Pacer::per_second),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
