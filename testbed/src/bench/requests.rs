@@ -139,6 +139,6 @@ mod tests {
         assert_eq!(minimum_writes(DbKind::Singlestore), (8, 9));
         assert_eq!(minimum_writes(DbKind::MSSQLServer), (9, 9));
         assert_eq!(minimum_writes(DbKind::PerconaXtraDB), (9, 11));
-        assert_eq!(minimum_for(&DbKind::ALL), [41, 51]);
+        assert_eq!(minimum_for(&DbKind::ALL), [42, 51]);
     }
 }
