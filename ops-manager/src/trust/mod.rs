@@ -381,53 +381,9 @@ pub async fn apply(
         auth_secret,
         regarding,
     } = *target;
-    let ns = db.namespace.as_str();
     let retired = retired_identity(ctx, db, observed).await?;
-    if let (Some(serials), Ok(uid)) = (&plan.bundle, &observed.bundle_uid) {
-        let kept =
-            write_bundle(ctx, db, observed, serials, uid.as_deref(), retired.as_ref()).await?;
-        if uid.is_some() && !kept.is_empty() {
-            let note = format!(
-                "The servers' CA file (Secret {}) now holds {} CA(s): serial {}",
-                names::ca_bundle(&db.name),
-                kept.len(),
-                kept.join(", ")
-            );
-            events::publish(
-                ctx.status.recorder(),
-                regarding,
-                false,
-                Reason::CaBundleUpdated.as_str(),
-                crate::context::ACTION,
-                &note,
-            )
-            .await;
-        }
-    }
-    let certificates: Api<Certificate> = Api::namespaced(ctx.client.clone(), ns);
-    let probe_name = names::ca_probe(&db.name);
-    match plan.probe {
-        ProbeAction::Create => {
-            if let Some(cert) = probe_certificate(db, tls_view) {
-                let written =
-                    ssa::create(&certificates, &probe_name, OPS_MANAGER_MANAGER, &cert).await;
-                match written {
-                    Ok(_) => {}
-                    Err(e) if is_stale(&e) => {}
-                    Err(source) => {
-                        return Err(TrustError::Write {
-                            what: format!("Certificate {ns}/{probe_name}"),
-                            source,
-                        });
-                    }
-                }
-            }
-        }
-        ProbeAction::Delete => {
-            delete_probe(ctx, ns, &db.name).await?;
-        }
-        ProbeAction::None => {}
-    }
+    apply_bundle(ctx, db, regarding, observed, plan, retired.as_ref()).await?;
+    apply_probe(ctx, db, tls_view, plan.probe).await?;
     let client_secret = tls::secret_name(&db.name, tls_view, alias::CLIENT);
     // The servers are verified against the server Secret's CA and, during a change, the new one.
     let admin = AdminLogin {
@@ -437,30 +393,15 @@ pub async fn apply(
             .chain(observed.probe.as_ref().map(|p| p.ca_pem.clone()))
             .collect(),
     };
-    let facts = &observed.facts;
     if plan.check_pods
         && let Some(probe) = &observed.probe
     {
-        remember_retired(ctx, db, &client_secret, facts.current.as_deref()).await?;
-        // Kept in the bundle Secret until it holds it (a failed write is retried).
-        if let (Some(remembered), Ok(Some(uid))) = (ctx.serving.retired(db), &observed.bundle_uid)
-            && observed.retired_in_bundle.as_ref() != Some(&remembered.0)
-        {
-            let serials = plan.bundle.clone().or_else(|| facts.bundle.clone());
-            write_bundle(
-                ctx,
-                db,
-                observed,
-                &serials.unwrap_or_default(),
-                Some(uid),
-                Some(&remembered),
-            )
-            .await?;
-        }
+        keep_retired(ctx, db, observed, plan, &client_secret).await?;
         ctx.serving
             .check_trust(&ctx.client, stores, db, &admin, probe)
             .await;
     }
+    let facts = &observed.facts;
     // The change is over and the CA file holds the current CA only: no pod may still trust
     // the retired one from memory.
     let narrowed = !facts.switching
@@ -476,24 +417,124 @@ pub async fn apply(
             .serving
             .check_distrust(&ctx.client, stores, db, &admin)
             .await;
-        if done
-            && observed.retired_in_bundle.is_some()
-            && let (Some(current), Ok(Some(uid))) = (&facts.current, &observed.bundle_uid)
-        {
-            // Over: the retired client certificate leaves the bundle Secret.
-            write_bundle(
-                ctx,
-                db,
-                observed,
-                std::slice::from_ref(current),
-                Some(uid),
-                None,
-            )
-            .await?;
+        if done {
+            forget_retired(ctx, db, observed).await?;
         }
         return Ok(!done);
     }
     Ok(plan.hold.is_some())
+}
+
+/// Writes the CAs the plan wants in the servers' CA file, with an Event when they change.
+async fn apply_bundle(
+    ctx: &Context,
+    db: &DbRef,
+    regarding: &ObjectReference,
+    observed: &Observed,
+    plan: &TrustPlan,
+    retired: Option<&(Serial, ClientIdentity)>,
+) -> Result<(), TrustError> {
+    let (Some(serials), Ok(uid)) = (&plan.bundle, &observed.bundle_uid) else {
+        return Ok(());
+    };
+    let kept = write_bundle(ctx, db, observed, serials, uid.as_deref(), retired).await?;
+    if uid.is_some() && !kept.is_empty() {
+        let note = format!(
+            "The servers' CA file (Secret {}) now holds {} CA(s): serial {}",
+            names::ca_bundle(&db.name),
+            kept.len(),
+            kept.join(", ")
+        );
+        events::publish(
+            ctx.status.recorder(),
+            regarding,
+            false,
+            Reason::CaBundleUpdated.as_str(),
+            crate::context::ACTION,
+            &note,
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Creates or deletes the CA probe Certificate of an issuer change.
+async fn apply_probe(
+    ctx: &Context,
+    db: &DbRef,
+    tls_view: &TlsView<'_>,
+    action: ProbeAction,
+) -> Result<(), TrustError> {
+    let ns = db.namespace.as_str();
+    match action {
+        ProbeAction::Create => {
+            let Some(cert) = probe_certificate(db, tls_view) else {
+                return Ok(());
+            };
+            let certificates: Api<Certificate> = Api::namespaced(ctx.client.clone(), ns);
+            let probe_name = names::ca_probe(&db.name);
+            match ssa::create(&certificates, &probe_name, OPS_MANAGER_MANAGER, &cert).await {
+                Ok(_) => Ok(()),
+                Err(e) if is_stale(&e) => Ok(()),
+                Err(source) => Err(TrustError::Write {
+                    what: format!("Certificate {ns}/{probe_name}"),
+                    source,
+                }),
+            }
+        }
+        ProbeAction::Delete => delete_probe(ctx, ns, &db.name).await,
+        ProbeAction::None => Ok(()),
+    }
+}
+
+/// Remembers the old CA's client identity and keeps it in the bundle Secret until it holds it
+/// (a failed write is retried), so that a restarted ops-manager can still check every pod
+/// forgot the old CA.
+async fn keep_retired(
+    ctx: &Context,
+    db: &DbRef,
+    observed: &Observed,
+    plan: &TrustPlan,
+    client_secret: &str,
+) -> Result<(), TrustError> {
+    let facts = &observed.facts;
+    remember_retired(ctx, db, client_secret, facts.current.as_deref()).await?;
+    if let (Some(remembered), Ok(Some(uid))) = (ctx.serving.retired(db), &observed.bundle_uid)
+        && observed.retired_in_bundle.as_ref() != Some(&remembered.0)
+    {
+        let serials = plan.bundle.clone().or_else(|| facts.bundle.clone());
+        write_bundle(
+            ctx,
+            db,
+            observed,
+            &serials.unwrap_or_default(),
+            Some(uid),
+            Some(&remembered),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The change is over: the retired client certificate leaves the bundle Secret.
+async fn forget_retired(ctx: &Context, db: &DbRef, observed: &Observed) -> Result<(), TrustError> {
+    let facts = &observed.facts;
+    if observed.retired_in_bundle.is_none() {
+        return Ok(());
+    }
+    let (Some(current), Ok(Some(uid))) = (&facts.current, &observed.bundle_uid) else {
+        return Ok(());
+    };
+    write_bundle(
+        ctx,
+        db,
+        observed,
+        std::slice::from_ref(current),
+        Some(uid),
+        None,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The bundle Secret as stored (the cache keeps its metadata only).
