@@ -42,6 +42,7 @@ impl Context {
         reconcile_metrics: ReconcileMetrics,
         certificate_metrics: CertificateMetrics,
         serving: Serving,
+        progress_interval: std::time::Duration,
     ) -> Self {
         Self {
             status: StatusWriter::new(
@@ -50,6 +51,7 @@ impl Context {
                 OPS_MANAGER_MANAGER,
                 OPS_MANAGER_REPORTER,
                 ACTION,
+                progress_interval,
             ),
             client,
             caches,

@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
     let client = operator.client.clone();
     let reconcile_metrics = operator.reconcile_metrics.clone();
     let cluster_domain = args.cluster_domain.clone();
+    let progress_interval = args.common.progress_interval;
     let make_context = move |caches| {
         Context::new(
             client,
@@ -87,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
             reconcile_metrics,
             certificate_metrics,
             serving,
+            progress_interval,
         )
     };
     let work = controller::run(

@@ -51,6 +51,7 @@ impl Context {
         metrics: ReconcileMetrics,
         workloads: BTreeMap<DbKind, WorkloadChoice>,
         secret_propagation: Duration,
+        progress_interval: Duration,
     ) -> Self {
         Self {
             status: StatusWriter::new(
@@ -59,6 +60,7 @@ impl Context {
                 PROVISIONER_MANAGER,
                 PROVISIONER_REPORTER,
                 ACTION,
+                progress_interval,
             ),
             client,
             caches,

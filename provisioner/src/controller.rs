@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub concurrency: u16,
     /// How long kubelet may take to bring a changed Secret into running pods.
     pub secret_propagation: std::time::Duration,
+    /// The first interval of progress status writes (`--progress-interval`).
+    pub progress_interval: std::time::Duration,
 }
 
 /// Whether `plural` is served in `api_version` (a 404 means the group/version is not).
@@ -165,6 +167,7 @@ pub async fn run(
         metrics,
         workloads,
         options.secret_propagation,
+        options.progress_interval,
     ));
     let mut controllers = Vec::new();
     for (scope, watches) in &watches {

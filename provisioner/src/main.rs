@@ -26,12 +26,8 @@ struct Args {
     /// How long kubelet may take to bring a changed Secret into running pods (its
     /// `syncFrequency`, 1m by default, plus its Secret cache): a Galera cluster leaving TLS
     /// waits this long after making state transfers plaintext before restarting any node.
-    #[arg(long, env = "DBTLS_SECRET_PROPAGATION", default_value = "90s", value_parser = parse_duration)]
+    #[arg(long, env = "DBTLS_SECRET_PROPAGATION", default_value = "90s", value_parser = dbtls_runtime::cli::parse_duration)]
     secret_propagation: std::time::Duration,
-}
-
-fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
-    dbtls_contract::duration::parse_go_duration(value).map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -52,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         namespaces: args.common.namespaces.clone(),
         concurrency: args.common.concurrency,
         secret_propagation: args.secret_propagation,
+        progress_interval: args.common.progress_interval,
     };
     let work = controller::run(
         operator.client.clone(),

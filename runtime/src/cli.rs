@@ -29,4 +29,14 @@ pub struct CommonArgs {
     /// How many databases of one kind are reconciled at once.
     #[arg(long, env = "DBTLS_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+    /// How long the progress of a wait for issuance (its message moving as Certificates are
+    /// issued) waits after the previous status write before it is written; each further one
+    /// in a row waits twice as long, up to ten times this. Transitions are written at once.
+    #[arg(long, env = "DBTLS_PROGRESS_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub progress_interval: std::time::Duration,
+}
+
+/// A Go-style duration flag (`90s`, `1m30s`), as Kubernetes and cert-manager write them.
+pub fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    dbtls_contract::duration::parse_go_duration(value).map_err(|e| e.to_string())
 }

@@ -127,13 +127,18 @@ impl StatusWriter {
         manager: &'static str,
         reporter: &str,
         action: &'static str,
+        progress_interval: Duration,
     ) -> Self {
         Self {
             writer,
             manager,
             action,
             recorder: events::recorder(client, reporter),
-            coalescer: StatusCoalescer::default(),
+            coalescer: StatusCoalescer::new(
+                progress_interval,
+                progress_interval.saturating_mul(10),
+                coalesce::MESSAGE_WINDOW,
+            ),
         }
     }
 

@@ -200,13 +200,20 @@ impl Env {
             };
             provisioner_args.push(format!("--secret-propagation={propagation}"));
         }
+        // The tests follow each progress message of a wait (which Secrets are still missing):
+        // written a second after the previous status write, not 30 s (the timer itself is the
+        // unit tests' and the benchmark's subject).
+        let quick_progress = |args: &mut Vec<String>| {
+            if !args.iter().any(|a| a.starts_with("--progress-interval")) {
+                args.push("--progress-interval=1s".to_string());
+            }
+        };
+        quick_progress(&mut provisioner_args);
+        let mut ops_manager_args = options.ops_manager_args.clone();
+        quick_progress(&mut ops_manager_args);
         let wanted = [
             ("provisioner", options.provisioner, &provisioner_args),
-            (
-                "ops-manager",
-                options.ops_manager,
-                &options.ops_manager_args,
-            ),
+            ("ops-manager", options.ops_manager, &ops_manager_args),
         ];
         if wanted.iter().any(|(_, on, _)| *on) {
             let bin_dir = operators::build_once().await?;
