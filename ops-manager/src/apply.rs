@@ -114,8 +114,10 @@ pub async fn execute(
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &db.namespace);
     for adopt in &plan.adopt {
-        adopt_secret(&secrets, db, adopt).await?;
-        ctx.adopted.record(&adopt.uid, &adopt.resource_version);
+        // Remembered only when it took: a refused adoption is tried again from the cache.
+        if adopt_secret(&secrets, db, adopt).await? {
+            ctx.adopted.record(&adopt.uid, &adopt.resource_version);
+        }
     }
     Ok(())
 }
@@ -134,7 +136,8 @@ pub async fn delete_certificate(api: &Api<Certificate>, name: &str) -> Result<()
 /// Adds the database as owner of an issued TLS Secret. The live uid and resourceVersion are
 /// preconditions: the uid makes an apply to a Secret that was just deleted fail (409) instead of
 /// creating an empty one, the resourceVersion makes it fail on a Secret that changed since.
-async fn adopt_secret(api: &Api<Secret>, db: &DbRef, adopt: &Adopt) -> Result<(), ApplyError> {
+/// Whether the Secret was adopted (false when it changed or went away meanwhile).
+async fn adopt_secret(api: &Api<Secret>, db: &DbRef, adopt: &Adopt) -> Result<bool, ApplyError> {
     let body = json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -149,9 +152,9 @@ async fn adopt_secret(api: &Api<Secret>, db: &DbRef, adopt: &Adopt) -> Result<()
     match ssa::apply(api, &adopt.secret, OPS_MANAGER_MANAGER, &body).await {
         Ok(_) => {
             tracing::info!(db = %db.display(), secret = %adopt.secret, "adopted TLS Secret");
-            Ok(())
+            Ok(true)
         }
-        Err(e) if is_stale(&e) => Ok(()),
+        Err(e) if is_stale(&e) => Ok(false),
         Err(source) => Err(ApplyError::Adopt {
             name: adopt.secret.clone(),
             source,
