@@ -20,6 +20,8 @@ pub mod alias {
     pub const SERVER: &str = "server";
     pub const CLIENT: &str = "client";
     pub const METRICS_EXPORTER: &str = "metrics-exporter";
+    /// MSSQLServer Availability Group replicas' mirroring endpoint (port 5022).
+    pub const ENDPOINT: &str = "endpoint";
 }
 
 /// A workload API: what KubeDB runs a kind on, and what the provisioner writes.
@@ -241,11 +243,6 @@ impl DbKind {
         Self::ALL.into_iter().find(|k| k.profile().kind == kind)
     }
 
-    /// Whether `alias` is one the kind issues a certificate for.
-    pub fn knows_alias(self, alias: &str) -> bool {
-        self.profile().aliases.contains(&alias)
-    }
-
     /// The image for `version`, or None when the catalogue does not know the version.
     pub fn image_for(self, version: &str) -> Option<String> {
         let profile = self.profile();
@@ -324,7 +321,8 @@ macro_rules! impl_database {
                 self.spec.common()
             }
             fn tls(&self) -> Option<TlsView<'_>> {
-                self.spec.tls.as_ref().map(|t| t.view())
+                let extra_aliases = ExtraAliases::extra_aliases(self);
+                self.spec.tls.as_ref().map(|t| TlsView { extra_aliases, ..t.view() })
             }
             fn require_ssl(&self) -> bool {
                 let f: fn(&Self) -> bool = $rs;
@@ -336,6 +334,33 @@ macro_rules! impl_database {
             $($extra)*
         }
     };
+}
+
+/// Aliases a database has beyond its kind's, from its spec.
+trait ExtraAliases {
+    fn extra_aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+impl ExtraAliases for MySQL {}
+impl ExtraAliases for PerconaXtraDB {}
+impl ExtraAliases for ProxySQL {}
+impl ExtraAliases for Singlestore {}
+
+/// `spec.topology.mode` of an MSSQLServer whose replicas mirror through the `endpoint`
+/// certificate (KubeDB's `IsAvailabilityGroup`, and a Distributed AG's own groups).
+pub const MSSQL_AVAILABILITY_GROUP_MODES: [&str; 2] = ["AvailabilityGroup", "DistributedAG"];
+
+impl ExtraAliases for MSSQLServer {
+    fn extra_aliases(&self) -> &'static [&'static str] {
+        let mode = self.spec.topology.as_ref().and_then(|t| t.mode.as_deref());
+        if mode.is_some_and(|m| MSSQL_AVAILABILITY_GROUP_MODES.contains(&m)) {
+            &[alias::ENDPOINT]
+        } else {
+            &[]
+        }
+    }
 }
 
 impl_database!(MySQL, crate::api::ops::MySQLOpsRequest, DbKind::MySQL, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
@@ -390,10 +415,41 @@ mod tests {
 
     #[test]
     fn aliases_follow_kubedb() {
-        assert!(DbKind::MySQL.knows_alias("metrics-exporter"));
-        assert!(!DbKind::Singlestore.knows_alias("metrics-exporter"));
-        assert!(!DbKind::MSSQLServer.knows_alias("router"));
+        let plain = crate::api::TlsConfig::default();
+        let view = plain.view();
+        assert!(view.knows_alias(DbKind::MySQL, "metrics-exporter"));
+        assert!(!view.knows_alias(DbKind::Singlestore, "metrics-exporter"));
+        assert!(!view.knows_alias(DbKind::MSSQLServer, "router"));
         assert_eq!(DbKind::MSSQLServer.profile().admin_user, "sa");
+    }
+
+    #[test]
+    fn an_availability_group_adds_the_endpoint_alias() {
+        let mssql = |topology: &str| -> MSSQLServer {
+            serde_yaml::from_str(&format!(
+                "apiVersion: kubedb.com/v1alpha2\nkind: MSSQLServer\nmetadata: {{name: ms}}\nspec:\n  version: \"2022\"\n{topology}  tls:\n    issuerRef: {{kind: Issuer, name: ca}}\n"
+            ))
+            .unwrap()
+        };
+        for (topology, want) in [
+            ("", vec!["server", "client"]),
+            (
+                "  topology:\n    mode: AvailabilityGroup\n",
+                vec!["server", "client", "endpoint"],
+            ),
+            (
+                "  topology:\n    mode: DistributedAG\n",
+                vec!["server", "client", "endpoint"],
+            ),
+        ] {
+            let db = mssql(topology);
+            let view = db.tls().unwrap();
+            assert_eq!(view.aliases(DbKind::MSSQLServer), want, "{topology:?}");
+            assert_eq!(
+                view.knows_alias(DbKind::MSSQLServer, "endpoint"),
+                want.len() == 3
+            );
+        }
     }
 
     #[test]

@@ -17,12 +17,50 @@ pub fn secret_name(db: &str, tls: &TlsView<'_>, alias: &str) -> String {
         .unwrap_or_else(|| names::default_cert_secret(db, alias))
 }
 
-/// Every `(alias, secret name)` a database of `kind` needs, in the kind's alias order.
+/// Every `(alias, secret name)` a database of `kind` can have, in the kind's alias order.
 pub fn secrets(kind: DbKind, db: &str, tls: &TlsView<'_>) -> Vec<(&'static str, String)> {
-    kind.profile()
-        .aliases
-        .iter()
-        .map(|alias| (*alias, secret_name(db, tls, alias)))
+    tls.aliases(kind)
+        .into_iter()
+        .map(|alias| (alias, secret_name(db, tls, alias)))
+        .collect()
+}
+
+/// What an issuer gives with each certificate, as far as the two operators care.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IssuerType {
+    /// CA, SelfSigned, Vault, Venafi: the issuing CA comes along (`ca.crt`). Also what an
+    /// issuer not seen yet is taken for.
+    #[default]
+    WithCa,
+    /// ACME (a public CA such as Let's Encrypt): no `ca.crt`, and server certificates only.
+    Acme,
+}
+
+impl IssuerType {
+    /// The type of an issuer whose spec has (`true`) or lacks an `acme` section.
+    pub fn of(acme: bool) -> Self {
+        if acme { Self::Acme } else { Self::WithCa }
+    }
+}
+
+/// Whether `alias` of a `kind` database is issued by an issuer of `issuer` type: KubeDB issues
+/// ProxySQL only its server certificate from an ACME issuer (its `UsesAcmeIssuer` defaulting).
+pub fn issued(kind: DbKind, alias: &str, issuer: IssuerType) -> bool {
+    !(kind == DbKind::ProxySQL
+        && alias != crate::kinds::alias::SERVER
+        && issuer == IssuerType::Acme)
+}
+
+/// The `(alias, secret name)` pairs issued for the database, given each alias's issuer type.
+pub fn issued_secrets(
+    kind: DbKind,
+    db: &str,
+    tls: &TlsView<'_>,
+    issuer_of: impl Fn(&str) -> IssuerType,
+) -> Vec<(&'static str, String)> {
+    secrets(kind, db, tls)
+        .into_iter()
+        .filter(|(alias, _)| issued(kind, alias, issuer_of(alias)))
         .collect()
 }
 
@@ -80,6 +118,44 @@ mod tests {
             ]
         );
         assert_eq!(secrets(DbKind::Singlestore, "db", &view).len(), 2);
+    }
+
+    #[test]
+    fn acme_issuers_give_proxysql_its_server_certificate_only() {
+        let config = TlsConfig::default();
+        let view = config.view();
+        let acme = |_: &str| IssuerType::Acme;
+        let aliases = |kind, issuer_of: &dyn Fn(&str) -> IssuerType| -> Vec<&str> {
+            issued_secrets(kind, "db", &view, issuer_of)
+                .into_iter()
+                .map(|(alias, _)| alias)
+                .collect()
+        };
+        for (kind, issuer_of, want) in [
+            (
+                DbKind::ProxySQL,
+                &acme as &dyn Fn(&str) -> IssuerType,
+                vec!["server"],
+            ),
+            (
+                DbKind::ProxySQL,
+                &|_: &str| IssuerType::WithCa,
+                vec!["server", "client", "metrics-exporter"],
+            ),
+            // Only the client's issuer is ACME: the server's still gives the rest.
+            (
+                DbKind::ProxySQL,
+                &|a: &str| IssuerType::of(a == "client"),
+                vec!["server", "metrics-exporter"],
+            ),
+            (
+                DbKind::MySQL,
+                &acme,
+                vec!["server", "client", "metrics-exporter"],
+            ),
+        ] {
+            assert_eq!(aliases(kind, issuer_of), want, "{kind}");
+        }
     }
 
     #[test]

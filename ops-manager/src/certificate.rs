@@ -28,7 +28,9 @@ pub fn build(
     let db_labels = labels::for_database(db.kind, &db.name);
 
     let (common_name, mut dns_names, mut ip_addresses, key_usages) = match alias_name {
-        alias::SERVER => (
+        // The Availability Group mirroring endpoint (port 5022) of every replica, which both
+        // listens and connects: the server's names, both usages (its subject says `endpoint`).
+        alias::SERVER | alias::ENDPOINT => (
             tls::server_common_name(db.kind, &db.name, &db.namespace),
             tls::server_dns_names(&db.name, &db.namespace, cluster_domain),
             tls::SERVER_IP_ADDRESSES

@@ -43,7 +43,7 @@ pub async fn observe<K: Database>(
     let ns = db_ref.namespace.as_str();
     let stores = stores.ok_or_else(|| ObserveError::NotWatched(ns.to_string()))?;
     let mut observed = Observed::default();
-    for alias in db_ref.kind.profile().aliases {
+    for alias in tls_view.aliases(db_ref.kind) {
         if let Some(issuer) = tls_view.issuer_for(alias) {
             let key = IssuerKey::of(issuer);
             let state = issuer_state(stores, ns, &key);

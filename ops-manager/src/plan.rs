@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use dbtls_contract::DbKind;
 use dbtls_contract::api::{IssuerRef, TlsView};
 use dbtls_contract::certmanager::{self, Certificate};
 use dbtls_contract::conditions::{ConditionStatus, ConditionType, Reason};
-use dbtls_contract::kinds::alias;
+use dbtls_contract::tls::{self, IssuerType};
 use dbtls_runtime::conditions::Desired;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
@@ -151,18 +150,18 @@ fn outcomes<'a>(
     observed: &'a Observed,
 ) -> Vec<(&'static str, Outcome<'a>)> {
     let kind = db.kind;
-    kind.profile()
-        .aliases
-        .iter()
+    tls_view
+        .aliases(kind)
+        .into_iter()
         .map(|alias_name| {
             let Some(issuer) = tls_view.issuer_for(alias_name) else {
                 // validate() reports this; nothing to issue.
-                return (*alias_name, Outcome::Skipped);
+                return (alias_name, Outcome::Skipped);
             };
             let key = IssuerKey::of(issuer);
             let outcome = match observed.issuers.get(&key).unwrap_or(&IssuerState::Missing) {
-                IssuerState::Found { acme: true, .. }
-                    if kind == DbKind::ProxySQL && *alias_name != alias::SERVER =>
+                IssuerState::Found { acme, .. }
+                    if !tls::issued(kind, alias_name, IssuerType::of(*acme)) =>
                 {
                     Outcome::Skipped
                 }
@@ -185,7 +184,7 @@ fn outcomes<'a>(
                     }
                 }
             };
-            (*alias_name, outcome)
+            (alias_name, outcome)
         })
         .collect()
 }

@@ -57,12 +57,12 @@ impl ValidationError {
 pub fn validate(kind: DbKind, db: &str, tls_view: &TlsView<'_>) -> Vec<ValidationError> {
     let mut errors = Vec::new();
     for (index, entry) in tls_view.certificates.iter().enumerate() {
-        if !kind.knows_alias(&entry.alias) {
+        if !tls_view.knows_alias(kind, &entry.alias) {
             errors.push(ValidationError::UnknownAlias {
                 index,
                 alias: entry.alias.clone(),
                 kind,
-                known: kind.profile().aliases.join(", "),
+                known: tls_view.aliases(kind).join(", "),
             });
             continue;
         }
@@ -75,7 +75,7 @@ pub fn validate(kind: DbKind, db: &str, tls_view: &TlsView<'_>) -> Vec<Validatio
     if let Some(issuer) = tls_view.issuer_ref {
         errors.extend(check_issuer_ref("spec.tls.issuerRef", issuer));
     }
-    for alias in kind.profile().aliases {
+    for alias in tls_view.aliases(kind) {
         if tls_view.issuer_for(alias).is_none() {
             errors.push(ValidationError::InvalidIssuerRef {
                 field: "spec.tls.issuerRef".into(),

@@ -1,10 +1,14 @@
 //! The provisioner's watch caches, shared by the controllers of all five kinds: its own Secrets,
 //! Services and workloads (selected by the contract's `managed-by` label, so memory follows the
-//! databases managed, not every object in the cluster). Reconciles read these instead of GETting.
+//! databases managed, not every object in the cluster), and cert-manager's issuers, whose type
+//! decides which TLS Secrets a ProxySQL gets. Reconciles read these instead of GETting.
 use std::collections::BTreeMap;
 
+use dbtls_contract::api::IssuerRef;
+use dbtls_contract::certmanager::{self, ClusterIssuer, Issuer};
 use dbtls_contract::labels;
 use dbtls_contract::petset::PetSet;
+use dbtls_contract::tls::IssuerType;
 use dbtls_runtime::caches::SharedWatch;
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -54,6 +58,25 @@ pub fn secret_shape(secret: &mut Secret) {
     secret.string_data = None;
 }
 
+/// An issuer as the provisioner needs it: whether it is ACME, nothing of its configuration.
+fn issuer_shape(spec: &mut certmanager::IssuerSpec) {
+    let acme = spec.acme.is_some();
+    *spec = certmanager::IssuerSpec::default();
+    spec.acme = acme.then(Default::default);
+}
+
+fn issuer_trim(issuer: &mut Issuer) {
+    lean_store::trim(issuer);
+    issuer_shape(&mut issuer.spec);
+    issuer.status = None;
+}
+
+fn cluster_issuer_trim(issuer: &mut ClusterIssuer) {
+    lean_store::trim(issuer);
+    issuer_shape(&mut issuer.spec.issuer);
+    issuer.status = None;
+}
+
 /// The reads of one watched namespace (or of the whole cluster).
 #[derive(Clone)]
 pub struct Stores {
@@ -62,6 +85,14 @@ pub struct Stores {
     pub services: Store<Service>,
     pub statefulsets: Store<StatefulSet>,
     pub petsets: Option<Store<PetSet>>,
+    /// None where cert-manager's CRDs were not served at start.
+    pub issuers: Option<IssuerStores>,
+}
+
+#[derive(Clone)]
+pub struct IssuerStores {
+    pub issuers: Store<Issuer>,
+    pub cluster_issuers: Store<ClusterIssuer>,
 }
 
 /// The watches of one scope, before they run: controllers subscribe, then [`Watches::run`].
@@ -71,6 +102,7 @@ pub struct Watches {
     pub services: SharedWatch<Service>,
     pub statefulsets: SharedWatch<StatefulSet>,
     pub petsets: Option<SharedWatch<PetSet>>,
+    pub issuers: Option<(SharedWatch<Issuer>, SharedWatch<ClusterIssuer>)>,
 }
 
 fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
@@ -84,7 +116,13 @@ where
 }
 
 impl Watches {
-    pub fn new(client: &kube::Client, namespace: Option<&str>, petsets: bool) -> Self {
+    /// `petsets`, `issuers`: whether those APIs are served (watched only then).
+    pub fn new(
+        client: &kube::Client,
+        namespace: Option<&str>,
+        petsets: bool,
+        issuers: bool,
+    ) -> Self {
         let managed = || watcher::Config::default().labels(&labels::managed_selector());
         Self {
             secrets: SharedWatch::new(scoped(client, namespace), managed(), secret_shape),
@@ -97,6 +135,21 @@ impl Watches {
             statefulsets: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
             petsets: petsets
                 .then(|| SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim)),
+            // Issuers are few and carry no label of ours: all of them, trimmed to their type.
+            issuers: issuers.then(|| {
+                (
+                    SharedWatch::new(
+                        scoped(client, namespace),
+                        watcher::Config::default(),
+                        issuer_trim,
+                    ),
+                    SharedWatch::new(
+                        Api::all(client.clone()),
+                        watcher::Config::default(),
+                        cluster_issuer_trim,
+                    ),
+                )
+            }),
         }
     }
 
@@ -107,6 +160,13 @@ impl Watches {
             services: self.services.store(),
             statefulsets: self.statefulsets.store(),
             petsets: self.petsets.as_ref().map(SharedWatch::store),
+            issuers: self
+                .issuers
+                .as_ref()
+                .map(|(issuers, cluster_issuers)| IssuerStores {
+                    issuers: issuers.store(),
+                    cluster_issuers: cluster_issuers.store(),
+                }),
         }
     }
 
@@ -117,12 +177,18 @@ impl Watches {
                 petsets.run().await;
             }
         };
+        let issuers = async move {
+            if let Some((issuers, cluster_issuers)) = self.issuers {
+                tokio::join!(issuers.run(), cluster_issuers.run());
+            }
+        };
         tokio::join!(
             self.secrets.run(),
             self.pods.run(),
             self.services.run(),
             self.statefulsets.run(),
-            petsets
+            petsets,
+            issuers
         );
     }
 }
@@ -135,13 +201,43 @@ impl Stores {
                 let _ = p.wait_until_ready().await;
             }
         };
+        let issuers = async {
+            if let Some(i) = &self.issuers {
+                let _ = tokio::join!(
+                    i.issuers.wait_until_ready(),
+                    i.cluster_issuers.wait_until_ready()
+                );
+            }
+        };
         let _ = tokio::join!(
             self.secrets.wait_until_ready(),
             self.pods.wait_until_ready(),
             self.services.wait_until_ready(),
             self.statefulsets.wait_until_ready(),
-            petsets
+            petsets,
+            issuers
         );
+    }
+
+    /// The type of the issuer `issuer_ref` names for a database in `namespace`: ACME only when
+    /// the cache holds it with an `acme` section (an issuer not seen is taken to give its CA,
+    /// so nothing is skipped that the ops-manager may yet issue).
+    pub fn issuer_type(&self, namespace: &str, issuer_ref: &IssuerRef) -> IssuerType {
+        let Some(stores) = &self.issuers else {
+            return IssuerType::WithCa;
+        };
+        let acme = if issuer_ref.kind == certmanager::CLUSTER_ISSUER_KIND {
+            stores
+                .cluster_issuers
+                .get(&ObjectRef::new(&issuer_ref.name))
+                .is_some_and(|i| i.spec.acme.is_some())
+        } else {
+            stores
+                .issuers
+                .get(&ObjectRef::new(&issuer_ref.name).within(namespace))
+                .is_some_and(|i| i.spec.acme.is_some())
+        };
+        IssuerType::of(acme)
     }
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
-use dbtls_contract::{DbKind, labels, petset};
+use dbtls_contract::{DbKind, certmanager, labels, petset};
 use dbtls_runtime::lean_store;
 use dbtls_runtime::metrics::ReconcileMetrics;
 use dbtls_runtime::watch_backoff::trigger_backoff;
@@ -13,9 +13,10 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
+use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use crate::caches::{Caches, Watches};
@@ -55,6 +56,24 @@ pub enum StartError {
     },
     #[error("--workload=petset, but apps.k8s.appscode.com/v1 petsets is not served")]
     PetSetsNotServed,
+}
+
+/// Whether cert-manager's issuers are served: without them no issuer is ACME, and nothing is
+/// issued either (the ops-manager waits for them).
+async fn issuers_served(client: &kube::Client) -> bool {
+    let group_version = certmanager::Issuer::api_version(&()).to_string();
+    match served(client, &group_version, "issuers").await {
+        Ok(served) => {
+            if !served {
+                tracing::warn!(%group_version, "cert-manager issuers are not served: every issuer is taken to give its CA");
+            }
+            served
+        }
+        Err(error) => {
+            tracing::warn!(%group_version, %error, "API discovery failed: every issuer is taken to give its CA");
+            false
+        }
+    }
 }
 
 /// The workload API of each kind, from `--workload` and discovery.
@@ -99,6 +118,30 @@ fn owner_of<K: Provisionable>(meta: &ObjectMeta) -> Option<ObjectRef<K>> {
         .then(|| ObjectRef::new(db).within(meta.namespace.as_deref().unwrap_or_default()))
 }
 
+/// The databases of `store` whose `spec.tls` names the issuer `kind`/`name` (an Issuer only in
+/// its own `namespace`).
+fn naming<K: Provisionable>(
+    store: &Store<K>,
+    kind: &str,
+    name: &str,
+    namespace: Option<String>,
+) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|db| namespace.is_none() || db.namespace() == namespace)
+        .filter(|db| {
+            db.tls().is_some_and(|tls| {
+                tls.aliases(K::KIND).into_iter().any(|alias| {
+                    tls.issuer_for(alias)
+                        .is_some_and(|i| i.kind == kind && i.name == name)
+                })
+            })
+        })
+        .map(|db| ObjectRef::from_obj(&**db))
+        .collect()
+}
+
 /// The controller of kind `K` in one scope, triggered by its databases and by the shared
 /// watches of its children.
 fn controller<K: Provisionable>(
@@ -110,12 +153,33 @@ fn controller<K: Provisionable>(
 ) -> BoxFuture<'static, ()> {
     let (store, databases) =
         lean_store::watch(scoped::<K>(&ctx.client, scope), watcher::Config::default());
-    let mut controller = Controller::for_stream(databases, store)
+    let mut controller = Controller::for_stream(databases, store.clone())
         .with_config(controller::Config::default().concurrency(concurrency))
         .trigger_backoff(trigger_backoff())
         .owns_shared_stream(watches.services.subscribe())
         .watches_shared_stream(watches.secrets.subscribe(), |s| owner_of::<K>(&s.metadata))
         .watches_shared_stream(watches.pods.subscribe(), |p| owner_of::<K>(&p.metadata));
+    // Only a ProxySQL's Secrets depend on its issuer's type (ACME or not).
+    if let (DbKind::ProxySQL, Some((issuers, cluster_issuers))) = (K::KIND, &watches.issuers) {
+        let (databases, cluster_databases) = (store.clone(), store.clone());
+        controller = controller
+            .watches_shared_stream(issuers.subscribe(), move |issuer| {
+                naming::<K>(
+                    &databases,
+                    certmanager::ISSUER_KIND,
+                    &issuer.name_any(),
+                    issuer.namespace(),
+                )
+            })
+            .watches_shared_stream(cluster_issuers.subscribe(), move |issuer| {
+                naming::<K>(
+                    &cluster_databases,
+                    certmanager::CLUSTER_ISSUER_KIND,
+                    &issuer.name_any(),
+                    None,
+                )
+            });
+    }
     controller = match (ctx.workload(K::KIND).api, &watches.petsets) {
         (WorkloadApi::PetSet, Some(petsets)) => controller.owns_shared_stream(petsets.subscribe()),
         _ => controller.owns_shared_stream(watches.statefulsets.subscribe()),
@@ -152,11 +216,12 @@ pub async fn run(
     } else {
         options.namespaces.iter().cloned().map(Some).collect()
     };
+    let issuers = issuers_served(&client).await;
     let mut caches = Caches::default();
     let watches: Vec<(Option<String>, Watches)> = scopes
         .into_iter()
         .map(|scope| {
-            let watches = Watches::new(&client, scope.as_deref(), petsets);
+            let watches = Watches::new(&client, scope.as_deref(), petsets, issuers);
             caches.insert(scope.clone(), watches.stores());
             (scope, watches)
         })

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dbtls_contract::names;
+use dbtls_contract::tls::IssuerType;
+use dbtls_contract::{DbKind, names};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::Api;
 
 use crate::caches::Stores;
-use crate::desired;
+use crate::desired::{self, AcmeAliases};
 use crate::facts::DbFacts;
 use crate::workload::{Workload, WorkloadApi};
 
@@ -45,6 +46,8 @@ pub struct Observed {
     pub pods: Vec<Option<Pod>>,
     /// Every TLS Secret the spec needs, found or not, in alias order.
     pub tls_secrets: Vec<(String, Option<Secret>)>,
+    /// The aliases issued by an ACME issuer (ProxySQL only).
+    pub acme: AcmeAliases,
     pub clock: Clock,
 }
 
@@ -188,8 +191,9 @@ pub async fn observe(
     .iter()
     .filter_map(|name| stores.service(ns, name))
     .collect();
+    let acme = acme_aliases(stores, facts);
     let mut tls_secrets = Vec::new();
-    for name in desired::mounted_tls_secrets(facts) {
+    for name in desired::mounted_tls_secrets(facts, &acme) {
         let found = tls_secret(client, stores, absent, ns, &name).await?;
         tls_secrets.push((name, found));
     }
@@ -206,8 +210,27 @@ pub async fn observe(
         config_secret: stores.secret(ns, &names::config_secret(&facts.name)),
         workload: stores.workload(workload_api, ns, &names::workload(&facts.name)),
         tls_secrets,
+        acme,
         clock,
     })
+}
+
+/// The aliases of a ProxySQL whose issuer the cache shows as ACME. Only ProxySQL: KubeDB issues
+/// the other kinds every certificate whatever the issuer, and their servers need the CA.
+fn acme_aliases(stores: &Stores, facts: &DbFacts<'_>) -> AcmeAliases {
+    let Some(tls) = facts.tls.filter(|_| facts.kind == DbKind::ProxySQL) else {
+        return AcmeAliases::default();
+    };
+    let acme = tls
+        .aliases(facts.kind)
+        .into_iter()
+        .filter(|alias| {
+            tls.issuer_for(alias).is_some_and(|issuer| {
+                stores.issuer_type(&facts.namespace, issuer) == IssuerType::Acme
+            })
+        })
+        .collect();
+    AcmeAliases(acme)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! the deletes, the status to report if they go through, and when to look again. Pure, so that
 //! every decision is a table test without an API server.
 use dbtls_contract::names;
+use dbtls_contract::tls::IssuerType;
 use dbtls_runtime::children::controlled_by;
 use dbtls_runtime::diff;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -224,6 +225,19 @@ fn mounts_config(facts: &DbFacts<'_>, live: Option<&Workload>) -> bool {
         })
 }
 
+/// Whether the TLS Secrets the database mounts are all there and usable.
+fn tls_state(facts: &DbFacts<'_>, observed: &Observed) -> TlsSecretsState {
+    if facts.tls.is_none() {
+        return TlsSecretsState::NotConfigured;
+    }
+    let from_acme: Vec<String> = desired::tls_secret_names(facts, &observed.acme)
+        .into_iter()
+        .filter(|(alias, _)| observed.acme.issuer_type(alias) == IssuerType::Acme)
+        .map(|(_, name)| name)
+        .collect();
+    tls_secrets::check_for(facts.kind, &facts.name, &observed.tls_secrets, &from_acme)
+}
+
 /// Decides what one reconcile of a live (not deleted) database does.
 pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -> Plan {
     let image = match validate_inputs(facts, observed) {
@@ -260,10 +274,7 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
     }
 
     // TLS Secrets: all must exist and be usable before the workload is written.
-    let tls = match facts.tls {
-        None => TlsSecretsState::NotConfigured,
-        Some(_) => tls_secrets::check_for(facts.kind, &facts.name, &observed.tls_secrets),
-    };
+    let tls = tls_state(facts, observed);
     if !matches!(tls, TlsSecretsState::Ready | TlsSecretsState::NotConfigured) {
         let why = format!(
             "{} {} is created once every TLS Secret is ready",

@@ -24,14 +24,20 @@ pub enum TlsSecretsState {
 
 /// What is wrong with `secret`, if anything.
 pub fn problem(secret: &Secret) -> Option<String> {
+    problem_with(secret, &[CA_KEY, CERT_KEY, KEY_KEY])
+}
+
+/// What is wrong with `secret` when it must hold `keys`.
+fn problem_with(secret: &Secret, keys: &[&str]) -> Option<String> {
     let name = secret.metadata.name.as_deref().unwrap_or_default();
     let mut wrong = Vec::new();
     let type_ = secret.type_.as_deref().unwrap_or("Opaque");
     if type_ != TLS_SECRET_TYPE {
         wrong.push(format!("type is {type_}, not {TLS_SECRET_TYPE}"));
     }
-    let missing: Vec<&str> = [CA_KEY, CERT_KEY, KEY_KEY]
-        .into_iter()
+    let missing: Vec<&str> = keys
+        .iter()
+        .copied()
         .filter(|key| {
             let in_data = secret
                 .data
@@ -76,13 +82,22 @@ pub fn bundle_problem(secret: &Secret) -> Option<String> {
     (!has_ca).then(|| format!("Secret {name}: no {CA_KEY} (the CA bundle the ops-manager writes)"))
 }
 
-/// [`check`] for database `db` of `kind`: the CA bundle by its own shape, and Secrets of another
-/// database refused.
-pub fn check_for(kind: DbKind, db: &str, found: &[(String, Option<Secret>)]) -> TlsSecretsState {
+/// [`check`] for database `db` of `kind`: the CA bundle by its own shape, the Secrets named in
+/// `from_acme` without `ca.crt` (an ACME issuer gives none), and Secrets of another database
+/// refused.
+pub fn check_for(
+    kind: DbKind,
+    db: &str,
+    found: &[(String, Option<Secret>)],
+    from_acme: &[String],
+) -> TlsSecretsState {
     let bundle = names::ca_bundle(db);
     classify(found, |s| {
-        let own_problem = if s.metadata.name.as_deref() == Some(bundle.as_str()) {
+        let name = s.metadata.name.as_deref();
+        let own_problem = if name == Some(bundle.as_str()) {
             bundle_problem(s)
+        } else if from_acme.iter().any(|n| Some(n.as_str()) == name) {
+            problem_with(s, &[CERT_KEY, KEY_KEY])
         } else {
             problem(s)
         };
@@ -175,10 +190,10 @@ mod tests {
         let found = [("shared".to_string(), Some(other))];
         assert_eq!(check(&found), TlsSecretsState::Ready);
         assert_eq!(
-            check_for(DbKind::MySQL, "first", &found),
+            check_for(DbKind::MySQL, "first", &found, &[]),
             TlsSecretsState::Ready
         );
-        match check_for(DbKind::MySQL, "second", &found) {
+        match check_for(DbKind::MySQL, "second", &found, &[]) {
             TlsSecretsState::Invalid { problems, .. } => {
                 assert!(
                     problems[0].contains("belongs to MySQL first"),
@@ -197,11 +212,25 @@ mod tests {
             ("db-ca-bundle".to_string(), Some(bundle.clone())),
             ("db-server-cert".to_string(), Some(server)),
         ];
-        let TlsSecretsState::Invalid { problems, .. } = check_for(DbKind::MySQL, "db", &found)
+        let TlsSecretsState::Invalid { problems, .. } = check_for(DbKind::MySQL, "db", &found, &[])
         else {
             panic!("the server Secret lacks ca.crt");
         };
         assert_eq!(problems, ["Secret db-server-cert: missing key(s) ca.crt"]);
+        // From an ACME issuer no Secret has ca.crt; the key pair is still required.
+        let from_acme = ["db-server-cert".to_string()];
+        assert_eq!(
+            check_for(DbKind::ProxySQL, "db", &found, &from_acme),
+            TlsSecretsState::Ready
+        );
+        let no_key = secret("db-server-cert", TLS_SECRET_TYPE, &["tls.crt"]);
+        let found = [("db-server-cert".to_string(), Some(no_key))];
+        let TlsSecretsState::Invalid { problems, .. } =
+            check_for(DbKind::ProxySQL, "db", &found, &from_acme)
+        else {
+            panic!("the key is missing");
+        };
+        assert_eq!(problems, ["Secret db-server-cert: missing key(s) tls.key"]);
         bundle.data = Some(BTreeMap::new());
         assert!(bundle_problem(&bundle).unwrap().contains("no ca.crt"));
     }

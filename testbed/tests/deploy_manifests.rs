@@ -249,6 +249,13 @@ fn check_rbac(objects: &[Value], operator: &str, namespace: &str) {
         assert!(can("apps.k8s.appscode.com", "petsets", "create"));
         assert!(can("", "services", "create"));
         assert!(can("", "pods", "watch"), "pod states in WorkloadReady");
+        for issuers in ["issuers", "clusterissuers"] {
+            assert!(
+                can("cert-manager.io", issuers, "watch"),
+                "{issuers}: whether ProxySQL's issuer is ACME"
+            );
+            assert!(!can("cert-manager.io", issuers, "patch"));
+        }
         assert!(
             !can("", "pods", "delete"),
             "the provisioner never deletes pods"

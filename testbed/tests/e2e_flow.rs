@@ -103,6 +103,125 @@ async fn every_kind_gets_certificates_secrets_and_a_workload_with_them() {
     }
 }
 
+/// KubeDB issues a ProxySQL only its server certificate from an ACME issuer, and ACME gives no
+/// `ca.crt`: the provisioner reads the issuer too, waits for that one Secret, and mounts it
+/// without a CA bundle.
+#[tokio::test]
+async fn a_proxysql_from_an_acme_issuer_runs_on_its_server_certificate_alone() {
+    let env = env().await;
+    let server = testbed::certmanager::signing::STAND_IN_ACME_SERVER;
+    env.apply_yaml(&format!(
+        "apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata:\n  name: acme\nspec:\n  acme:\n    server: {server}\n    privateKeySecretRef:\n      name: acme-account\n    solvers:\n    - http01:\n        ingress: {{}}\n"
+    ))
+    .await
+    .unwrap();
+    let kind = DbKind::ProxySQL;
+    let db = "proxy-acme";
+    env.apply_yaml(&Env::tls_database(kind, db, "Issuer", "acme"))
+        .await
+        .unwrap();
+    for condition in ["IssuerReady", "CertificatesReady", "TLSSecretsReady"] {
+        condition_true(&env, kind, db, condition).await;
+    }
+    let workload = env
+        .eventually("the ProxySQL workload", DEADLINE, || async {
+            Ok(env.api::<StatefulSet>().get_opt(db).await?)
+        })
+        .await
+        .unwrap();
+    let certificates = env.api::<Certificate>();
+    assert!(
+        certificates
+            .get_opt(&format!("{db}-server-cert"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    for alias in ["client", "metrics-exporter"] {
+        let name = format!("{db}-{alias}-cert");
+        assert!(
+            certificates.get_opt(&name).await.unwrap().is_none(),
+            "{name} issued"
+        );
+    }
+    let secrets = env.api::<Secret>();
+    let server_secret = secrets.get(&format!("{db}-server-cert")).await.unwrap();
+    let data = server_secret.data.unwrap_or_default();
+    assert!(
+        data.contains_key("tls.crt") && !data.contains_key("ca.crt"),
+        "{:?}",
+        data.keys()
+    );
+    let bundle = format!("{db}-ca-bundle");
+    assert!(
+        secrets.get_opt(&bundle).await.unwrap().is_none(),
+        "a bundle without a CA"
+    );
+    let spec = serde_json::to_string(&workload.spec).unwrap();
+    assert!(spec.contains(&format!("\"{db}-server-cert\"")), "{spec}");
+    for absent in [bundle, format!("{db}-client-cert")] {
+        assert!(
+            !spec.contains(&format!("\"{absent}\"")),
+            "{absent} mounted: {spec}"
+        );
+    }
+}
+
+/// An MSSQLServer Availability Group gets KubeDB's third certificate, `endpoint`, for its
+/// replicas' mirroring endpoint, mounted where KubeDB mounts it.
+#[tokio::test]
+async fn an_mssql_availability_group_gets_its_endpoint_certificate_mounted() {
+    let env = env().await;
+    env.create_ca_issuer("ca").await.unwrap();
+    let kind = DbKind::MSSQLServer;
+    let db = "ms-ag";
+    let yaml = Env::tls_database(kind, db, "Issuer", "ca").replace(
+        "  deletionPolicy:",
+        "  replicas: 3\n  topology:\n    mode: AvailabilityGroup\n    availabilityGroup:\n      databases: [agdb]\n  deletionPolicy:",
+    );
+    env.apply_yaml(&yaml).await.unwrap();
+    for condition in ["CertificatesReady", "TLSSecretsReady"] {
+        condition_true(&env, kind, db, condition).await;
+    }
+    let endpoint = env
+        .api::<Certificate>()
+        .get(&format!("{db}-endpoint-cert"))
+        .await
+        .unwrap();
+    let subject = endpoint.spec.subject.unwrap();
+    assert_eq!(subject.organizational_units.unwrap(), ["endpoint"]);
+    let secret = env
+        .api::<Secret>()
+        .get(&endpoint.spec.secret_name)
+        .await
+        .unwrap();
+    assert!(secret.data.unwrap().contains_key("tls.key"));
+    let workload = env
+        .eventually("the MSSQLServer workload", DEADLINE, || async {
+            Ok(env.api::<StatefulSet>().get_opt(db).await?)
+        })
+        .await
+        .unwrap();
+    let pod = workload.spec.unwrap().template.spec.unwrap();
+    let mounted = pod
+        .containers
+        .iter()
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .any(|m| m.name == "endpoint-cert" && m.mount_path == "/var/opt/mssql/endpoint-cert");
+    assert!(mounted, "endpoint-cert not mounted");
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "endpoint-cert")
+        .unwrap();
+    let sources = serde_json::to_string(&volume).unwrap();
+    assert!(
+        sources.contains(&format!("\"{db}-endpoint-cert\"")),
+        "{sources}"
+    );
+}
+
 #[tokio::test]
 async fn a_running_database_moves_to_a_new_cluster_issuer() {
     let env = env().await;

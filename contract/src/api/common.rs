@@ -159,6 +159,9 @@ pub struct TlsView<'a> {
     pub issuer_ref: Option<&'a IssuerRef>,
     pub certificates: &'a [CertificateSpec],
     pub client_tls: Option<bool>,
+    /// Aliases this database has beyond its kind's (an MSSQLServer Availability Group's
+    /// `endpoint`).
+    pub extra_aliases: &'static [&'static str],
 }
 
 impl TlsConfig {
@@ -167,6 +170,7 @@ impl TlsConfig {
             issuer_ref: self.issuer_ref.as_ref(),
             certificates: &self.certificates,
             client_tls: None,
+            extra_aliases: &[],
         }
     }
 }
@@ -177,11 +181,24 @@ impl MssqlTlsConfig {
             issuer_ref: self.issuer_ref.as_ref(),
             certificates: &self.certificates,
             client_tls: self.client_tls,
+            extra_aliases: &[],
         }
     }
 }
 
 impl<'a> TlsView<'a> {
+    /// Every alias a database of `kind` with this `spec.tls` gets a certificate for.
+    pub fn aliases(&self, kind: crate::DbKind) -> Vec<&'static str> {
+        let mut aliases = kind.profile().aliases.to_vec();
+        aliases.extend(self.extra_aliases);
+        aliases
+    }
+
+    /// Whether `alias` is one of [`TlsView::aliases`].
+    pub fn knows_alias(&self, kind: crate::DbKind, alias: &str) -> bool {
+        kind.profile().aliases.contains(&alias) || self.extra_aliases.contains(&alias)
+    }
+
     /// The user's entry for `alias`, if any.
     pub fn certificate(&self, alias: &str) -> Option<&'a CertificateSpec> {
         self.certificates.iter().find(|c| c.alias == alias)

@@ -178,6 +178,23 @@ fn proxysql_and_singlestore_servers_are_named_by_the_bare_name_as_in_kubedb() {
 }
 
 #[test]
+fn an_availability_group_endpoint_names_the_replicas_for_both_directions() {
+    let yaml = tls_db(
+        DbKind::MSSQLServer,
+        "ms",
+        "  topology:\n    mode: AvailabilityGroup\n",
+    );
+    let endpoint = build_for(&yaml, "endpoint");
+    let server = build_for(&yaml, "server");
+    assert_eq!(endpoint.spec.secret_name, "ms-endpoint-cert");
+    assert_eq!(endpoint.spec.dns_names, server.spec.dns_names);
+    assert_eq!(endpoint.spec.usages, server.spec.usages);
+    let subject = endpoint.spec.subject.unwrap();
+    assert_eq!(subject.organizations.unwrap(), vec!["kubedb"]);
+    assert_eq!(subject.organizational_units.unwrap(), vec!["endpoint"]);
+}
+
+#[test]
 fn mssql_subject_defaults_to_kubedb_and_the_alias_unless_given() {
     let cert = build_for(&tls_db(DbKind::MSSQLServer, "ms", ""), "server");
     let subject = cert.spec.subject.unwrap();

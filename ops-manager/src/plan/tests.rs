@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
 use crate::fixtures::{tls_db, with_db};
+use dbtls_contract::DbKind;
 use dbtls_contract::certmanager::{CertManagerCondition, CertificateStatus};
 
 fn issuer(ready: bool) -> IssuerState {

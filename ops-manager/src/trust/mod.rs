@@ -142,7 +142,7 @@ fn switching(
     certificates: &BTreeMap<String, Certificate>,
     stores: &Stores,
 ) -> bool {
-    let moved_certificate = db.kind.profile().aliases.iter().any(|a| {
+    let moved_certificate = tls_view.aliases(db.kind).into_iter().any(|a| {
         let Some(issuer) = tls_view.issuer_for(a) else {
             return false;
         };

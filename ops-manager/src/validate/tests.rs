@@ -32,6 +32,16 @@ fn an_alias_the_kind_does_not_issue_is_reported_with_the_known_ones() {
 }
 
 #[test]
+fn the_endpoint_alias_is_known_only_to_an_availability_group() {
+    let entry = "    certificates:\n    - alias: endpoint\n";
+    let standalone = errors_of(DbKind::MSSQLServer, entry);
+    assert_eq!(standalone.len(), 1, "{standalone:?}");
+    assert!(standalone[0].to_string().contains("server, client"));
+    let ag = format!("{entry}  topology:\n    mode: AvailabilityGroup\n");
+    assert_eq!(errors_of(DbKind::MSSQLServer, &ag), vec![]);
+}
+
+#[test]
 fn durations_follow_cert_manager_minimums() {
     let cases = [
         ("duration: 30m", "duration"),

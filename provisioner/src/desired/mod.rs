@@ -27,33 +27,57 @@ pub fn child_meta(db: &DbFacts<'_>, name: String) -> ObjectMeta {
 }
 
 use dbtls_contract::DbKind;
+use dbtls_contract::kinds::alias;
+use dbtls_contract::tls::IssuerType;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::observe::Observed;
 use crate::workload::{Workload, WorkloadApi};
 use server_tls::{ServerTls, TlsInput};
 
+/// The aliases of a ProxySQL whose issuer is ACME, from the issuers' watch cache: they get no
+/// client or exporter certificate and no `ca.crt` (KubeDB issues ProxySQL only its server
+/// certificate from ACME). Empty for every other kind and issuer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AcmeAliases(pub Vec<&'static str>);
+
+impl AcmeAliases {
+    pub fn issuer_type(&self, alias: &str) -> IssuerType {
+        IssuerType::of(self.0.contains(&alias))
+    }
+
+    /// The server certificate comes without the CA that issued it: no CA file, no bundle.
+    pub fn server(&self) -> bool {
+        self.issuer_type(alias::SERVER) == IssuerType::Acme
+    }
+}
+
 /// `(alias, Secret name)` of every TLS Secret the database needs; empty without `spec.tls`.
-pub fn tls_secret_names(db: &DbFacts<'_>) -> Vec<(&'static str, String)> {
+pub fn tls_secret_names(db: &DbFacts<'_>, acme: &AcmeAliases) -> Vec<(&'static str, String)> {
     db.tls
-        .map(|tls| dbtls_contract::tls::secrets(db.kind, &db.name, &tls))
+        .map(|tls| {
+            dbtls_contract::tls::issued_secrets(db.kind, &db.name, &tls, |a| acme.issuer_type(a))
+        })
         .unwrap_or_default()
 }
 
 /// Every Secret the workload mounts for TLS: each alias's and the CA bundle the ops-manager
-/// writes from them; empty without `spec.tls`.
-pub fn mounted_tls_secrets(db: &DbFacts<'_>) -> Vec<String> {
-    let mut names: Vec<String> = tls_secret_names(db).into_iter().map(|(_, n)| n).collect();
-    if db.tls.is_some() {
+/// writes from them (none for an ACME server certificate); empty without `spec.tls`.
+pub fn mounted_tls_secrets(db: &DbFacts<'_>, acme: &AcmeAliases) -> Vec<String> {
+    let mut names: Vec<String> = tls_secret_names(db, acme)
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    if db.tls.is_some() && !acme.server() {
         names.push(dbtls_contract::names::ca_bundle(&db.name));
     }
     names
 }
 
 /// The server's TLS configuration, or None without `spec.tls`.
-pub fn server_tls_for(db: &DbFacts<'_>) -> Option<ServerTls> {
+pub fn server_tls_for(db: &DbFacts<'_>, acme: &AcmeAliases) -> Option<ServerTls> {
     let tls = db.tls?;
-    let secrets = tls_secret_names(db);
+    let secrets = tls_secret_names(db, acme);
     let ca_bundle = dbtls_contract::names::ca_bundle(&db.name);
     Some(server_tls::server_tls(
         db.kind,
@@ -61,7 +85,7 @@ pub fn server_tls_for(db: &DbFacts<'_>) -> Option<ServerTls> {
             secrets: &secrets,
             require_ssl: db.require_ssl,
             client_tls: tls.client_tls.unwrap_or(false),
-            ca_bundle: &ca_bundle,
+            ca_bundle: (!acme.server()).then_some(ca_bundle.as_str()),
         },
     ))
 }
@@ -125,7 +149,7 @@ pub fn workload_for(
     api: WorkloadApi,
     observed: &Observed,
 ) -> DesiredWorkload {
-    let mut tls = server_tls_for(db);
+    let mut tls = server_tls_for(db, &observed.acme);
     let (mut cluster_args, mut cluster_env) = (Vec::new(), Vec::new());
     let mut switch = None;
     if db.kind == DbKind::PerconaXtraDB {
@@ -317,7 +341,7 @@ mod tests {
         let env = mysql.env.clone().unwrap();
         let key_ref = env[0].value_from.clone().unwrap().secret_key_ref.unwrap();
         assert_eq!(key_ref.name, "my-root-credentials");
-        assert!(tls_secret_names(&facts).is_empty());
+        assert!(tls_secret_names(&facts, &AcmeAliases::default()).is_empty());
     }
 
     #[test]

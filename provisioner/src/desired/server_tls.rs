@@ -27,6 +27,9 @@ pub const SST_TLS_CNF: &str = "sst-tls.cnf";
 /// The directory the MySQL family's servers include config files from.
 pub const MYSQL_CONF_DIR: &str = "/etc/mysql/conf.d";
 const MSSQL_DATA_DIR: &str = "/var/opt/mssql";
+/// KubeDB's volume and directory of an Availability Group's mirroring endpoint certificate.
+pub const MSSQL_ENDPOINT_VOLUME: &str = "endpoint-cert";
+pub const MSSQL_ENDPOINT_DIR: &str = "/var/opt/mssql/endpoint-cert";
 const PROXYSQL_DATA_DIR: &str = "/var/lib/proxysql";
 
 /// Everything the database container (and its init container) needs for TLS.
@@ -54,8 +57,9 @@ pub struct TlsInput<'a> {
     /// MSSQLServer `spec.tls.clientTLS`.
     pub client_tls: bool,
     /// The Secret whose `ca.crt` every CA file is (`dbtls_contract::names::ca_bundle`): the CAs
-    /// the servers trust, the old and the new one during an issuer change.
-    pub ca_bundle: &'a str,
+    /// the servers trust, the old and the new one during an issuer change. None for a server
+    /// certificate from ACME, which comes without its CA: no CA file is mounted.
+    pub ca_bundle: Option<&'a str>,
 }
 
 impl TlsInput<'_> {
@@ -126,9 +130,11 @@ fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
-/// The CA file of a directory, from the CA bundle.
-fn ca_from_bundle(input: &TlsInput<'_>, path: &str) -> VolumeProjection {
-    projection(input.ca_bundle, vec![item(CA_KEY, path)])
+/// The CA file of a directory, from the CA bundle (none without one).
+fn ca_from_bundle(input: &TlsInput<'_>, path: &str) -> Option<VolumeProjection> {
+    input
+        .ca_bundle
+        .map(|bundle| projection(bundle, vec![item(CA_KEY, path)]))
 }
 
 /// One directory with `ca.crt`, `server.crt`, `server.key`, `client.crt`, `client.key`.
@@ -141,17 +147,19 @@ fn flat(kind: DbKind, input: &TlsInput<'_>) -> (Volume, VolumeMount, &'static st
             base_dir,
         } => (volume_prefix, base_dir),
     };
-    let sources = vec![
-        ca_from_bundle(input, "ca.crt"),
-        projection(
-            input.secret(alias::SERVER),
-            vec![item(CERT_KEY, "server.crt"), item(KEY_KEY, "server.key")],
-        ),
-        projection(
-            input.secret(alias::CLIENT),
-            vec![item(CERT_KEY, "client.crt"), item(KEY_KEY, "client.key")],
-        ),
-    ];
+    let sources = ca_from_bundle(input, "ca.crt")
+        .into_iter()
+        .chain([
+            projection(
+                input.secret(alias::SERVER),
+                vec![item(CERT_KEY, "server.crt"), item(KEY_KEY, "server.key")],
+            ),
+            projection(
+                input.secret(alias::CLIENT),
+                vec![item(CERT_KEY, "client.crt"), item(KEY_KEY, "client.key")],
+            ),
+        ])
+        .collect();
     (projected(volume, sources), mount(volume, dir), dir)
 }
 
@@ -169,16 +177,12 @@ fn per_alias(kind: DbKind, input: &TlsInput<'_>) -> (Vec<Volume>, Vec<VolumeMoun
     let mut mounts = Vec::new();
     for (alias, secret) in input.secrets {
         let name = format!("{prefix}-{alias}");
-        volumes.push(projected(
-            &name,
-            vec![
-                ca_from_bundle(input, CA_KEY),
-                projection(
-                    secret,
-                    vec![item(CERT_KEY, CERT_KEY), item(KEY_KEY, KEY_KEY)],
-                ),
-            ],
-        ));
+        let own = projection(
+            secret,
+            vec![item(CERT_KEY, CERT_KEY), item(KEY_KEY, KEY_KEY)],
+        );
+        let sources = ca_from_bundle(input, CA_KEY).into_iter().chain([own]);
+        volumes.push(projected(&name, sources.collect()));
         mounts.push(mount(&name, &format!("{base}/{alias}")));
     }
     (volumes, mounts, base)
@@ -254,15 +258,22 @@ pub fn sst_plaintext_cnf() -> String {
 /// ProxySQL (frontend TLS): `/var/lib/frontend/<alias>/` and `FRONTEND_TLS_ENABLED=true`, on
 /// which KubeDB's image sets `mysql-have_ssl`. ProxySQL serves `proxysql-{ca,cert,key}.pem` from
 /// its datadir; making those symlinks into the projected volume (instead of copies) lets
-/// `PROXYSQL RELOAD TLS` pick up renewed certificates.
+/// `PROXYSQL RELOAD TLS` pick up renewed certificates. A certificate from ACME comes without its
+/// CA: ProxySQL's CA file is then the served chain itself (ProxySQL needs the file to start, and
+/// no client certificate is issued that would have to chain to it).
 pub fn proxysql(input: &TlsInput<'_>) -> ServerTls {
     let (volumes, mounts, base) = per_alias(DbKind::ProxySQL, input);
     let server = format!("{base}/{}", alias::SERVER);
     let link = |file: &str, pem: &str| {
         format!("ln -sf {server}/{file} {PROXYSQL_DATA_DIR}/proxysql-{pem}.pem")
     };
+    let ca_file = if input.ca_bundle.is_some() {
+        CA_KEY
+    } else {
+        CERT_KEY
+    };
     let script = [
-        link(CA_KEY, "ca"),
+        link(ca_file, "ca"),
         link(CERT_KEY, "cert"),
         link(KEY_KEY, "key"),
     ]
@@ -305,22 +316,42 @@ pub fn mssql_conf(dir: &str) -> String {
 pub fn mssql(input: &TlsInput<'_>) -> ServerTls {
     let (volume, mount, dir) = flat(DbKind::MSSQLServer, input);
     let target = format!("{MSSQL_DATA_DIR}/{MSSQL_CONF}");
+    let (mut volumes, mut mounts) = (vec![volume], vec![mount]);
+    if let Some((volume, mount)) = mssql_endpoint(input) {
+        volumes.push(volume);
+        mounts.push(mount);
+    }
     if input.client_tls {
         ServerTls {
-            volumes: vec![volume],
-            mounts: vec![mount],
+            volumes,
+            mounts,
             config_files: BTreeMap::from([(MSSQL_CONF.to_string(), mssql_conf(dir))]),
             init_script: Some(format!("set -e; cp {CONFIG_DIR}/{MSSQL_CONF} {target}")),
             ..ServerTls::default()
         }
     } else {
         ServerTls {
-            volumes: vec![volume],
-            mounts: vec![mount],
+            volumes,
+            mounts,
             init_script: Some(format!("rm -f {target}")),
             ..ServerTls::default()
         }
     }
+}
+
+/// An Availability Group's `endpoint` certificate (`ca.crt`, `tls.crt`, `tls.key`) in KubeDB's
+/// `endpoint-cert` directory; None for a standalone server.
+fn mssql_endpoint(input: &TlsInput<'_>) -> Option<(Volume, VolumeMount)> {
+    let (_, secret) = input.secrets.iter().find(|(a, _)| *a == alias::ENDPOINT)?;
+    let own = projection(
+        secret,
+        vec![item(CERT_KEY, CERT_KEY), item(KEY_KEY, KEY_KEY)],
+    );
+    let sources = ca_from_bundle(input, CA_KEY).into_iter().chain([own]);
+    Some((
+        projected(MSSQL_ENDPOINT_VOLUME, sources.collect()),
+        mount(MSSQL_ENDPOINT_VOLUME, MSSQL_ENDPOINT_DIR),
+    ))
 }
 
 #[cfg(test)]
@@ -341,7 +372,7 @@ mod tests {
             secrets,
             require_ssl,
             client_tls: false,
-            ca_bundle: "db-ca-bundle",
+            ca_bundle: Some("db-ca-bundle"),
         }
     }
 
@@ -441,6 +472,31 @@ mod tests {
     }
 
     #[test]
+    fn proxysql_from_acme_mounts_its_server_certificate_without_a_ca() {
+        let s = vec![(alias::SERVER, "db-server-cert".to_string())];
+        let tls = proxysql(&TlsInput {
+            ca_bundle: None,
+            ..input(&s, false)
+        });
+        assert_eq!(tls.volumes.len(), 1, "the server directory only");
+        let sources = tls.volumes[0].projected.as_ref().unwrap().sources.as_ref();
+        let secrets: Vec<&str> = sources
+            .unwrap()
+            .iter()
+            .map(|p| p.secret.as_ref().unwrap().name.as_str())
+            .collect();
+        assert_eq!(secrets, ["db-server-cert"], "no CA bundle");
+        let script = tls.init_script.unwrap();
+        assert!(
+            script.contains(
+                "ln -sf /var/lib/frontend/server/tls.crt /var/lib/proxysql/proxysql-ca.pem"
+            ),
+            "{script}"
+        );
+        assert!(!script.contains("ca.crt"), "{script}");
+    }
+
+    #[test]
     fn singlestore_uses_the_flat_memsql_directory() {
         let s = secrets(DbKind::Singlestore);
         let tls = singlestore(&input(&s, false));
@@ -449,6 +505,51 @@ mod tests {
             tls.args
                 .contains(&"--ssl_cert=/etc/memsql/certs/server.crt".to_string())
         );
+    }
+
+    #[test]
+    fn an_availability_group_mounts_its_endpoint_certificate_where_kubedb_does() {
+        let mut s = secrets(DbKind::MSSQLServer);
+        assert!(
+            mssql(&input(&s, false)).mounts.len() == 1,
+            "standalone: tls only"
+        );
+        s.push((alias::ENDPOINT, "db-endpoint-cert".to_string()));
+        let tls = mssql(&input(&s, false));
+        let mount = tls
+            .mounts
+            .iter()
+            .find(|m| m.name == "endpoint-cert")
+            .unwrap();
+        assert_eq!(mount.mount_path, "/var/opt/mssql/endpoint-cert");
+        let volume = tls
+            .volumes
+            .iter()
+            .find(|v| v.name == "endpoint-cert")
+            .unwrap();
+        let files: Vec<(String, String)> = volume
+            .projected
+            .as_ref()
+            .unwrap()
+            .sources
+            .iter()
+            .flatten()
+            .flat_map(|p| {
+                let secret = p.secret.clone().unwrap();
+                secret
+                    .items
+                    .unwrap()
+                    .into_iter()
+                    .map(move |i| (secret.name.clone(), i.path))
+            })
+            .collect();
+        let want = [
+            ("db-ca-bundle", "ca.crt"),
+            ("db-endpoint-cert", "tls.crt"),
+            ("db-endpoint-cert", "tls.key"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+        assert_eq!(files, want);
     }
 
     #[test]
@@ -461,7 +562,7 @@ mod tests {
             secrets: &s,
             require_ssl: false,
             client_tls: true,
-            ca_bundle: "db-ca-bundle",
+            ca_bundle: Some("db-ca-bundle"),
         });
         let conf = &with.config_files[MSSQL_CONF];
         assert!(conf.starts_with("[network]\nforceencryption = 1\n"));

@@ -49,7 +49,7 @@ fn secret(name: &str, keys: &[&str]) -> Secret {
 }
 
 fn tls_ready(facts: &DbFacts<'_>) -> Vec<(String, Option<Secret>)> {
-    crate::desired::mounted_tls_secrets(facts)
+    crate::desired::mounted_tls_secrets(facts, &Default::default())
         .into_iter()
         .map(|name| {
             let s = secret(&name, &["ca.crt", "tls.crt", "tls.key"]);
@@ -164,7 +164,7 @@ fn a_new_database_gets_its_auth_secret_and_services_and_waits_for_tls_secrets() 
     let db: MySQL = load("mysql-require-ssl.yaml");
     let facts = DbFacts::of(&db);
     let observed = Observed {
-        tls_secrets: crate::desired::mounted_tls_secrets(&facts)
+        tls_secrets: crate::desired::mounted_tls_secrets(&facts, &Default::default())
             .into_iter()
             .map(|n| (n, None))
             .collect(),
@@ -316,6 +316,46 @@ fn the_mssql_config_secret_comes_and_goes_with_client_tls() {
         .metadata
         .owner_references = None;
     assert!(plan(&facts, &observed, &choice).deletes.is_empty());
+}
+
+#[test]
+fn a_proxysql_from_acme_needs_only_its_server_secret_and_no_ca() {
+    let db: dbtls_contract::api::ProxySQL = load("proxysql-tls.yaml");
+    let facts = DbFacts::of(&db);
+    let server = crate::desired::AcmeAliases(vec!["server"]);
+    let all = crate::desired::AcmeAliases(vec!["server", "client", "metrics-exporter"]);
+    for (what, acme, secrets, want_workload) in [
+        (
+            "a CA issuer: every alias and the bundle",
+            Default::default(),
+            4,
+            false,
+        ),
+        ("ACME: the server Secret only", all.clone(), 1, true),
+        (
+            "ACME for the server only: client and exporter still need ca.crt",
+            server,
+            3,
+            false,
+        ),
+    ] {
+        let mut observed = provisioned_objects(&facts);
+        observed.acme = acme;
+        let names = crate::desired::mounted_tls_secrets(&facts, &observed.acme);
+        assert_eq!(names.len(), secrets, "{what}: {names:?}");
+        // What an ACME issuer writes: no ca.crt in any Secret, and no bundle.
+        observed.tls_secrets = names
+            .iter()
+            .map(|n| (n.clone(), Some(secret(n, &["tls.crt", "tls.key"]))))
+            .collect();
+        let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+        assert_eq!(
+            writes(&planned).contains(&"workload"),
+            want_workload,
+            "{what}: {:?}",
+            planned.report.tls
+        );
+    }
 }
 
 #[test]

@@ -57,6 +57,21 @@ pub async fn evaluate(
             Some(signer),
         ));
     }
+    let stand_in_acme = spec
+        .acme
+        .as_ref()
+        .and_then(|acme| acme.0.get("server"))
+        .is_some_and(|server| server == super::signing::STAND_IN_ACME_SERVER);
+    if stand_in_acme {
+        return Ok((
+            Readiness {
+                ready: true,
+                reason: "ACMEAccountRegistered",
+                message: "The ACME account was registered with the ACME server".into(),
+            },
+            Some(Signer::Acme),
+        ));
+    }
     let Some(ca) = &spec.ca else {
         let kind = if spec.acme.is_some() {
             "ACME"
@@ -74,7 +89,7 @@ pub async fn evaluate(
             Readiness::not_ready(
                 "NotSupportedByStandIn",
                 format!(
-                    "{kind} issuers are not supported by the cert-manager stand-in; use a CA or SelfSigned issuer"
+                    "{kind} issuers are not supported by the cert-manager stand-in; use a CA or SelfSigned issuer (or ACME with the stand-in's own server)"
                 ),
             ),
             None,

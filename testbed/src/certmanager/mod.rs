@@ -1,5 +1,6 @@
-//! A cert-manager stand-in for tests: CA and SelfSigned issuers, Certificates issued into TLS
-//! Secrets the way cert-manager v1.21 writes them.
+//! A cert-manager stand-in for tests: CA and SelfSigned issuers, and ACME against the stand-in's
+//! own server (`signing::STAND_IN_ACME_SERVER`); Certificates issued into TLS Secrets the way
+//! cert-manager v1.21 writes them.
 pub mod inspect;
 pub mod keys;
 pub mod pacing;

@@ -89,6 +89,11 @@ pub fn apply_body(
         serde_json::to_value(k8s_openapi::ByteString(s.as_bytes().to_vec()))
             .unwrap_or(serde_json::Value::Null)
     };
+    let mut data = serde_json::json!({ TLS_CRT: b64(tls_crt), TLS_KEY: b64(tls_key) });
+    // cert-manager writes `ca.crt` only when the issuer returned a CA (never for ACME).
+    if !ca_crt.is_empty() {
+        data[CA_CRT] = b64(ca_crt);
+    }
     serde_json::json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -99,7 +104,7 @@ pub fn apply_body(
             "annotations": annotations,
         },
         "type": live_type.unwrap_or_else(|| TLS_SECRET_TYPE.into()),
-        "data": { TLS_CRT: b64(tls_crt), TLS_KEY: b64(tls_key), CA_CRT: b64(ca_crt) },
+        "data": data,
     })
 }
 

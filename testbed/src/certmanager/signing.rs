@@ -13,8 +13,33 @@ use rustls_pki_types::CertificateDer;
 use super::inspect::{self, pem_certificates};
 use super::spec;
 
-/// Who signs: a CA key pair with its chain, or the leaf's own key.
+/// The directory URL of the stand-in's own ACME server: an ACME issuer naming it is Ready and
+/// issues from a public-like CA, as an ACME CA such as Let's Encrypt would: the chain without
+/// its root, and no `ca.crt`. Any other ACME server is refused (no solver reaches a database).
+pub const STAND_IN_ACME_SERVER: &str = "https://acme.stand-in.dbtls.invalid/directory";
+
+/// The stand-in ACME server's CA, made once per process.
+fn acme_ca() -> Result<&'static (KeyPair, Vec<u8>), String> {
+    static CA: std::sync::OnceLock<Result<(KeyPair, Vec<u8>), String>> = std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let key = KeyPair::generate().map_err(|e| e.to_string())?;
+        let mut p = CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(DnType::CommonName, "dbtls stand-in ACME CA");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = p.self_signed(&key).map_err(|e| e.to_string())?;
+        Ok((key, cert.der().to_vec()))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// Who signs: a CA key pair with its chain, the leaf's own key, or the stand-in's ACME server.
 pub enum Signer {
+    /// Leaves signed by the stand-in ACME server's CA, issued without `ca.crt`.
+    Acme,
     Ca {
         /// `tls.crt` of the CA Secret followed by its `ca.crt`, as DER.
         chain: Vec<Vec<u8>>,
@@ -30,6 +55,7 @@ pub enum Signer {
 pub struct Issued {
     /// Leaf then intermediates.
     pub tls_crt: String,
+    /// Empty when the issuer gives no CA (ACME): the Secret then has no `ca.crt`.
     pub ca_crt: String,
 }
 
@@ -174,6 +200,18 @@ pub fn sign(
     now: DateTime<Utc>,
 ) -> Result<Issued, String> {
     match signer {
+        Signer::Acme => {
+            let (key, ca_der) = acme_ca()?;
+            let p = params(cert, now, &[])?;
+            let issuer =
+                rcgen::Issuer::from_ca_cert_der(&CertificateDer::from(ca_der.as_slice()), key)
+                    .map_err(|e| format!("parsing the ACME CA certificate: {e}"))?;
+            let leaf = p.signed_by(leaf_key, &issuer).map_err(|e| e.to_string())?;
+            Ok(Issued {
+                tls_crt: der_to_pem(leaf.der()),
+                ca_crt: String::new(),
+            })
+        }
         Signer::SelfSigned {
             crl_distribution_points,
         } => {
