@@ -15,6 +15,11 @@ pub fn governing_service(db: &str) -> String {
     format!("{db}-pods")
 }
 
+/// The Service of the metrics exporter (KubeDB's stats Service), while `spec.monitor` asks for one.
+pub fn stats_service(db: &str) -> String {
+    format!("{db}-stats")
+}
+
 /// The workload (StatefulSet or PetSet).
 pub fn workload(db: &str) -> String {
     db.to_string()

@@ -38,7 +38,7 @@ pub struct Observed {
     pub auth_secret: Option<Secret>,
     /// Singlestore's license Secret.
     pub license_secret: Option<Secret>,
-    /// The primary and governing Services, where they exist (by name).
+    /// The primary, governing and stats Services, where they exist (by name).
     pub services: Vec<Service>,
     pub config_secret: Option<Secret>,
     pub workload: Option<Workload>,
@@ -187,6 +187,7 @@ pub async fn observe(
     let services = [
         names::primary_service(&facts.name),
         names::governing_service(&facts.name),
+        names::stats_service(&facts.name),
     ]
     .iter()
     .filter_map(|name| stores.service(ns, name))

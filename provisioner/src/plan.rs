@@ -8,7 +8,7 @@ use dbtls_runtime::diff;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::desired::{self, services};
+use crate::desired::{self, exporter, services};
 use crate::facts::DbFacts;
 use crate::observe::Observed;
 use crate::status::{Report, WorkloadReport};
@@ -165,13 +165,38 @@ fn validate_inputs(facts: &DbFacts<'_>, observed: &Observed) -> Result<String, I
     Ok(image)
 }
 
+/// The Services the database has: primary, governing, and the exporter's stats Service while
+/// `spec.monitor` runs an exporter.
+fn desired_services(facts: &DbFacts<'_>) -> Vec<Service> {
+    let stats = exporter::monitor(facts.common.monitor)
+        .ok()
+        .flatten()
+        .filter(|_| exporter::supported(facts.kind))
+        .map(|monitor| exporter::stats_service(facts, &monitor));
+    [services::primary(facts), services::governing(facts)]
+        .into_iter()
+        .chain(stats)
+        .collect()
+}
+
+/// The stats Service once `spec.monitor` no longer asks for it (and it is the database's).
+fn stale_services(facts: &DbFacts<'_>, observed: &Observed, desired: &[Service]) -> Vec<Delete> {
+    observed
+        .services
+        .iter()
+        .filter(|s| !desired.iter().any(|d| d.metadata.name == s.metadata.name))
+        .filter(|s| controls(&s.metadata, facts))
+        .map(|s| Delete::Service(Box::new(s.clone())))
+        .collect()
+}
+
 /// The auth Secret (when the database has none yet) and the Services that differ.
-fn object_writes(facts: &DbFacts<'_>, observed: &Observed) -> Vec<Write> {
+fn object_writes(facts: &DbFacts<'_>, observed: &Observed, desired: Vec<Service>) -> Vec<Write> {
     let mut writes = Vec::new();
     if facts.user_auth_secret().is_none() && observed.auth_secret.is_none() {
         writes.push(Write::AuthSecret);
     }
-    for desired in [services::primary(facts), services::governing(facts)] {
+    for desired in desired {
         let name = desired.metadata.name.clone().unwrap_or_default();
         let cached = observed.service(&name);
         if cached.is_some_and(|c| controls(&c.metadata, facts) && diff::up_to_date(&desired, c)) {
@@ -218,9 +243,15 @@ fn mounts_config(facts: &DbFacts<'_>, live: Option<&Workload>) -> bool {
         .and_then(|s| s.volumes.as_ref())
         .is_some_and(|volumes| {
             volumes.iter().any(|v| {
-                v.secret
-                    .as_ref()
-                    .is_some_and(|s| s.secret_name.as_deref() == Some(name.as_str()))
+                let whole = v.secret.as_ref().and_then(|s| s.secret_name.as_deref());
+                // The exporter's projected volume takes one file of it.
+                let projected = v
+                    .projected
+                    .iter()
+                    .flat_map(|p| p.sources.iter().flatten())
+                    .filter_map(|source| source.secret.as_ref())
+                    .map(|s| s.name.as_str());
+                whole.into_iter().chain(projected).any(|n| n == name)
             })
         })
 }
@@ -256,7 +287,9 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
             requeue: Requeue::Resync,
         };
     }
-    let mut writes = object_writes(facts, observed);
+    let services = desired_services(facts);
+    let stale = stale_services(facts, observed, &services);
+    let mut writes = object_writes(facts, observed, services);
     let live = observed.workload.as_ref();
     if let Some(live) = live.filter(|l| !controls(l.meta(), facts)) {
         let invalid = Invalid::NameConflict {
@@ -269,32 +302,13 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
                 ..Report::new(WorkloadReport::NotCreated(why))
             },
             requeue: Requeue::Wait,
-            ..Plan::new(writes)
+            ..Plan::new(writes, stale)
         };
     }
-
     // TLS Secrets: all must exist and be usable before the workload is written.
     let tls = tls_state(facts, observed);
     if !matches!(tls, TlsSecretsState::Ready | TlsSecretsState::NotConfigured) {
-        let why = format!(
-            "{} {} is created once every TLS Secret is ready",
-            choice.api.kind(),
-            names::workload(&facts.name)
-        );
-        // Fixing an unusable Secret may not reach any watch of ours (it need not carry the
-        // database's labels): look again with backoff.
-        let requeue = match tls {
-            TlsSecretsState::Invalid { .. } => Requeue::Wait,
-            _ => Requeue::Resync,
-        };
-        return Plan {
-            requeue,
-            report: Report {
-                tls: Some(tls),
-                ..Report::new(live_report(facts, choice, observed, why))
-            },
-            ..Plan::new(writes)
-        };
+        return waiting_for_tls(facts, choice, observed, tls, Plan::new(writes, stale));
     }
 
     let desired = desired::workload_for(facts, &image, choice.api, observed);
@@ -316,12 +330,41 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
     };
     Plan {
         writes,
-        deletes: config_delete.into_iter().collect(),
+        deletes: stale.into_iter().chain(config_delete).collect(),
         report: Report {
             tls: Some(tls),
             ..Report::new(report)
         },
         requeue,
+    }
+}
+
+/// The plan while a TLS Secret is missing or unusable: the objects' writes, no workload write.
+fn waiting_for_tls(
+    facts: &DbFacts<'_>,
+    choice: &WorkloadChoice,
+    observed: &Observed,
+    tls: TlsSecretsState,
+    objects: Plan,
+) -> Plan {
+    let why = format!(
+        "{} {} is created once every TLS Secret is ready",
+        choice.api.kind(),
+        names::workload(&facts.name)
+    );
+    // Fixing an unusable Secret may not reach any watch of ours (it need not carry the
+    // database's labels): look again with backoff.
+    let requeue = match tls {
+        TlsSecretsState::Invalid { .. } => Requeue::Wait,
+        _ => Requeue::Resync,
+    };
+    Plan {
+        requeue,
+        report: Report {
+            tls: Some(tls),
+            ..Report::new(live_report(facts, choice, observed, why))
+        },
+        ..objects
     }
 }
 
@@ -366,7 +409,14 @@ fn workload_step(
     writes: &mut Vec<Write>,
 ) -> (WorkloadReport, Requeue) {
     let live = observed.workload.as_ref();
-    let what = format!("{} ({})", desired.describe(), choice.why);
+    let mut what = format!("{} ({})", desired.describe(), choice.why);
+    if facts.common.monitor.is_some() && !exporter::supported(facts.kind) {
+        // Said where the user looks for the pods, rather than refusing the database.
+        what.push_str(&format!(
+            "; spec.monitor: no exporter for {} yet, none runs",
+            facts.kind
+        ));
+    }
     let exists = |ready, rolling| WorkloadReport::Exists {
         what: what.clone(),
         ready,
@@ -456,10 +506,10 @@ pub fn settle(
 }
 
 impl Plan {
-    fn new(writes: Vec<Write>) -> Plan {
+    fn new(writes: Vec<Write>, deletes: Vec<Delete>) -> Plan {
         Plan {
             writes,
-            deletes: Vec::new(),
+            deletes,
             report: Report::new(WorkloadReport::NotCreated(String::new())),
             requeue: Requeue::Resync,
         }

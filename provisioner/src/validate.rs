@@ -7,6 +7,7 @@ use dbtls_contract::conditions::Reason;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::desired::auth::{PASSWORD_KEY, USERNAME_KEY};
+use crate::desired::exporter;
 use crate::desired::pod::LICENSE_KEY;
 use crate::facts::DbFacts;
 
@@ -35,6 +36,8 @@ pub enum Invalid {
     RequireSslWithoutTls,
     #[error("spec.replicas {replicas} is out of range: use a number from 0 to 2147483647")]
     ReplicasOutOfRange { replicas: i64 },
+    #[error("{field} {why}")]
+    Monitor { field: &'static str, why: String },
     #[error(
         "auth Secret {name} named in spec.authSecret.name does not exist: create it with keys `username` and `password`"
     )]
@@ -116,6 +119,10 @@ pub fn spec(db: &DbFacts<'_>) -> Result<String, Invalid> {
     if i32::try_from(replicas).is_err() || replicas < 0 {
         return Err(Invalid::ReplicasOutOfRange { replicas });
     }
+    exporter::monitor(db.common.monitor).map_err(|p| Invalid::Monitor {
+        field: p.field,
+        why: p.why,
+    })?;
     Ok(image)
 }
 
@@ -240,6 +247,21 @@ mod tests {
             assert!(err.to_string().contains(replicas), "{err}");
             assert_eq!(err.reason(), Reason::InvalidSpec);
         }
+    }
+
+    #[test]
+    fn an_unknown_monitoring_agent_names_the_field() {
+        let db: MySQL = parse(
+            "metadata: {name: a, namespace: n}\nspec: {version: '8.4.3', storageType: Ephemeral, monitor: {agent: prometheus.io/unknown}}",
+        );
+        let err = spec(&DbFacts::of(&db)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("spec.monitor.agent \"prometheus.io/unknown\""),
+            "{err}"
+        );
+        assert_eq!(err.reason(), Reason::InvalidSpec);
+        assert!(!err.fixed_outside_spec());
     }
 
     #[test]

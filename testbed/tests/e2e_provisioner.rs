@@ -175,6 +175,72 @@ async fn the_workload_waits_for_every_tls_secret() {
     wait_event(&env, "my", "WaitingForTLSSecrets").await;
 }
 
+/// `spec.monitor` runs the exporter sidecar on the metrics-exporter certificate, with its
+/// `exporter.cnf` in the config Secret and the stats Service; dropping it removes both.
+#[tokio::test]
+async fn spec_monitor_runs_an_exporter_with_its_certificate_and_stats_service() {
+    let env = env().await;
+    let yaml = Env::tls_database(KIND, "mon", "Issuer", "ca").replace(
+        "  deletionPolicy:",
+        "  monitor:\n    agent: prometheus.io/operator\n  deletionPolicy:",
+    );
+    env.apply_yaml(&yaml).await.unwrap();
+    for alias in ["server", "client", "metrics-exporter", "ca"] {
+        let name = if alias == "ca" {
+            "mon-ca-bundle".to_string()
+        } else {
+            format!("mon-{alias}-cert")
+        };
+        env.apply_yaml(&tls_secret("mon", &name)).await.unwrap();
+    }
+    let statefulsets = env.api::<StatefulSet>();
+    let sts = wait_present(&env, &statefulsets, "mon").await;
+    let pod = sts.spec.unwrap().template.spec.unwrap();
+    let exporter = pod
+        .containers
+        .iter()
+        .find(|c| c.name == "exporter")
+        .unwrap();
+    assert!(
+        exporter
+            .args
+            .iter()
+            .flatten()
+            .any(|a| a == "--config.my-cnf=/etc/mysql/certs/exporter.cnf")
+    );
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "exporter-tls-volume")
+        .unwrap();
+    let sources = serde_json::to_string(volume).unwrap();
+    for secret in ["mon-metrics-exporter-cert", "mon-ca-bundle", "mon-config"] {
+        assert!(sources.contains(&format!("\"{secret}\"")), "{sources}");
+    }
+    let config = wait_present(&env, &env.api::<Secret>(), "mon-config").await;
+    let cnf = String::from_utf8(config.data.unwrap()["exporter.cnf"].0.clone()).unwrap();
+    assert!(
+        cnf.contains("ssl-key=/etc/mysql/certs/exporter.key"),
+        "{cnf}"
+    );
+    let services = env.api::<Service>();
+    let stats = wait_present(&env, &services, "mon-stats").await;
+    let port = &stats.spec.unwrap().ports.unwrap()[0];
+    assert_eq!((port.name.as_deref(), port.port), (Some("metrics"), 56790));
+
+    let unmonitored = Env::tls_database(KIND, "mon", "Issuer", "ca");
+    env.apply_yaml(&unmonitored).await.unwrap();
+    wait_absent(&env, &services, "mon-stats").await;
+    env.eventually("the exporter removed", DEADLINE, || async {
+        let sts = statefulsets.get("mon").await?;
+        let containers = sts.spec.unwrap().template.spec.unwrap().containers;
+        Ok((containers.len() == 1).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_wrong_shape_tls_secret_is_reported_not_mounted() {
     let env = env().await;

@@ -625,6 +625,20 @@ async fn provisioner_proxysql_backend_missing() {
 }
 
 #[tokio::test]
+async fn provisioner_monitor_unknown_agent() {
+    let yaml = Env::tls_database(MY, "db", "Issuer", "ca").replace(
+        "  deletionPolicy:",
+        "  monitor:\n    agent: prometheus.io/pushgateway\n  deletionPolicy:",
+    );
+    invalid_spec(
+        MY,
+        &yaml,
+        "spec.monitor.agent \"prometheus.io/pushgateway\" is not a known agent",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn provisioner_singlestore_license_secret_missing() {
     let full = Env::tls_database(DbKind::Singlestore, "db", "Issuer", "ca");
     let yaml = full.split("\n---\n").next().unwrap();

@@ -342,6 +342,8 @@ pub struct CommonSpec<'a> {
     pub storage: Option<&'a PersistentVolumeClaimSpec>,
     pub auth_secret: Option<&'a SecretReference>,
     pub pod_template: Option<&'a Opaque>,
+    /// KubeDB's `spec.monitor` (`mona.AgentSpec`), as the user wrote it.
+    pub monitor: Option<&'a Opaque>,
     pub service_templates: &'a [Opaque],
     pub deletion_policy: DeletionPolicy,
     pub halted: bool,

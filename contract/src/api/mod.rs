@@ -105,6 +105,7 @@ macro_rules! database_kind {
                     storage: self.storage.as_ref(),
                     auth_secret: self.auth_secret.as_ref(),
                     pod_template: self.pod_template.as_ref(),
+                    monitor: self.monitor.as_ref(),
                     service_templates: &self.service_templates,
                     deletion_policy: self.deletion_policy.unwrap_or_default(),
                     halted: self.halted.unwrap_or(false),

@@ -2,6 +2,7 @@
 //! Nothing here talks to the API server; `reconcile` applies what these return.
 pub mod auth;
 pub mod config;
+pub mod exporter;
 pub mod galera;
 pub mod galera_switch;
 pub mod pod;
@@ -90,6 +91,24 @@ pub fn server_tls_for(db: &DbFacts<'_>, acme: &AcmeAliases) -> Option<ServerTls>
     ))
 }
 
+/// The exporter sidecar `spec.monitor` asks for (None without one, or for a kind dbtls runs no
+/// exporter for), connecting with the `metrics-exporter` certificate where the database has TLS.
+pub fn exporter_for(db: &DbFacts<'_>, acme: &AcmeAliases) -> Option<exporter::Sidecar> {
+    // validate::spec refused a monitor that does not parse.
+    let monitor = exporter::monitor(db.common.monitor).ok().flatten()?;
+    let ca_bundle = dbtls_contract::names::ca_bundle(&db.name);
+    let secrets = tls_secret_names(db, acme);
+    let tls = secrets
+        .iter()
+        .find(|(alias, _)| *alias == alias::METRICS_EXPORTER)
+        .filter(|_| !acme.server())
+        .map(|(_, secret)| exporter::ExporterTls {
+            secret,
+            ca_bundle: &ca_bundle,
+        });
+    exporter::sidecar(db, &monitor, &db.auth_secret_name(), tls)
+}
+
 /// The workload to write, the config Secret it reads (if the kind needs one), and, for a
 /// Galera cluster switching TLS, where the switch is (see [`galera_switch`]).
 #[derive(Clone, Debug)]
@@ -159,6 +178,7 @@ pub fn workload_for(
         cluster_env = galera::env();
         switch = Some(decided);
     }
+    let exporter = exporter_for(db, &observed.acme);
     let template = pod::pod_template(
         db,
         &pod::PodInputs {
@@ -167,11 +187,15 @@ pub fn workload_for(
             tls: tls.as_ref(),
             cluster_args,
             cluster_env,
+            exporter: exporter.as_ref(),
         },
     );
-    let mut config = tls
+    let mut files = tls
         .as_ref()
-        .and_then(|t| config::config_secret(db, &t.config_files));
+        .map(|t| t.config_files.clone())
+        .unwrap_or_default();
+    files.extend(exporter.into_iter().flat_map(|e| e.config_files));
+    let mut config = config::config_secret(db, &files);
     if let (Some(config), Some(Some(transfers))) =
         (config.as_mut(), switch.as_ref().map(|s| s.transfers))
     {
@@ -342,6 +366,114 @@ mod tests {
         let key_ref = env[0].value_from.clone().unwrap().secret_key_ref.unwrap();
         assert_eq!(key_ref.name, "my-root-credentials");
         assert!(tls_secret_names(&facts, &AcmeAliases::default()).is_empty());
+    }
+
+    #[test]
+    fn a_monitored_mysql_runs_an_exporter_on_its_metrics_exporter_certificate() {
+        let db: MySQL = load("mysql-monitor.yaml");
+        let facts = DbFacts::of(&db);
+        let desired = workload_for(
+            &facts,
+            "mysql:8.4.3",
+            WorkloadApi::StatefulSet,
+            &Observed::default(),
+        );
+        let spec = pod_spec(&desired.workload);
+        let exporter = db_container(&spec, "exporter");
+        let args = exporter.args.clone().unwrap();
+        assert_eq!(
+            args,
+            [
+                "--config.my-cnf=/etc/mysql/certs/exporter.cnf",
+                "--mysqld.username=$(EXPORTER_USER)",
+                "--web.listen-address=:56790",
+                "--collect.info_schema.processlist",
+            ]
+        );
+        let env: Vec<(String, String)> = exporter
+            .env
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                let key = e.value_from.unwrap().secret_key_ref.unwrap();
+                (e.name, format!("{}/{}", key.name, key.key))
+            })
+            .collect();
+        assert_eq!(
+            env,
+            [
+                (
+                    "EXPORTER_USER".to_string(),
+                    "mon-db-auth/username".to_string()
+                ),
+                (
+                    "MYSQLD_EXPORTER_PASSWORD".to_string(),
+                    "mon-db-auth/password".to_string()
+                ),
+            ]
+        );
+        // KubeDB's layout: exporter-tls-volume at /etc/mysql/certs in the exporter only.
+        let mount = &exporter.volume_mounts.as_ref().unwrap()[0];
+        assert_eq!(
+            (mount.name.as_str(), mount.mount_path.as_str()),
+            ("exporter-tls-volume", "/etc/mysql/certs")
+        );
+        let volume = spec
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "exporter-tls-volume")
+            .unwrap();
+        let files: Vec<String> = volume
+            .projected
+            .as_ref()
+            .unwrap()
+            .sources
+            .iter()
+            .flatten()
+            .flat_map(|p| {
+                let s = p.secret.clone().unwrap();
+                s.items
+                    .unwrap()
+                    .into_iter()
+                    .map(move |i| format!("{}:{}->{}", s.name, i.key, i.path))
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "mon-db-ca-bundle:ca.crt->ca.crt",
+                "mon-db-metrics-exporter-cert:tls.crt->exporter.crt",
+                "mon-db-metrics-exporter-cert:tls.key->exporter.key",
+                "mon-db-config:exporter.cnf->exporter.cnf",
+            ]
+        );
+        let config = desired
+            .config
+            .expect("exporter.cnf needs the config Secret");
+        let cnf = &config.data.unwrap()["exporter.cnf"];
+        assert!(String::from_utf8_lossy(&cnf.0).contains("ssl-cert=/etc/mysql/certs/exporter.crt"));
+        // Without spec.monitor: no exporter and, for MySQL, no config Secret.
+        let plain: MySQL = load("mysql-require-ssl.yaml");
+        let desired = workload_for(
+            &DbFacts::of(&plain),
+            "mysql:8.4.3",
+            WorkloadApi::StatefulSet,
+            &Observed::default(),
+        );
+        assert_eq!(pod_spec(&desired.workload).containers.len(), 1);
+        assert!(desired.config.is_none());
+    }
+
+    #[test]
+    fn an_unsupported_kind_keeps_its_monitor_without_an_exporter() {
+        let db: MSSQLServer = load("mssql-client-tls.yaml");
+        let mut db = db;
+        db.spec.monitor = Some(serde_yaml::from_str("agent: prometheus.io/operator").unwrap());
+        let facts = DbFacts::of(&db);
+        assert!(exporter_for(&facts, &AcmeAliases::default()).is_none());
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn durable(db: &DbFacts<'_>) -> bool {
     db.kind != DbKind::ProxySQL && db.common.storage_type != Some(StorageType::Ephemeral)
 }
 
-fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+pub(crate) fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value: None,
@@ -83,6 +83,8 @@ pub struct PodInputs<'a> {
     /// Arguments and environment that make the pods one cluster (after TLS's, before the user's).
     pub cluster_args: Vec<String>,
     pub cluster_env: Vec<EnvVar>,
+    /// The metrics exporter sidecar `spec.monitor` asks for.
+    pub exporter: Option<&'a super::exporter::Sidecar>,
 }
 
 fn tcp_probe(port: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
@@ -195,6 +197,7 @@ pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec
         .map(|tls| tls_parts(db, tls, &image, &mounts))
         .unwrap_or_default();
     volumes.extend(tls.volumes);
+    volumes.extend(inputs.exporter.map(|e| e.volume.clone()));
     mounts.extend(tls.mounts);
     let mut env = base_env(db, &inputs.auth_secret);
     env.extend(inputs.cluster_env.iter().cloned());
@@ -237,7 +240,9 @@ pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
-            containers: vec![container],
+            containers: std::iter::once(container)
+                .chain(inputs.exporter.map(|e| e.container.clone()))
+                .collect(),
             init_containers: (!init_containers.is_empty()).then_some(init_containers),
             volumes: (!volumes.is_empty()).then_some(volumes),
             node_selector: user.node_selector,

@@ -83,7 +83,7 @@ pub fn server_tls(kind: DbKind, input: &TlsInput<'_>) -> ServerTls {
     }
 }
 
-fn item(key: &str, path: &str) -> KeyToPath {
+pub(crate) fn item(key: &str, path: &str) -> KeyToPath {
     KeyToPath {
         key: key.to_string(),
         path: path.to_string(),
@@ -91,7 +91,7 @@ fn item(key: &str, path: &str) -> KeyToPath {
     }
 }
 
-fn projection(secret: &str, items: Vec<KeyToPath>) -> VolumeProjection {
+pub(crate) fn projection(secret: &str, items: Vec<KeyToPath>) -> VolumeProjection {
     VolumeProjection {
         secret: Some(SecretProjection {
             name: secret.to_string(),

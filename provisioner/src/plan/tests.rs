@@ -359,6 +359,56 @@ fn a_proxysql_from_acme_needs_only_its_server_secret_and_no_ca() {
 }
 
 #[test]
+fn the_stats_service_follows_spec_monitor() {
+    let db: MySQL = load("mysql-monitor.yaml");
+    let facts = DbFacts::of(&db);
+    let mut observed = provisioned_objects(&facts);
+    observed.tls_secrets = tls_ready(&facts);
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    let stats: Vec<&Service> = planned
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Service { desired, .. } => Some(&**desired),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stats.len(), 1, "only the stats Service is new");
+    assert_eq!(stats[0].metadata.name.as_deref(), Some("mon-db-stats"));
+    let annotations = stats[0].metadata.annotations.clone().unwrap();
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "56790");
+    assert!(writes(&planned).contains(&"config"), "exporter.cnf");
+
+    // The monitor removed: the stats Service goes, and only if it is the database's.
+    let mut unmonitored = db.clone();
+    unmonitored.spec.monitor = None;
+    let facts = DbFacts::of(&unmonitored);
+    observed.services.push(ours(&facts, stats[0].clone()));
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    assert!(
+        planned.deletes.iter().any(
+            |d| matches!(d, Delete::Service(s) if s.metadata.name.as_deref() == Some("mon-db-stats"))
+        ),
+        "{:?}",
+        planned.deletes
+    );
+    observed
+        .services
+        .last_mut()
+        .unwrap()
+        .metadata
+        .owner_references = None;
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    assert!(
+        !planned
+            .deletes
+            .iter()
+            .any(|d| matches!(d, Delete::Service(_)))
+    );
+}
+
+#[test]
 fn without_tls_the_workload_follows_at_once() {
     let db: MySQL = load("mysql-no-tls.yaml");
     let facts = DbFacts::of(&db);

@@ -1,0 +1,350 @@
+//! The metrics exporter `spec.monitor` asks for (KubeDB's `prometheus.io/*` agents): a sidecar
+//! running the engine's exporter, connecting to the server over TLS with the
+//! `metrics-exporter` certificate, and the stats Service `<db>-stats` Prometheus scrapes.
+//!
+//! MySQL and PerconaXtraDB run `mysqld_exporter` with KubeDB's layout: volume
+//! `exporter-tls-volume` at `/etc/mysql/certs` in the exporter container (`ca.crt`,
+//! `exporter.crt`, `exporter.key`, and `exporter.cnf` from the config Secret), started with
+//! `--config.my-cnf=/etc/mysql/certs/exporter.cnf`. The credentials come from the auth Secret
+//! as environment (never written into the config Secret).
+use std::collections::BTreeMap;
+
+use dbtls_contract::DbKind;
+use dbtls_contract::api::Opaque;
+use dbtls_contract::{labels, names};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, HTTPGetAction, Probe, ProjectedVolumeSource, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+use super::auth::{PASSWORD_KEY, USERNAME_KEY};
+use super::child_meta;
+use super::pod::secret_env;
+use super::server_tls::{CA_KEY, CERT_KEY, KEY_KEY, item, projection};
+use crate::facts::DbFacts;
+
+pub const CONTAINER: &str = "exporter";
+/// KubeDB's exporter port and the stats Service's port name.
+pub const DEFAULT_PORT: i32 = 56790;
+pub const PORT_NAME: &str = "metrics";
+/// The exporter's config file in the config Secret `<db>-config`.
+pub const CNF: &str = "exporter.cnf";
+pub const VOLUME: &str = "exporter-tls-volume";
+pub const DIR: &str = "/etc/mysql/certs";
+/// `mysqld_exporter` 0.15 reads the password from this variable, the user from its flag.
+const PASSWORD_ENV: &str = "MYSQLD_EXPORTER_PASSWORD";
+const USER_ENV: &str = "EXPORTER_USER";
+pub const MYSQLD_EXPORTER_IMAGE: &str = "prom/mysqld-exporter:v0.15.1";
+
+/// KubeDB's monitoring agents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agent {
+    /// `prometheus.io/operator`: a Prometheus Operator `ServiceMonitor` selects the stats Service.
+    PrometheusOperator,
+    /// `prometheus.io/builtin`: a plain Prometheus discovers the stats Service by annotations.
+    PrometheusBuiltin,
+    /// `prometheus.io`: the stats Service only; the user points Prometheus at it.
+    Prometheus,
+}
+
+impl Agent {
+    pub const ALL: [Agent; 3] = [
+        Agent::PrometheusOperator,
+        Agent::PrometheusBuiltin,
+        Agent::Prometheus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agent::PrometheusOperator => "prometheus.io/operator",
+            Agent::PrometheusBuiltin => "prometheus.io/builtin",
+            Agent::Prometheus => "prometheus.io",
+        }
+    }
+}
+
+/// What `spec.monitor` asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Monitor {
+    pub agent: Agent,
+    /// `spec.monitor.prometheus.exporter.port`.
+    pub port: i32,
+    /// `spec.monitor.prometheus.exporter.args`, after ours.
+    pub args: Vec<String>,
+}
+
+/// A field of `spec.monitor` that cannot be used, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonitorProblem {
+    pub field: &'static str,
+    pub why: String,
+}
+
+fn problem(field: &'static str, why: impl Into<String>) -> MonitorProblem {
+    MonitorProblem {
+        field,
+        why: why.into(),
+    }
+}
+
+/// `spec.monitor`, read; None when it is not set.
+pub fn monitor(spec: Option<&Opaque>) -> Result<Option<Monitor>, MonitorProblem> {
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let known = || Agent::ALL.map(Agent::as_str).join(", ");
+    let agent = match spec.0.get("agent") {
+        None | Some(Value::Null) => {
+            return Err(problem(
+                "spec.monitor.agent",
+                format!("is required; use one of {}", known()),
+            ));
+        }
+        Some(Value::String(agent)) => Agent::ALL
+            .into_iter()
+            .find(|a| a.as_str() == agent)
+            .ok_or_else(|| {
+                problem(
+                    "spec.monitor.agent",
+                    format!("{agent:?} is not a known agent; use one of {}", known()),
+                )
+            })?,
+        Some(other) => {
+            return Err(problem(
+                "spec.monitor.agent",
+                format!("must be a string, not {other}"),
+            ));
+        }
+    };
+    let exporter = spec.0.get("prometheus").and_then(|p| p.get("exporter"));
+    let port = match exporter.and_then(|e| e.get("port")) {
+        None | Some(Value::Null) => DEFAULT_PORT,
+        Some(port) => port
+            .as_i64()
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|p| (1..=65535).contains(p))
+            .ok_or_else(|| {
+                problem(
+                    "spec.monitor.prometheus.exporter.port",
+                    format!("{port} is not a port number (1-65535)"),
+                )
+            })?,
+    };
+    let args = match exporter.and_then(|e| e.get("args")) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|a| a.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                problem(
+                    "spec.monitor.prometheus.exporter.args",
+                    "must be a list of strings",
+                )
+            })?,
+        Some(_) => {
+            return Err(problem(
+                "spec.monitor.prometheus.exporter.args",
+                "must be a list of strings",
+            ));
+        }
+    };
+    Ok(Some(Monitor { agent, port, args }))
+}
+
+/// Whether dbtls runs an exporter for `kind` (the others keep `spec.monitor` unused, and say so).
+pub fn supported(kind: DbKind) -> bool {
+    matches!(kind, DbKind::MySQL | DbKind::PerconaXtraDB)
+}
+
+/// The TLS the exporter connects with: the `metrics-exporter` Secret and the CA bundle.
+#[derive(Clone, Copy, Debug)]
+pub struct ExporterTls<'a> {
+    pub secret: &'a str,
+    pub ca_bundle: &'a str,
+}
+
+/// The exporter container, its volume and its config file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sidecar {
+    pub container: Container,
+    pub volume: Volume,
+    pub config_files: BTreeMap<String, String>,
+}
+
+/// `exporter.cnf`: where the server is and, with TLS, the exporter's certificate.
+pub fn cnf(port: i32, tls: bool) -> String {
+    let mut cnf = format!("[client]\nhost=127.0.0.1\nport={port}\n");
+    if tls {
+        cnf.push_str(&format!(
+            "ssl-ca={DIR}/{CA_KEY}\nssl-cert={DIR}/exporter.crt\nssl-key={DIR}/exporter.key\n"
+        ));
+    }
+    cnf
+}
+
+/// The exporter sidecar of `db`, or None where dbtls has none for the kind.
+pub fn sidecar(
+    db: &DbFacts<'_>,
+    monitor: &Monitor,
+    auth_secret: &str,
+    tls: Option<ExporterTls<'_>>,
+) -> Option<Sidecar> {
+    if !supported(db.kind) {
+        return None;
+    }
+    let server_port = db.kind.profile().port;
+    let mut sources = Vec::new();
+    if let Some(tls) = tls {
+        sources.push(projection(tls.ca_bundle, vec![item(CA_KEY, CA_KEY)]));
+        sources.push(projection(
+            tls.secret,
+            vec![
+                item(CERT_KEY, "exporter.crt"),
+                item(KEY_KEY, "exporter.key"),
+            ],
+        ));
+    }
+    sources.push(projection(
+        &names::config_secret(&db.name),
+        vec![item(CNF, CNF)],
+    ));
+    let mut args = vec![
+        format!("--config.my-cnf={DIR}/{CNF}"),
+        format!("--mysqld.username=$({USER_ENV})"),
+        format!("--web.listen-address=:{}", monitor.port),
+    ];
+    args.extend(monitor.args.iter().cloned());
+    let container = Container {
+        name: CONTAINER.to_string(),
+        image: Some(MYSQLD_EXPORTER_IMAGE.to_string()),
+        args: Some(args),
+        env: Some(vec![
+            secret_env(USER_ENV, auth_secret, USERNAME_KEY),
+            secret_env(PASSWORD_ENV, auth_secret, PASSWORD_KEY),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.to_string()),
+            container_port: monitor.port,
+            protocol: Some("TCP".to_string()),
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/metrics".to_string()),
+                port: IntOrString::String(PORT_NAME.to_string()),
+                ..HTTPGetAction::default()
+            }),
+            period_seconds: Some(10),
+            ..Probe::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: VOLUME.to_string(),
+            mount_path: DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]),
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        ..Container::default()
+    };
+    Some(Sidecar {
+        container,
+        volume: Volume {
+            name: VOLUME.to_string(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(sources),
+                default_mode: None,
+            }),
+            ..Volume::default()
+        },
+        config_files: BTreeMap::from([(CNF.to_string(), cnf(server_port, tls.is_some()))]),
+    })
+}
+
+/// The stats Service `<db>-stats` on the exporter's port; with the builtin agent, annotated
+/// for Prometheus's Service discovery.
+pub fn stats_service(db: &DbFacts<'_>, monitor: &Monitor) -> Service {
+    let mut metadata = child_meta(db, names::stats_service(&db.name));
+    if monitor.agent == Agent::PrometheusBuiltin {
+        metadata.annotations = Some(BTreeMap::from([
+            ("prometheus.io/scrape".to_string(), "true".to_string()),
+            ("prometheus.io/port".to_string(), monitor.port.to_string()),
+            ("prometheus.io/path".to_string(), "/metrics".to_string()),
+        ]));
+    }
+    Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_string()),
+            selector: Some(labels::for_database(db.kind, &db.name)),
+            ports: Some(vec![ServicePort {
+                name: Some(PORT_NAME.to_string()),
+                port: monitor.port,
+                target_port: Some(IntOrString::String(PORT_NAME.to_string())),
+                protocol: Some("TCP".to_string()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn opaque(yaml: &str) -> Opaque {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn monitor_fields_are_read_and_bad_ones_named() {
+        let ok = |yaml: &str| monitor(Some(&opaque(yaml))).unwrap().unwrap();
+        let bad = |yaml: &str| monitor(Some(&opaque(yaml))).unwrap_err();
+        assert_eq!(monitor(None), Ok(None));
+        let m = ok("agent: prometheus.io/operator");
+        assert_eq!((m.agent, m.port), (Agent::PrometheusOperator, DEFAULT_PORT));
+        let m = ok(
+            "agent: prometheus.io/builtin\nprometheus:\n  exporter:\n    port: 9104\n    args: [--collect.info_schema.tables]\n",
+        );
+        assert_eq!(m.agent, Agent::PrometheusBuiltin);
+        assert_eq!(m.port, 9104);
+        assert_eq!(m.args, ["--collect.info_schema.tables"]);
+        for (yaml, field, says) in [
+            ("{}", "spec.monitor.agent", "is required"),
+            (
+                "agent: datadog",
+                "spec.monitor.agent",
+                "\"datadog\" is not a known agent",
+            ),
+            ("agent: 7", "spec.monitor.agent", "must be a string"),
+            (
+                "agent: prometheus.io\nprometheus: {exporter: {port: 70000}}",
+                "spec.monitor.prometheus.exporter.port",
+                "70000 is not a port",
+            ),
+            (
+                "agent: prometheus.io\nprometheus: {exporter: {args: [1]}}",
+                "spec.monitor.prometheus.exporter.args",
+                "list of strings",
+            ),
+        ] {
+            let p = bad(yaml);
+            assert_eq!(p.field, field, "{yaml}");
+            assert!(p.why.contains(says), "{yaml}: {}", p.why);
+        }
+    }
+
+    #[test]
+    fn the_config_file_points_at_the_exporter_certificate_only_with_tls() {
+        assert_eq!(
+            cnf(3306, true),
+            "[client]\nhost=127.0.0.1\nport=3306\nssl-ca=/etc/mysql/certs/ca.crt\nssl-cert=/etc/mysql/certs/exporter.crt\nssl-key=/etc/mysql/certs/exporter.key\n"
+        );
+        assert!(!cnf(3306, false).contains("ssl"));
+    }
+}
