@@ -10,6 +10,7 @@ pub mod duration;
 pub mod identity;
 pub mod kinds;
 pub mod labels;
+pub mod monitoring;
 pub mod names;
 pub mod petset;
 pub mod tls;

@@ -3,6 +3,7 @@
 //! status must add to the plan's report: a name conflict found at write time, or a workload
 //! update the API server refused.
 use dbtls_contract::PROVISIONER_MANAGER;
+use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::petset::PetSet;
 use dbtls_runtime::children::{self, Applied};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -99,6 +100,9 @@ impl Writer<'_> {
             Delete::Secret(s) => {
                 children::delete_owned(&self.api::<Secret>(), s, self.owner_uid).await
             }
+            Delete::ServiceMonitor(m) => {
+                children::delete_owned(&self.api::<ServiceMonitor>(), m, self.owner_uid).await
+            }
             Delete::Workload(w) => match w.as_ref() {
                 Workload::StatefulSet(s) => {
                     children::delete_owned(&self.api::<StatefulSet>(), s, self.owner_uid).await
@@ -120,6 +124,9 @@ fn describe(write: &Write, facts: &DbFacts<'_>) -> String {
         Write::Service { desired, .. } => format!("Service {}", name(&desired.metadata)),
         Write::ConfigSecret { desired, .. } => format!("Secret {}", name(&desired.metadata)),
         Write::Workload { desired, .. } => desired.describe(),
+        Write::ServiceMonitor { desired, .. } => {
+            format!("ServiceMonitor {}", name(&desired.metadata))
+        }
     }
 }
 
@@ -128,6 +135,10 @@ fn describe_delete(delete: &Delete) -> String {
         Delete::Service(s) => format!("Service {}", s.metadata.name.as_deref().unwrap_or_default()),
         Delete::Secret(s) => format!("Secret {}", s.metadata.name.as_deref().unwrap_or_default()),
         Delete::Workload(w) => w.describe(),
+        Delete::ServiceMonitor(m) => format!(
+            "ServiceMonitor {}",
+            m.metadata.name.as_deref().unwrap_or_default()
+        ),
     }
 }
 
@@ -158,6 +169,9 @@ async fn write_one(
             writer.apply(desired.as_ref(), cached.as_deref()).await
         }
         Write::ConfigSecret { desired, cached } => {
+            writer.apply(desired.as_ref(), cached.as_deref()).await
+        }
+        Write::ServiceMonitor { desired, cached } => {
             writer.apply(desired.as_ref(), cached.as_deref()).await
         }
         Write::Workload { desired, cached } => {

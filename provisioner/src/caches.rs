@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use dbtls_contract::api::IssuerRef;
 use dbtls_contract::certmanager::{self, ClusterIssuer, Issuer};
 use dbtls_contract::labels;
+use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::petset::PetSet;
 use dbtls_contract::tls::IssuerType;
 use dbtls_runtime::caches::SharedWatch;
@@ -87,6 +88,8 @@ pub struct Stores {
     pub petsets: Option<Store<PetSet>>,
     /// None where cert-manager's CRDs were not served at start.
     pub issuers: Option<IssuerStores>,
+    /// None where the Prometheus Operator's ServiceMonitors were not served at start.
+    pub service_monitors: Option<Store<ServiceMonitor>>,
 }
 
 #[derive(Clone)]
@@ -103,6 +106,15 @@ pub struct Watches {
     pub statefulsets: SharedWatch<StatefulSet>,
     pub petsets: Option<SharedWatch<PetSet>>,
     pub issuers: Option<(SharedWatch<Issuer>, SharedWatch<ClusterIssuer>)>,
+    pub service_monitors: Option<SharedWatch<ServiceMonitor>>,
+}
+
+/// Which optional APIs are served (watched only then).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Served {
+    pub petsets: bool,
+    pub issuers: bool,
+    pub service_monitors: bool,
 }
 
 fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
@@ -116,13 +128,12 @@ where
 }
 
 impl Watches {
-    /// `petsets`, `issuers`: whether those APIs are served (watched only then).
-    pub fn new(
-        client: &kube::Client,
-        namespace: Option<&str>,
-        petsets: bool,
-        issuers: bool,
-    ) -> Self {
+    pub fn new(client: &kube::Client, namespace: Option<&str>, served: Served) -> Self {
+        let Served {
+            petsets,
+            issuers,
+            service_monitors,
+        } = served;
         let managed = || watcher::Config::default().labels(&labels::managed_selector());
         Self {
             secrets: SharedWatch::new(scoped(client, namespace), managed(), secret_shape),
@@ -150,6 +161,8 @@ impl Watches {
                     ),
                 )
             }),
+            service_monitors: service_monitors
+                .then(|| SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim)),
         }
     }
 
@@ -167,6 +180,7 @@ impl Watches {
                     issuers: issuers.store(),
                     cluster_issuers: cluster_issuers.store(),
                 }),
+            service_monitors: self.service_monitors.as_ref().map(SharedWatch::store),
         }
     }
 
@@ -177,9 +191,15 @@ impl Watches {
                 petsets.run().await;
             }
         };
+        // Each runs until dropped: joined, never one after another.
         let issuers = async move {
             if let Some((issuers, cluster_issuers)) = self.issuers {
                 tokio::join!(issuers.run(), cluster_issuers.run());
+            }
+        };
+        let service_monitors = async move {
+            if let Some(service_monitors) = self.service_monitors {
+                service_monitors.run().await;
             }
         };
         tokio::join!(
@@ -188,7 +208,8 @@ impl Watches {
             self.services.run(),
             self.statefulsets.run(),
             petsets,
-            issuers
+            issuers,
+            service_monitors
         );
     }
 }
@@ -207,6 +228,9 @@ impl Stores {
                     i.issuers.wait_until_ready(),
                     i.cluster_issuers.wait_until_ready()
                 );
+            }
+            if let Some(m) = &self.service_monitors {
+                let _ = m.wait_until_ready().await;
             }
         };
         let _ = tokio::join!(
@@ -242,6 +266,12 @@ impl Stores {
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
         get(&self.secrets, namespace, name)
+    }
+
+    pub fn service_monitor(&self, namespace: &str, name: &str) -> Option<ServiceMonitor> {
+        self.service_monitors
+            .as_ref()
+            .and_then(|store| get(store, namespace, name))
     }
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {

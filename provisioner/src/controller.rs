@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
+use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::{DbKind, certmanager, labels, petset};
 use dbtls_runtime::lean_store;
 use dbtls_runtime::metrics::ReconcileMetrics;
@@ -19,7 +20,7 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-use crate::caches::{Caches, Watches};
+use crate::caches::{Caches, Served, Watches};
 use crate::context::Context;
 use crate::facts::Provisionable;
 use crate::reconcile::{error_policy, reconcile};
@@ -58,19 +59,21 @@ pub enum StartError {
     PetSetsNotServed,
 }
 
-/// Whether cert-manager's issuers are served: without them no issuer is ACME, and nothing is
-/// issued either (the ops-manager waits for them).
-async fn issuers_served(client: &kube::Client) -> bool {
-    let group_version = certmanager::Issuer::api_version(&()).to_string();
-    match served(client, &group_version, "issuers").await {
-        Ok(served) => {
-            if !served {
-                tracing::warn!(%group_version, "cert-manager issuers are not served: every issuer is taken to give its CA");
-            }
-            served
+/// Whether an optional API is served; `without` says what not watching it means.
+async fn optional_api(
+    client: &kube::Client,
+    group_version: &str,
+    plural: &str,
+    without: &str,
+) -> bool {
+    match served(client, group_version, plural).await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(%group_version, plural, "not served: {without}");
+            false
         }
         Err(error) => {
-            tracing::warn!(%group_version, %error, "API discovery failed: every issuer is taken to give its CA");
+            tracing::warn!(%group_version, plural, %error, "API discovery failed: {without}");
             false
         }
     }
@@ -180,6 +183,9 @@ fn controller<K: Provisionable>(
                 )
             });
     }
+    if let Some(service_monitors) = &watches.service_monitors {
+        controller = controller.owns_shared_stream(service_monitors.subscribe());
+    }
     controller = match (ctx.workload(K::KIND).api, &watches.petsets) {
         (WorkloadApi::PetSet, Some(petsets)) => controller.owns_shared_stream(petsets.subscribe()),
         _ => controller.owns_shared_stream(watches.statefulsets.subscribe()),
@@ -216,12 +222,29 @@ pub async fn run(
     } else {
         options.namespaces.iter().cloned().map(Some).collect()
     };
-    let issuers = issuers_served(&client).await;
+    let served = Served {
+        petsets,
+        // Without them no issuer is ACME (and the ops-manager issues nothing either).
+        issuers: optional_api(
+            &client,
+            &certmanager::Issuer::api_version(&()),
+            "issuers",
+            "every issuer is taken to give its CA",
+        )
+        .await,
+        service_monitors: optional_api(
+            &client,
+            &ServiceMonitor::api_version(&()),
+            "servicemonitors",
+            "spec.monitor.agent prometheus.io/operator gets no ServiceMonitor",
+        )
+        .await,
+    };
     let mut caches = Caches::default();
     let watches: Vec<(Option<String>, Watches)> = scopes
         .into_iter()
         .map(|scope| {
-            let watches = Watches::new(&client, scope.as_deref(), petsets, issuers);
+            let watches = Watches::new(&client, scope.as_deref(), served);
             caches.insert(scope.clone(), watches.stores());
             (scope, watches)
         })

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::tls::IssuerType;
 use dbtls_contract::{DbKind, names};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
@@ -48,6 +49,9 @@ pub struct Observed {
     pub tls_secrets: Vec<(String, Option<Secret>)>,
     /// The aliases issued by an ACME issuer (ProxySQL only).
     pub acme: AcmeAliases,
+    /// The ServiceMonitor of the stats Service, where ServiceMonitors are served.
+    pub service_monitor: Option<ServiceMonitor>,
+    pub service_monitors_served: bool,
     pub clock: Clock,
 }
 
@@ -212,6 +216,8 @@ pub async fn observe(
         workload: stores.workload(workload_api, ns, &names::workload(&facts.name)),
         tls_secrets,
         acme,
+        service_monitor: stores.service_monitor(ns, &names::stats_service(&facts.name)),
+        service_monitors_served: stores.service_monitors.is_some(),
         clock,
     })
 }

@@ -1,6 +1,7 @@
 //! The decision step: from the database's facts and what exists, the writes to make (in order),
 //! the deletes, the status to report if they go through, and when to look again. Pure, so that
 //! every decision is a table test without an API server.
+use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::names;
 use dbtls_contract::tls::IssuerType;
 use dbtls_runtime::children::controlled_by;
@@ -34,6 +35,10 @@ pub enum Write {
         desired: Box<Workload>,
         cached: Option<Box<Workload>>,
     },
+    ServiceMonitor {
+        desired: Box<ServiceMonitor>,
+        cached: Option<Box<ServiceMonitor>>,
+    },
 }
 
 /// An object of the database's to delete (only if it still controls it).
@@ -42,6 +47,7 @@ pub enum Delete {
     Service(Box<Service>),
     Secret(Box<Secret>),
     Workload(Box<Workload>),
+    ServiceMonitor(Box<ServiceMonitor>),
 }
 
 /// When to look at the database again, apart from watch events.
@@ -150,7 +156,16 @@ pub fn runtime_objects(facts: &DbFacts<'_>, observed: &Observed) -> Vec<Delete> 
         .iter()
         .filter(|s| controls(&s.metadata, facts))
         .map(|s| Delete::Secret(Box::new(s.clone())));
-    workload.chain(services).chain(config).collect()
+    let monitor = observed
+        .service_monitor
+        .iter()
+        .filter(|m| controls(&m.metadata, facts))
+        .map(|m| Delete::ServiceMonitor(Box::new(m.clone())));
+    workload
+        .chain(services)
+        .chain(config)
+        .chain(monitor)
+        .collect()
 }
 
 /// The spec and the Secrets it names, checked; the image to run on success.
@@ -188,6 +203,38 @@ fn stale_services(facts: &DbFacts<'_>, observed: &Observed, desired: &[Service])
         .filter(|s| controls(&s.metadata, facts))
         .map(|s| Delete::Service(Box::new(s.clone())))
         .collect()
+}
+
+/// The ServiceMonitor `agent: prometheus.io/operator` asks for: written while it differs,
+/// deleted (if the database's) once not asked for; nothing where ServiceMonitors are not served.
+fn service_monitor_step(
+    facts: &DbFacts<'_>,
+    observed: &Observed,
+) -> (Option<Write>, Option<Delete>) {
+    let desired = exporter::monitor(facts.common.monitor)
+        .ok()
+        .flatten()
+        .filter(|m| m.agent == exporter::Agent::PrometheusOperator)
+        .filter(|_| exporter::supported(facts.kind) && observed.service_monitors_served)
+        .map(|monitor| exporter::service_monitor(facts, &monitor));
+    let cached = observed.service_monitor.as_ref();
+    match desired {
+        Some(desired) => {
+            let up_to_date = cached
+                .is_some_and(|c| controls(&c.metadata, facts) && diff::up_to_date(&desired, c));
+            let write = (!up_to_date).then(|| Write::ServiceMonitor {
+                desired: Box::new(desired),
+                cached: cached.cloned().map(Box::new),
+            });
+            (write, None)
+        }
+        None => {
+            let stale = cached
+                .filter(|c| controls(&c.metadata, facts))
+                .map(|c| Delete::ServiceMonitor(Box::new(c.clone())));
+            (None, stale)
+        }
+    }
 }
 
 /// The auth Secret (when the database has none yet) and the Services that differ.
@@ -288,8 +335,11 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
         };
     }
     let services = desired_services(facts);
-    let stale = stale_services(facts, observed, &services);
+    let mut stale = stale_services(facts, observed, &services);
     let mut writes = object_writes(facts, observed, services);
+    let (monitor_write, monitor_delete) = service_monitor_step(facts, observed);
+    writes.extend(monitor_write);
+    stale.extend(monitor_delete);
     let live = observed.workload.as_ref();
     if let Some(live) = live.filter(|l| !controls(l.meta(), facts)) {
         let invalid = Invalid::NameConflict {
@@ -399,6 +449,23 @@ fn held(
     (report, Requeue::After(wait))
 }
 
+/// What of `spec.monitor` cannot be done here, said where the user looks for the pods rather
+/// than by refusing the database.
+fn monitor_note(facts: &DbFacts<'_>, observed: &Observed) -> Option<String> {
+    let monitor = exporter::monitor(facts.common.monitor).ok().flatten()?;
+    if !exporter::supported(facts.kind) {
+        return Some(format!(
+            "; spec.monitor: no exporter for {} yet, none runs",
+            facts.kind
+        ));
+    }
+    (monitor.agent == exporter::Agent::PrometheusOperator && !observed.service_monitors_served)
+        .then(|| {
+            "; spec.monitor: ServiceMonitors (monitoring.coreos.com/v1) are not served here, so none is made; the stats Service is"
+                .to_string()
+        })
+}
+
 /// The workload once every TLS Secret is ready: unchanged, refused (an immutable field), or
 /// written.
 fn workload_step(
@@ -410,13 +477,7 @@ fn workload_step(
 ) -> (WorkloadReport, Requeue) {
     let live = observed.workload.as_ref();
     let mut what = format!("{} ({})", desired.describe(), choice.why);
-    if facts.common.monitor.is_some() && !exporter::supported(facts.kind) {
-        // Said where the user looks for the pods, rather than refusing the database.
-        what.push_str(&format!(
-            "; spec.monitor: no exporter for {} yet, none runs",
-            facts.kind
-        ));
-    }
+    what.extend(monitor_note(facts, observed));
     let exists = |ready, rolling| WorkloadReport::Exists {
         what: what.clone(),
         ready,

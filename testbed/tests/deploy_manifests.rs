@@ -249,6 +249,10 @@ fn check_rbac(objects: &[Value], operator: &str, namespace: &str) {
         assert!(can("apps.k8s.appscode.com", "petsets", "create"));
         assert!(can("", "services", "create"));
         assert!(can("", "pods", "watch"), "pod states in WorkloadReady");
+        assert!(
+            can("monitoring.coreos.com", "servicemonitors", "patch"),
+            "the stats ServiceMonitor"
+        );
         for issuers in ["issuers", "clusterissuers"] {
             assert!(
                 can("cert-manager.io", issuers, "watch"),

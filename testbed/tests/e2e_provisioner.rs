@@ -7,6 +7,7 @@ use std::time::Duration;
 use dbtls_contract::DbKind;
 use dbtls_contract::api::MySQL;
 use dbtls_contract::labels;
+use dbtls_contract::monitoring::ServiceMonitor;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::ResourceExt;
@@ -176,7 +177,8 @@ async fn the_workload_waits_for_every_tls_secret() {
 }
 
 /// `spec.monitor` runs the exporter sidecar on the metrics-exporter certificate, with its
-/// `exporter.cnf` in the config Secret and the stats Service; dropping it removes both.
+/// `exporter.cnf` in the config Secret, the stats Service and its ServiceMonitor; dropping it
+/// removes them.
 #[tokio::test]
 async fn spec_monitor_runs_an_exporter_with_its_certificate_and_stats_service() {
     let env = env().await;
@@ -228,10 +230,21 @@ async fn spec_monitor_runs_an_exporter_with_its_certificate_and_stats_service() 
     let stats = wait_present(&env, &services, "mon-stats").await;
     let port = &stats.spec.unwrap().ports.unwrap()[0];
     assert_eq!((port.name.as_deref(), port.port), (Some("metrics"), 56790));
+    // agent: prometheus.io/operator, and the harness serves ServiceMonitors: one selects it.
+    let monitors = env.api::<ServiceMonitor>();
+    let monitor = wait_present(&env, &monitors, "mon-stats").await;
+    let selector = monitor.spec.selector.match_labels.unwrap();
+    assert!(
+        selector
+            .iter()
+            .all(|(k, v)| stats.metadata.labels.as_ref().unwrap().get(k) == Some(v)),
+        "{selector:?} does not select the stats Service"
+    );
 
     let unmonitored = Env::tls_database(KIND, "mon", "Issuer", "ca");
     env.apply_yaml(&unmonitored).await.unwrap();
     wait_absent(&env, &services, "mon-stats").await;
+    wait_absent(&env, &monitors, "mon-stats").await;
     env.eventually("the exporter removed", DEADLINE, || async {
         let sts = statefulsets.get("mon").await?;
         let containers = sts.spec.unwrap().template.spec.unwrap().containers;

@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 
 use dbtls_contract::DbKind;
 use dbtls_contract::api::Opaque;
+use dbtls_contract::monitoring::{Endpoint, NamespaceSelector, ServiceMonitor, ServiceMonitorSpec};
 use dbtls_contract::{labels, names};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, HTTPGetAction, Probe, ProjectedVolumeSource, Service, ServicePort,
     ServiceSpec, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
@@ -73,7 +75,15 @@ pub struct Monitor {
     pub port: i32,
     /// `spec.monitor.prometheus.exporter.args`, after ours.
     pub args: Vec<String>,
+    /// `spec.monitor.prometheus.serviceMonitor.labels`: what a Prometheus selects it by.
+    pub service_monitor_labels: BTreeMap<String, String>,
+    /// `spec.monitor.prometheus.serviceMonitor.interval`.
+    pub interval: Option<String>,
 }
+
+/// The label that tells the stats Service from the database's other Services (KubeDB's).
+pub const ROLE_LABEL: &str = "kubedb.com/role";
+pub const ROLE_STATS: &str = "stats";
 
 /// A field of `spec.monitor` that cannot be used, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,7 +161,46 @@ pub fn monitor(spec: Option<&Opaque>) -> Result<Option<Monitor>, MonitorProblem>
             ));
         }
     };
-    Ok(Some(Monitor { agent, port, args }))
+    let service_monitor = spec
+        .0
+        .get("prometheus")
+        .and_then(|p| p.get("serviceMonitor"));
+    let service_monitor_labels = match service_monitor.and_then(|m| m.get("labels")) {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(labels)) => labels
+            .iter()
+            .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect::<Option<BTreeMap<_, _>>>()
+            .ok_or_else(|| {
+                problem(
+                    "spec.monitor.prometheus.serviceMonitor.labels",
+                    "must map label names to strings",
+                )
+            })?,
+        Some(_) => {
+            return Err(problem(
+                "spec.monitor.prometheus.serviceMonitor.labels",
+                "must map label names to strings",
+            ));
+        }
+    };
+    let interval = match service_monitor.and_then(|m| m.get("interval")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(i)) => Some(i.clone()),
+        Some(other) => {
+            return Err(problem(
+                "spec.monitor.prometheus.serviceMonitor.interval",
+                format!("must be a duration such as 30s, not {other}"),
+            ));
+        }
+    };
+    Ok(Some(Monitor {
+        agent,
+        port,
+        args,
+        service_monitor_labels,
+        interval,
+    }))
 }
 
 /// Whether dbtls runs an exporter for `kind` (the others keep `spec.monitor` unused, and say so).
@@ -267,6 +316,9 @@ pub fn sidecar(
 /// for Prometheus's Service discovery.
 pub fn stats_service(db: &DbFacts<'_>, monitor: &Monitor) -> Service {
     let mut metadata = child_meta(db, names::stats_service(&db.name));
+    if let Some(labels) = metadata.labels.as_mut() {
+        labels.insert(ROLE_LABEL.to_string(), ROLE_STATS.to_string());
+    }
     if monitor.agent == Agent::PrometheusBuiltin {
         metadata.annotations = Some(BTreeMap::from([
             ("prometheus.io/scrape".to_string(), "true".to_string()),
@@ -292,6 +344,38 @@ pub fn stats_service(db: &DbFacts<'_>, monitor: &Monitor) -> Service {
     }
 }
 
+/// The Prometheus Operator's ServiceMonitor for the stats Service (`agent: prometheus.io/operator`),
+/// named like it and labelled with the user's `serviceMonitor.labels` besides the database's.
+pub fn service_monitor(db: &DbFacts<'_>, monitor: &Monitor) -> ServiceMonitor {
+    let mut metadata = child_meta(db, names::stats_service(&db.name));
+    if let Some(labels) = metadata.labels.as_mut() {
+        // Ours win: they are what the database's objects are found by.
+        for (k, v) in &monitor.service_monitor_labels {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let mut selector = labels::for_database(db.kind, &db.name);
+    selector.insert(ROLE_LABEL.to_string(), ROLE_STATS.to_string());
+    ServiceMonitor {
+        metadata,
+        spec: ServiceMonitorSpec {
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                match_expressions: None,
+            },
+            endpoints: vec![Endpoint {
+                port: PORT_NAME.to_string(),
+                path: Some("/metrics".to_string()),
+                interval: monitor.interval.clone(),
+                scheme: None,
+            }],
+            namespace_selector: Some(NamespaceSelector {
+                match_names: vec![db.namespace.clone()],
+            }),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -314,6 +398,11 @@ mod tests {
         assert_eq!(m.agent, Agent::PrometheusBuiltin);
         assert_eq!(m.port, 9104);
         assert_eq!(m.args, ["--collect.info_schema.tables"]);
+        let m = ok(
+            "agent: prometheus.io/operator\nprometheus:\n  serviceMonitor:\n    labels: {release: prometheus}\n    interval: 10s\n",
+        );
+        assert_eq!(m.service_monitor_labels["release"], "prometheus");
+        assert_eq!(m.interval.as_deref(), Some("10s"));
         for (yaml, field, says) in [
             ("{}", "spec.monitor.agent", "is required"),
             (
@@ -331,6 +420,16 @@ mod tests {
                 "agent: prometheus.io\nprometheus: {exporter: {args: [1]}}",
                 "spec.monitor.prometheus.exporter.args",
                 "list of strings",
+            ),
+            (
+                "agent: prometheus.io/operator\nprometheus: {serviceMonitor: {labels: {a: 1}}}",
+                "spec.monitor.prometheus.serviceMonitor.labels",
+                "label names to strings",
+            ),
+            (
+                "agent: prometheus.io/operator\nprometheus: {serviceMonitor: {interval: 10}}",
+                "spec.monitor.prometheus.serviceMonitor.interval",
+                "must be a duration",
             ),
         ] {
             let p = bad(yaml);

@@ -3,6 +3,7 @@
 
 use dbtls_contract::api::{MSSQLServer, MySQL, Singlestore};
 use dbtls_contract::conditions::Reason;
+use dbtls_contract::monitoring::ServiceMonitor;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -81,6 +82,7 @@ fn writes(plan: &Plan) -> Vec<&'static str> {
             Write::Service { .. } => "service",
             Write::ConfigSecret { .. } => "config",
             Write::Workload { .. } => "workload",
+            Write::ServiceMonitor { .. } => "service-monitor",
         })
         .collect()
 }
@@ -406,6 +408,68 @@ fn the_stats_service_follows_spec_monitor() {
             .iter()
             .any(|d| matches!(d, Delete::Service(_)))
     );
+}
+
+#[test]
+fn a_service_monitor_follows_the_operator_agent_where_it_is_served() {
+    let operator: MySQL = parse(
+        "metadata: {name: sm, namespace: demo, uid: u1}\nspec:\n  version: '8.4.3'\n  storageType: Ephemeral\n  monitor:\n    agent: prometheus.io/operator\n    prometheus: {serviceMonitor: {labels: {release: prom}, interval: 10s}}\n",
+    );
+    let mut builtin = operator.clone();
+    builtin.spec.monitor = Some(parse("agent: prometheus.io/builtin"));
+    let facts = DbFacts::of(&operator);
+    let monitors = |planned: &Plan| -> (Vec<ServiceMonitor>, usize) {
+        let written = planned
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::ServiceMonitor { desired, .. } => Some((**desired).clone()),
+                _ => None,
+            })
+            .collect();
+        let deleted = planned
+            .deletes
+            .iter()
+            .filter(|d| matches!(d, Delete::ServiceMonitor(_)))
+            .count();
+        (written, deleted)
+    };
+    // Served: written, selecting the stats Service by the database's labels and its role.
+    let mut observed = provisioned_objects(&facts);
+    observed.service_monitors_served = true;
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    let (written, deleted) = monitors(&planned);
+    assert_eq!((written.len(), deleted), (1, 0));
+    let sm = &written[0];
+    assert_eq!(sm.metadata.name.as_deref(), Some("sm-stats"));
+    assert_eq!(sm.metadata.labels.as_ref().unwrap()["release"], "prom");
+    let selector = sm.spec.selector.match_labels.clone().unwrap();
+    assert_eq!(selector["kubedb.com/role"], "stats");
+    assert_eq!(selector["app.kubernetes.io/instance"], "sm");
+    assert_eq!(sm.spec.endpoints[0].port, "metrics");
+    assert_eq!(sm.spec.endpoints[0].interval.as_deref(), Some("10s"));
+    // Up to date in the cache: not written again.
+    observed.service_monitor = Some(ours(&facts, sm.clone()));
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    assert_eq!(monitors(&planned).0.len(), 0);
+    // Another agent: the database's ServiceMonitor goes.
+    let other = DbFacts::of(&builtin);
+    let planned = plan(&other, &observed, &sts_choice(other.kind));
+    assert_eq!(monitors(&planned).1, 1);
+    // Not served: nothing written, and WorkloadReady says why.
+    let mut unserved = provisioned_objects(&facts);
+    unserved.service_monitors_served = false;
+    let planned = plan(&facts, &unserved, &sts_choice(facts.kind));
+    assert_eq!(monitors(&planned), (Vec::new(), 0));
+    match &planned.report.workload {
+        WorkloadReport::Exists { what, .. } => {
+            assert!(
+                what.contains("ServiceMonitors (monitoring.coreos.com/v1) are not served"),
+                "{what}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

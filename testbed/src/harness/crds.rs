@@ -3,6 +3,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::petset::PetSet;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -35,6 +36,8 @@ pub fn all_crds() -> anyhow::Result<Vec<CustomResourceDefinition>> {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut crds = crds_in(&here.join("../deploy/crds"))?;
     crds.push(PetSet::crd());
+    // The subset of the Prometheus Operator's the provisioner writes (a cluster's own is kept).
+    crds.push(ServiceMonitor::crd());
     crds.extend(crds_in(&here.join("cert-manager-crds"))?);
     Ok(crds)
 }
@@ -55,6 +58,9 @@ pub async fn install(client: &kube::Client, cert_manager: Played) -> anyhow::Res
         names.push(name.clone());
         let cert_managers = name.ends_with(".cert-manager.io");
         let live = api.get_opt(&name).await?;
+        if live.is_some() && name.ends_with(".monitoring.coreos.com") {
+            continue;
+        }
         match (live, cert_managers) {
             (Some(_), true) => {}
             (None, true) if cert_manager == Played::ByCluster => anyhow::bail!(
