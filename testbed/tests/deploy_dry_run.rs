@@ -71,10 +71,24 @@ async fn server_for_manifests() -> (TestApiServer, kube::Client) {
     let client = server.client_as("admin").await.unwrap();
     crds::install(&client, Played::ByStandIn).await.unwrap();
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // Permissive, so that the manifests meet no schema narrower than the Prometheus
+    // Operator's: replaces the subset ServiceMonitor CRD the harness installs.
     for crd in [
         permissive_crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
         permissive_crd("monitoring.coreos.com", "PrometheusRule", "prometheusrules"),
     ] {
+        let name = crd.metadata.name.clone().unwrap();
+        if api.get_opt(&name).await.unwrap().is_some() {
+            api.delete(&name, &Default::default()).await.unwrap();
+            let gone = async {
+                while api.get_opt(&name).await.unwrap().is_some() {
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(30), gone)
+                .await
+                .unwrap();
+        }
         api.create(&PostParams::default(), &crd).await.unwrap();
     }
     let namespace = std::fs::read_to_string(deploy_dir().join("namespace.yaml")).unwrap();
