@@ -4,7 +4,7 @@
 //! decides which TLS Secrets a ProxySQL gets. Reconciles read these instead of GETting.
 use std::collections::BTreeMap;
 
-use dbtls_contract::api::IssuerRef;
+use dbtls_contract::api::{IssuerRef, MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 use dbtls_contract::certmanager::{self, ClusterIssuer, Issuer};
 use dbtls_contract::labels;
 use dbtls_contract::monitoring::ServiceMonitor;
@@ -90,6 +90,9 @@ pub struct Stores {
     pub issuers: Option<IssuerStores>,
     /// None where the Prometheus Operator's ServiceMonitors were not served at start.
     pub service_monitors: Option<Store<ServiceMonitor>>,
+    /// The databases a ProxySQL can front (`spec.backend`).
+    pub mysqls: Store<MySQL>,
+    pub perconaxtradbs: Store<PerconaXtraDB>,
 }
 
 #[derive(Clone)]
@@ -107,7 +110,36 @@ pub struct Watches {
     pub petsets: Option<SharedWatch<PetSet>>,
     pub issuers: Option<(SharedWatch<Issuer>, SharedWatch<ClusterIssuer>)>,
     pub service_monitors: Option<SharedWatch<ServiceMonitor>>,
+    /// The databases themselves: each kind's controller is driven by its own, and ProxySQL's
+    /// also by MySQL's and PerconaXtraDB's (its backend).
+    pub databases: DatabaseWatches,
 }
+
+pub struct DatabaseWatches {
+    pub mysqls: SharedWatch<MySQL>,
+    pub perconaxtradbs: SharedWatch<PerconaXtraDB>,
+    pub proxysqls: SharedWatch<ProxySQL>,
+    pub singlestores: SharedWatch<Singlestore>,
+    pub mssqlservers: SharedWatch<MSSQLServer>,
+}
+
+/// The database kind's own watch among [`DatabaseWatches`].
+pub trait WatchedKind: Sized + Resource<DynamicType = ()> + Clone + 'static {
+    fn watch(watches: &DatabaseWatches) -> &SharedWatch<Self>;
+}
+
+macro_rules! watched_kind {
+    ($($ty:ty => $field:ident),*) => {$(
+        impl WatchedKind for $ty {
+            fn watch(watches: &DatabaseWatches) -> &SharedWatch<Self> {
+                &watches.$field
+            }
+        }
+    )*};
+}
+
+watched_kind!(MySQL => mysqls, PerconaXtraDB => perconaxtradbs, ProxySQL => proxysqls,
+    Singlestore => singlestores, MSSQLServer => mssqlservers);
 
 /// Which optional APIs are served (watched only then).
 #[derive(Clone, Copy, Debug, Default)]
@@ -115,6 +147,25 @@ pub struct Served {
     pub petsets: bool,
     pub issuers: bool,
     pub service_monitors: bool,
+}
+
+/// A watch of every database of a kind (no selector: users make them), trimmed as the
+/// controllers' stores always were.
+fn database_watch<K>(client: &kube::Client, namespace: Option<&str>) -> SharedWatch<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    SharedWatch::new(
+        scoped(client, namespace),
+        watcher::Config::default(),
+        lean_store::trim,
+    )
 }
 
 fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
@@ -163,6 +214,13 @@ impl Watches {
             }),
             service_monitors: service_monitors
                 .then(|| SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim)),
+            databases: DatabaseWatches {
+                mysqls: database_watch(client, namespace),
+                perconaxtradbs: database_watch(client, namespace),
+                proxysqls: database_watch(client, namespace),
+                singlestores: database_watch(client, namespace),
+                mssqlservers: database_watch(client, namespace),
+            },
         }
     }
 
@@ -181,6 +239,8 @@ impl Watches {
                     cluster_issuers: cluster_issuers.store(),
                 }),
             service_monitors: self.service_monitors.as_ref().map(SharedWatch::store),
+            mysqls: self.databases.mysqls.store(),
+            perconaxtradbs: self.databases.perconaxtradbs.store(),
         }
     }
 
@@ -202,6 +262,16 @@ impl Watches {
                 service_monitors.run().await;
             }
         };
+        let d = self.databases;
+        let databases = async move {
+            tokio::join!(
+                d.mysqls.run(),
+                d.perconaxtradbs.run(),
+                d.proxysqls.run(),
+                d.singlestores.run(),
+                d.mssqlservers.run()
+            );
+        };
         tokio::join!(
             self.secrets.run(),
             self.pods.run(),
@@ -209,7 +279,8 @@ impl Watches {
             self.statefulsets.run(),
             petsets,
             issuers,
-            service_monitors
+            service_monitors,
+            databases
         );
     }
 }
@@ -234,6 +305,8 @@ impl Stores {
             }
         };
         let _ = tokio::join!(
+            self.mysqls.wait_until_ready(),
+            self.perconaxtradbs.wait_until_ready(),
             self.secrets.wait_until_ready(),
             self.pods.wait_until_ready(),
             self.services.wait_until_ready(),

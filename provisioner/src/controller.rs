@@ -7,7 +7,6 @@ use std::sync::Arc;
 use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::{DbKind, certmanager, labels, petset};
-use dbtls_runtime::lean_store;
 use dbtls_runtime::metrics::ReconcileMetrics;
 use dbtls_runtime::watch_backoff::trigger_backoff;
 use futures::future::BoxFuture;
@@ -15,12 +14,10 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::ResourceExt as _;
-use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 
-use crate::caches::{Caches, Served, Watches};
+use crate::caches::{Caches, Served, WatchedKind, Watches};
 use crate::context::Context;
 use crate::facts::Provisionable;
 use crate::reconcile::{error_policy, reconcile};
@@ -104,16 +101,6 @@ pub async fn workload_choices(
     Ok(choices)
 }
 
-fn scoped<T>(client: &kube::Client, namespace: Option<&str>) -> Api<T>
-where
-    T: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// The database a labelled object (Secret, pod) belongs to, for kind `K`.
 fn owner_of<K: Provisionable>(meta: &ObjectMeta) -> Option<ObjectRef<K>> {
     let (kind, db) = labels::database_of(meta.labels.as_ref()?)?;
@@ -145,18 +132,32 @@ fn naming<K: Provisionable>(
         .collect()
 }
 
+/// The databases of `store` (ProxySQLs) whose `spec.backend` names `name` in `namespace`.
+fn fronting<K: Provisionable>(
+    store: &Store<K>,
+    name: &str,
+    namespace: Option<String>,
+) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|db| db.namespace() == namespace && db.extras().backend == Some(name))
+        .map(|db| ObjectRef::from_obj(&**db))
+        .collect()
+}
+
 /// The controller of kind `K` in one scope, triggered by its databases and by the shared
 /// watches of its children.
-fn controller<K: Provisionable>(
+fn controller<K: Provisionable + WatchedKind>(
     ctx: &Arc<Context>,
     scope: Option<&str>,
     watches: &Watches,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> BoxFuture<'static, ()> {
-    let (store, databases) =
-        lean_store::watch(scoped::<K>(&ctx.client, scope), watcher::Config::default());
-    let mut controller = Controller::for_stream(databases, store.clone())
+    let own = K::watch(&watches.databases);
+    let store = own.store();
+    let mut controller = Controller::for_shared_stream(own.subscribe(), store.clone())
         .with_config(controller::Config::default().concurrency(concurrency))
         .trigger_backoff(trigger_backoff())
         .owns_shared_stream(watches.services.subscribe())
@@ -183,6 +184,20 @@ fn controller<K: Provisionable>(
                 )
             });
     }
+    // A ProxySQL waits for its backend and mounts the backend's CA and client certificate.
+    if K::KIND == DbKind::ProxySQL {
+        let (mysql_fronted, pxc_fronted) = (store.clone(), store.clone());
+        controller = controller
+            .watches_shared_stream(watches.databases.mysqls.subscribe(), move |backend| {
+                fronting::<K>(&mysql_fronted, &backend.name_any(), backend.namespace())
+            })
+            .watches_shared_stream(
+                watches.databases.perconaxtradbs.subscribe(),
+                move |backend| {
+                    fronting::<K>(&pxc_fronted, &backend.name_any(), backend.namespace())
+                },
+            );
+    }
     if let Some(service_monitors) = &watches.service_monitors {
         controller = controller.owns_shared_stream(service_monitors.subscribe());
     }
@@ -207,6 +222,28 @@ fn controller<K: Provisionable>(
     .boxed()
 }
 
+/// Which optional APIs to watch: PetSets as `--workload` chose, and what discovery finds.
+async fn discover(client: &kube::Client, petsets: bool) -> Served {
+    Served {
+        petsets,
+        // Without them no issuer is ACME (and the ops-manager issues nothing either).
+        issuers: optional_api(
+            client,
+            &certmanager::Issuer::api_version(&()),
+            "issuers",
+            "every issuer is taken to give its CA",
+        )
+        .await,
+        service_monitors: optional_api(
+            client,
+            &ServiceMonitor::api_version(&()),
+            "servicemonitors",
+            "spec.monitor.agent prometheus.io/operator gets no ServiceMonitor",
+        )
+        .await,
+    }
+}
+
 /// Runs the shared watches and, once their caches are filled, one controller per kind and
 /// scope, until `shutdown` resolves.
 pub async fn run(
@@ -222,24 +259,7 @@ pub async fn run(
     } else {
         options.namespaces.iter().cloned().map(Some).collect()
     };
-    let served = Served {
-        petsets,
-        // Without them no issuer is ACME (and the ops-manager issues nothing either).
-        issuers: optional_api(
-            &client,
-            &certmanager::Issuer::api_version(&()),
-            "issuers",
-            "every issuer is taken to give its CA",
-        )
-        .await,
-        service_monitors: optional_api(
-            &client,
-            &ServiceMonitor::api_version(&()),
-            "servicemonitors",
-            "spec.monitor.agent prometheus.io/operator gets no ServiceMonitor",
-        )
-        .await,
-    };
+    let served = discover(&client, petsets).await;
     let mut caches = Caches::default();
     let watches: Vec<(Option<String>, Watches)> = scopes
         .into_iter()

@@ -6,6 +6,7 @@
 //! deletes, status, next look) -> [`apply`] -> status (the runtime's writer); a database being
 //! deleted runs [`deletion`]. The desired objects are built by the pure [`desired`] builders.
 pub mod apply;
+pub mod backend;
 pub mod caches;
 pub mod context;
 pub mod controller;

@@ -12,7 +12,9 @@ use dbtls_contract::tls::IssuerType;
 use dbtls_contract::{DbKind, names};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
 
+use crate::backend::{Backend, BackendTls};
 use crate::caches::Stores;
 use crate::desired::{self, AcmeAliases};
 use crate::facts::DbFacts;
@@ -52,6 +54,8 @@ pub struct Observed {
     /// The ServiceMonitor of the stats Service, where ServiceMonitors are served.
     pub service_monitor: Option<ServiceMonitor>,
     pub service_monitors_served: bool,
+    /// A ProxySQL's backend, where it exists.
+    pub backend: Option<Backend>,
     pub clock: Clock,
 }
 
@@ -197,8 +201,17 @@ pub async fn observe(
     .filter_map(|name| stores.service(ns, name))
     .collect();
     let acme = acme_aliases(stores, facts);
+    let backend = backend(stores, facts);
+    let backend_secrets = backend
+        .as_ref()
+        .and_then(|b| b.tls.as_ref())
+        .into_iter()
+        .flat_map(BackendTls::secrets);
     let mut tls_secrets = Vec::new();
-    for name in desired::mounted_tls_secrets(facts, &acme) {
+    for name in desired::mounted_tls_secrets(facts, &acme)
+        .into_iter()
+        .chain(backend_secrets)
+    {
         let found = tls_secret(client, stores, absent, ns, &name).await?;
         tls_secrets.push((name, found));
     }
@@ -218,8 +231,29 @@ pub async fn observe(
         acme,
         service_monitor: stores.service_monitor(ns, &names::stats_service(&facts.name)),
         service_monitors_served: stores.service_monitors.is_some(),
+        backend,
         clock,
     })
+}
+
+/// A ProxySQL's backend: the MySQL of `spec.backend.name` in its namespace, else the
+/// PerconaXtraDB.
+fn backend(stores: &Stores, facts: &DbFacts<'_>) -> Option<Backend> {
+    let name = facts
+        .extras
+        .backend
+        .filter(|_| facts.kind == DbKind::ProxySQL)?;
+    let ns = facts.namespace.as_str();
+    stores
+        .mysqls
+        .get(&ObjectRef::new(name).within(ns))
+        .map(|db| Backend::of(&*db))
+        .or_else(|| {
+            stores
+                .perconaxtradbs
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|db| Backend::of(&*db))
+        })
 }
 
 /// The aliases of a ProxySQL whose issuer the cache shows as ACME. Only ProxySQL: KubeDB issues

@@ -2,8 +2,8 @@
 //! the deletes, the status to report if they go through, and when to look again. Pure, so that
 //! every decision is a table test without an API server.
 use dbtls_contract::monitoring::ServiceMonitor;
-use dbtls_contract::names;
 use dbtls_contract::tls::IssuerType;
+use dbtls_contract::{DbKind, names};
 use dbtls_runtime::children::controlled_by;
 use dbtls_runtime::diff;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -303,9 +303,29 @@ fn mounts_config(facts: &DbFacts<'_>, live: Option<&Workload>) -> bool {
         })
 }
 
+/// Why a ProxySQL's first workload waits for its backend, if it does (the backend's watch
+/// triggers the next look). A running ProxySQL is left running whatever its backend does.
+fn backend_wait(facts: &DbFacts<'_>, observed: &Observed) -> Option<String> {
+    let name = facts
+        .extras
+        .backend
+        .filter(|_| facts.kind == DbKind::ProxySQL)?;
+    if observed.workload.is_some() {
+        return None;
+    }
+    match &observed.backend {
+        None => Some(format!(
+            "no MySQL or PerconaXtraDB {name} in namespace {} (spec.backend.name)",
+            facts.namespace
+        )),
+        Some(backend) => backend.wait(),
+    }
+}
+
 /// Whether the TLS Secrets the database mounts are all there and usable.
 fn tls_state(facts: &DbFacts<'_>, observed: &Observed) -> TlsSecretsState {
-    if facts.tls.is_none() {
+    let backend = observed.backend.as_ref().and_then(|b| b.tls.as_ref());
+    if facts.tls.is_none() && backend.is_none() {
         return TlsSecretsState::NotConfigured;
     }
     let from_acme: Vec<String> = desired::tls_secret_names(facts, &observed.acme)
@@ -313,7 +333,13 @@ fn tls_state(facts: &DbFacts<'_>, observed: &Observed) -> TlsSecretsState {
         .filter(|(alias, _)| observed.acme.issuer_type(alias) == IssuerType::Acme)
         .map(|(_, name)| name)
         .collect();
-    tls_secrets::check_for(facts.kind, &facts.name, &observed.tls_secrets, &from_acme)
+    tls_secrets::check_for(
+        facts.kind,
+        &facts.name,
+        &observed.tls_secrets,
+        &from_acme,
+        backend,
+    )
 }
 
 /// Decides what one reconcile of a live (not deleted) database does.
@@ -352,6 +378,17 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
                 ..Report::new(WorkloadReport::NotCreated(why))
             },
             requeue: Requeue::Wait,
+            ..Plan::new(writes, stale)
+        };
+    }
+    if let Some(why) = backend_wait(facts, observed) {
+        let why = format!(
+            "{} {} is created once its backend is Ready: {why}",
+            choice.api.kind(),
+            names::workload(&facts.name)
+        );
+        return Plan {
+            report: Report::new(WorkloadReport::NotCreated(why)),
             ..Plan::new(writes, stale)
         };
     }

@@ -3,6 +3,7 @@ use dbtls_contract::DbKind;
 use dbtls_contract::{labels, names};
 use k8s_openapi::api::core::v1::Secret;
 
+use crate::backend::BackendTls;
 use crate::desired::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
 
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
@@ -83,20 +84,30 @@ pub fn bundle_problem(secret: &Secret) -> Option<String> {
 }
 
 /// [`check`] for database `db` of `kind`: the CA bundle by its own shape, the Secrets named in
-/// `from_acme` without `ca.crt` (an ACME issuer gives none), and Secrets of another database
-/// refused.
+/// `from_acme` without `ca.crt` (an ACME issuer gives none), a ProxySQL backend's bundle and
+/// client Secret as the backend's, and other Secrets of another database refused.
 pub fn check_for(
     kind: DbKind,
     db: &str,
     found: &[(String, Option<Secret>)],
     from_acme: &[String],
+    backend: Option<&BackendTls>,
 ) -> TlsSecretsState {
     let bundle = names::ca_bundle(db);
     classify(found, |s| {
         let name = s.metadata.name.as_deref();
-        let own_problem = if name == Some(bundle.as_str()) {
+        let is = |wanted: &str| name == Some(wanted);
+        if let Some(backend) = backend {
+            if is(&backend.ca_bundle) {
+                return bundle_problem(s);
+            }
+            if is(&backend.client_secret) {
+                return problem(s);
+            }
+        }
+        let own_problem = if is(&bundle) {
             bundle_problem(s)
-        } else if from_acme.iter().any(|n| Some(n.as_str()) == name) {
+        } else if from_acme.iter().any(|n| is(n)) {
             problem_with(s, &[CERT_KEY, KEY_KEY])
         } else {
             problem(s)
@@ -190,10 +201,10 @@ mod tests {
         let found = [("shared".to_string(), Some(other))];
         assert_eq!(check(&found), TlsSecretsState::Ready);
         assert_eq!(
-            check_for(DbKind::MySQL, "first", &found, &[]),
+            check_for(DbKind::MySQL, "first", &found, &[], None),
             TlsSecretsState::Ready
         );
-        match check_for(DbKind::MySQL, "second", &found, &[]) {
+        match check_for(DbKind::MySQL, "second", &found, &[], None) {
             TlsSecretsState::Invalid { problems, .. } => {
                 assert!(
                     problems[0].contains("belongs to MySQL first"),
@@ -205,6 +216,35 @@ mod tests {
     }
 
     #[test]
+    fn a_proxysql_mounts_its_backends_secrets_as_the_backends() {
+        let mut client = secret(
+            "be-client-cert",
+            TLS_SECRET_TYPE,
+            &[CA_KEY, CERT_KEY, KEY_KEY],
+        );
+        client.metadata.labels = Some(labels::for_database(DbKind::MySQL, "be"));
+        let mut bundle = secret("be-ca-bundle", "Opaque", &[CA_KEY]);
+        bundle.metadata.labels = client.metadata.labels.clone();
+        let found = [
+            ("be-ca-bundle".to_string(), Some(bundle)),
+            ("be-client-cert".to_string(), Some(client)),
+        ];
+        let backend = BackendTls {
+            ca_bundle: "be-ca-bundle".into(),
+            client_secret: "be-client-cert".into(),
+        };
+        assert_eq!(
+            check_for(DbKind::ProxySQL, "proxy", &found, &[], Some(&backend)),
+            TlsSecretsState::Ready
+        );
+        // Not named as its backend's: another database's Secrets are refused.
+        assert!(matches!(
+            check_for(DbKind::ProxySQL, "proxy", &found, &[], None),
+            TlsSecretsState::Invalid { .. }
+        ));
+    }
+
+    #[test]
     fn the_ca_bundle_needs_only_its_ca_and_tls_secrets_still_need_all_three() {
         let mut bundle = secret("db-ca-bundle", "Opaque", &["ca.crt"]);
         let server = secret("db-server-cert", TLS_SECRET_TYPE, &["tls.crt", "tls.key"]);
@@ -212,7 +252,8 @@ mod tests {
             ("db-ca-bundle".to_string(), Some(bundle.clone())),
             ("db-server-cert".to_string(), Some(server)),
         ];
-        let TlsSecretsState::Invalid { problems, .. } = check_for(DbKind::MySQL, "db", &found, &[])
+        let TlsSecretsState::Invalid { problems, .. } =
+            check_for(DbKind::MySQL, "db", &found, &[], None)
         else {
             panic!("the server Secret lacks ca.crt");
         };
@@ -220,13 +261,13 @@ mod tests {
         // From an ACME issuer no Secret has ca.crt; the key pair is still required.
         let from_acme = ["db-server-cert".to_string()];
         assert_eq!(
-            check_for(DbKind::ProxySQL, "db", &found, &from_acme),
+            check_for(DbKind::ProxySQL, "db", &found, &from_acme, None),
             TlsSecretsState::Ready
         );
         let no_key = secret("db-server-cert", TLS_SECRET_TYPE, &["tls.crt"]);
         let found = [("db-server-cert".to_string(), Some(no_key))];
         let TlsSecretsState::Invalid { problems, .. } =
-            check_for(DbKind::ProxySQL, "db", &found, &from_acme)
+            check_for(DbKind::ProxySQL, "db", &found, &from_acme, None)
         else {
             panic!("the key is missing");
         };

@@ -167,6 +167,66 @@ async fn a_proxysql_from_an_acme_issuer_runs_on_its_server_certificate_alone() {
     }
 }
 
+/// A ProxySQL's workload waits until its backend exists and is Ready, then reaches it over TLS
+/// with the backend's CA bundle and client certificate.
+#[tokio::test]
+async fn a_proxysql_waits_for_its_backend_and_reaches_it_over_tls() {
+    let env = env().await;
+    env.create_ca_issuer("ca").await.unwrap();
+    let proxy = "proxy";
+    let own = Env::tls_database(DbKind::ProxySQL, proxy, "Issuer", "ca")
+        .replace("name: proxy-backend", "name: tls-backend");
+    let own = own.split("\n---\n").next().unwrap();
+    env.apply_yaml(own).await.unwrap();
+    let message = env
+        .eventually(
+            "WorkloadReady names the missing backend",
+            DEADLINE,
+            || async {
+                Ok(env
+                    .condition(DbKind::ProxySQL, proxy, "WorkloadReady")
+                    .await?
+                    .and_then(|c| c.message)
+                    .filter(|m| m.contains("no MySQL or PerconaXtraDB tls-backend")))
+            },
+        )
+        .await
+        .unwrap();
+    assert!(message.contains("spec.backend.name"), "{message}");
+    assert!(
+        env.api::<StatefulSet>()
+            .get_opt(proxy)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    env.apply_yaml(&Env::tls_database(
+        DbKind::MySQL,
+        "tls-backend",
+        "Issuer",
+        "ca",
+    ))
+    .await
+    .unwrap();
+    condition_true(&env, DbKind::MySQL, "tls-backend", "Ready").await;
+    let workload = env
+        .eventually("the ProxySQL workload", DEADLINE, || async {
+            Ok(env.api::<StatefulSet>().get_opt(proxy).await?)
+        })
+        .await
+        .unwrap();
+    let spec = serde_json::to_string(&workload.spec).unwrap();
+    for needle in [
+        "BACKEND_TLS_ENABLED",
+        "/var/lib/certs",
+        "\"tls-backend-client-cert\"",
+        "\"tls-backend-ca-bundle\"",
+    ] {
+        assert!(spec.contains(needle), "{needle} not in {spec}");
+    }
+}
+
 /// An MSSQLServer Availability Group gets KubeDB's third certificate, `endpoint`, for its
 /// replicas' mirroring endpoint, mounted where KubeDB mounts it.
 #[tokio::test]

@@ -104,33 +104,44 @@ pub fn monitor(spec: Option<&Opaque>) -> Result<Option<Monitor>, MonitorProblem>
     let Some(spec) = spec else {
         return Ok(None);
     };
+    let prometheus = |section: &str| spec.0.get("prometheus").and_then(|p| p.get(section));
+    let exporter = prometheus("exporter");
+    let service_monitor = prometheus("serviceMonitor");
+    Ok(Some(Monitor {
+        agent: agent(spec.0.get("agent"))?,
+        port: port(exporter.and_then(|e| e.get("port")))?,
+        args: args(exporter.and_then(|e| e.get("args")))?,
+        service_monitor_labels: service_monitor_labels(
+            service_monitor.and_then(|m| m.get("labels")),
+        )?,
+        interval: interval(service_monitor.and_then(|m| m.get("interval")))?,
+    }))
+}
+
+fn agent(value: Option<&Value>) -> Result<Agent, MonitorProblem> {
+    let field = "spec.monitor.agent";
     let known = || Agent::ALL.map(Agent::as_str).join(", ");
-    let agent = match spec.0.get("agent") {
-        None | Some(Value::Null) => {
-            return Err(problem(
-                "spec.monitor.agent",
-                format!("is required; use one of {}", known()),
-            ));
-        }
+    match value {
+        None | Some(Value::Null) => Err(problem(
+            field,
+            format!("is required; use one of {}", known()),
+        )),
         Some(Value::String(agent)) => Agent::ALL
             .into_iter()
             .find(|a| a.as_str() == agent)
             .ok_or_else(|| {
                 problem(
-                    "spec.monitor.agent",
+                    field,
                     format!("{agent:?} is not a known agent; use one of {}", known()),
                 )
-            })?,
-        Some(other) => {
-            return Err(problem(
-                "spec.monitor.agent",
-                format!("must be a string, not {other}"),
-            ));
-        }
-    };
-    let exporter = spec.0.get("prometheus").and_then(|p| p.get("exporter"));
-    let port = match exporter.and_then(|e| e.get("port")) {
-        None | Some(Value::Null) => DEFAULT_PORT,
+            }),
+        Some(other) => Err(problem(field, format!("must be a string, not {other}"))),
+    }
+}
+
+fn port(value: Option<&Value>) -> Result<i32, MonitorProblem> {
+    match value {
+        None | Some(Value::Null) => Ok(DEFAULT_PORT),
         Some(port) => port
             .as_i64()
             .and_then(|p| i32::try_from(p).ok())
@@ -140,67 +151,55 @@ pub fn monitor(spec: Option<&Opaque>) -> Result<Option<Monitor>, MonitorProblem>
                     "spec.monitor.prometheus.exporter.port",
                     format!("{port} is not a port number (1-65535)"),
                 )
-            })?,
-    };
-    let args = match exporter.and_then(|e| e.get("args")) {
-        None | Some(Value::Null) => Vec::new(),
+            }),
+    }
+}
+
+fn args(value: Option<&Value>) -> Result<Vec<String>, MonitorProblem> {
+    let strings = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|a| a.as_str().map(str::to_string))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                problem(
-                    "spec.monitor.prometheus.exporter.args",
-                    "must be a list of strings",
-                )
-            })?,
-        Some(_) => {
-            return Err(problem(
-                "spec.monitor.prometheus.exporter.args",
-                "must be a list of strings",
-            ));
-        }
+            .collect::<Option<Vec<_>>>(),
+        Some(_) => None,
     };
-    let service_monitor = spec
-        .0
-        .get("prometheus")
-        .and_then(|p| p.get("serviceMonitor"));
-    let service_monitor_labels = match service_monitor.and_then(|m| m.get("labels")) {
-        None | Some(Value::Null) => BTreeMap::new(),
+    strings.ok_or_else(|| {
+        problem(
+            "spec.monitor.prometheus.exporter.args",
+            "must be a list of strings",
+        )
+    })
+}
+
+fn service_monitor_labels(
+    value: Option<&Value>,
+) -> Result<BTreeMap<String, String>, MonitorProblem> {
+    let labels = match value {
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
         Some(Value::Object(labels)) => labels
             .iter()
             .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-            .collect::<Option<BTreeMap<_, _>>>()
-            .ok_or_else(|| {
-                problem(
-                    "spec.monitor.prometheus.serviceMonitor.labels",
-                    "must map label names to strings",
-                )
-            })?,
-        Some(_) => {
-            return Err(problem(
-                "spec.monitor.prometheus.serviceMonitor.labels",
-                "must map label names to strings",
-            ));
-        }
+            .collect::<Option<BTreeMap<_, _>>>(),
+        Some(_) => None,
     };
-    let interval = match service_monitor.and_then(|m| m.get("interval")) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(i)) => Some(i.clone()),
-        Some(other) => {
-            return Err(problem(
-                "spec.monitor.prometheus.serviceMonitor.interval",
-                format!("must be a duration such as 30s, not {other}"),
-            ));
-        }
-    };
-    Ok(Some(Monitor {
-        agent,
-        port,
-        args,
-        service_monitor_labels,
-        interval,
-    }))
+    labels.ok_or_else(|| {
+        problem(
+            "spec.monitor.prometheus.serviceMonitor.labels",
+            "must map label names to strings",
+        )
+    })
+}
+
+fn interval(value: Option<&Value>) -> Result<Option<String>, MonitorProblem> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(i)) => Ok(Some(i.clone())),
+        Some(other) => Err(problem(
+            "spec.monitor.prometheus.serviceMonitor.interval",
+            format!("must be a duration such as 30s, not {other}"),
+        )),
+    }
 }
 
 /// Whether dbtls runs an exporter for `kind` (the others keep `spec.monitor` unused, and say so).

@@ -169,6 +169,15 @@ pub fn workload_for(
     observed: &Observed,
 ) -> DesiredWorkload {
     let mut tls = server_tls_for(db, &observed.acme);
+    let backend_tls = observed.backend.as_ref().and_then(|b| b.tls.as_ref());
+    if let Some(backend) = backend_tls.filter(|_| db.kind == DbKind::ProxySQL) {
+        // Backend TLS needs no frontend TLS: the parts are added to whatever the server has.
+        let parts = tls.get_or_insert_with(ServerTls::default);
+        let (volume, mount, env) = server_tls::proxysql_backend(backend);
+        parts.volumes.push(volume);
+        parts.mounts.push(mount);
+        parts.env.push(env);
+    }
     let (mut cluster_args, mut cluster_env) = (Vec::new(), Vec::new());
     let mut switch = None;
     if db.kind == DbKind::PerconaXtraDB {

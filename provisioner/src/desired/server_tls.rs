@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use dbtls_contract::DbKind;
 use dbtls_contract::kinds::{TlsMountLayout, alias};
+
+use crate::backend::BackendTls;
 use k8s_openapi::api::core::v1::{
     EnvVar, KeyToPath, ProjectedVolumeSource, SecretProjection, Volume, VolumeMount,
     VolumeProjection,
@@ -287,6 +289,32 @@ pub fn proxysql(input: &TlsInput<'_>) -> ServerTls {
     }
 }
 
+/// Where ProxySQL's image reads its backend's CA (KubeDB's `/var/lib/certs/ca.crt`), next to
+/// the client certificate it presents to the backend.
+pub const PROXYSQL_BACKEND_DIR: &str = "/var/lib/certs";
+const PROXYSQL_BACKEND_VOLUME: &str = "backend-tls";
+
+/// ProxySQL to its backend over TLS (`BACKEND_TLS_ENABLED=true`: KubeDB's image then sets
+/// `use_ssl` on the backend servers): the backend's CA bundle and its client certificate, in
+/// `/var/lib/certs/{ca.crt,client.crt,client.key}`.
+pub fn proxysql_backend(backend: &BackendTls) -> (Volume, VolumeMount, EnvVar) {
+    let volume = projected(
+        PROXYSQL_BACKEND_VOLUME,
+        vec![
+            projection(&backend.ca_bundle, vec![item(CA_KEY, CA_KEY)]),
+            projection(
+                &backend.client_secret,
+                vec![item(CERT_KEY, "client.crt"), item(KEY_KEY, "client.key")],
+            ),
+        ],
+    );
+    (
+        volume,
+        mount(PROXYSQL_BACKEND_VOLUME, PROXYSQL_BACKEND_DIR),
+        env("BACKEND_TLS_ENABLED", "true"),
+    )
+}
+
 /// Singlestore: `tls-volume` at `/etc/memsql/certs` and `ssl_ca/ssl_cert/ssl_key`.
 pub fn singlestore(input: &TlsInput<'_>) -> ServerTls {
     let (volume, mount, dir) = flat(DbKind::Singlestore, input);
@@ -494,6 +522,38 @@ mod tests {
             "{script}"
         );
         assert!(!script.contains("ca.crt"), "{script}");
+    }
+
+    #[test]
+    fn proxysql_reaches_its_backend_with_the_backends_ca_and_client_certificate() {
+        let (volume, mount, env_var) = proxysql_backend(&BackendTls {
+            ca_bundle: "be-ca-bundle".into(),
+            client_secret: "be-client-cert".into(),
+        });
+        assert_eq!(mount.mount_path, "/var/lib/certs");
+        assert_eq!(env_var, env("BACKEND_TLS_ENABLED", "true"));
+        let files: Vec<String> = volume
+            .projected
+            .unwrap()
+            .sources
+            .into_iter()
+            .flatten()
+            .flat_map(|p| {
+                let s = p.secret.unwrap();
+                s.items
+                    .unwrap()
+                    .into_iter()
+                    .map(move |i| format!("{}:{}->{}", s.name, i.key, i.path))
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "be-ca-bundle:ca.crt->ca.crt",
+                "be-client-cert:tls.crt->client.crt",
+                "be-client-cert:tls.key->client.key"
+            ]
+        );
     }
 
     #[test]

@@ -342,6 +342,12 @@ fn a_proxysql_from_acme_needs_only_its_server_secret_and_no_ca() {
         ),
     ] {
         let mut observed = provisioned_objects(&facts);
+        observed.backend = Some(crate::backend::Backend {
+            kind: dbtls_contract::DbKind::MySQL,
+            name: "my-db".into(),
+            phase: Some(dbtls_contract::api::DatabasePhase::Ready),
+            tls: None,
+        });
         observed.acme = acme;
         let names = crate::desired::mounted_tls_secrets(&facts, &observed.acme);
         assert_eq!(names.len(), secrets, "{what}: {names:?}");
@@ -470,6 +476,104 @@ fn a_service_monitor_follows_the_operator_agent_where_it_is_served() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_proxysql_waits_for_its_backend_and_reaches_it_with_the_backends_certificates() {
+    use crate::backend::{Backend, BackendTls};
+    use dbtls_contract::api::{DatabasePhase, ProxySQL};
+    let db: ProxySQL = load("proxysql-tls.yaml");
+    let facts = DbFacts::of(&db);
+    let backend = |phase, tls: bool| Backend {
+        kind: dbtls_contract::DbKind::MySQL,
+        name: "my-db".into(),
+        phase: Some(phase),
+        tls: tls.then(|| BackendTls {
+            ca_bundle: "my-db-ca-bundle".into(),
+            client_secret: "my-db-client-cert".into(),
+        }),
+    };
+    let workload_of = |planned: &Plan| {
+        planned.writes.iter().find_map(|w| match w {
+            Write::Workload { desired, .. } => Some(desired.to_value().unwrap().to_string()),
+            _ => None,
+        })
+    };
+    let not_created = |planned: &Plan| match &planned.report.workload {
+        WorkloadReport::NotCreated(why) => why.clone(),
+        other => panic!("{other:?}"),
+    };
+    let mut observed = provisioned_objects(&facts);
+    observed.tls_secrets = tls_ready(&facts);
+    // No backend: no workload, and the condition names what is missing.
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    assert!(workload_of(&planned).is_none());
+    assert!(
+        not_created(&planned).contains("no MySQL or PerconaXtraDB my-db in namespace demo"),
+        "{}",
+        not_created(&planned)
+    );
+    // Not Ready yet.
+    observed.backend = Some(backend(DatabasePhase::Provisioning, false));
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    assert!(not_created(&planned).contains("its backend MySQL my-db is not Ready (Provisioning)"));
+    // Ready without TLS: the workload, with no backend certificates.
+    observed.backend = Some(backend(DatabasePhase::Ready, false));
+    let planned = plan(&facts, &observed, &sts_choice(facts.kind));
+    let workload = workload_of(&planned).expect("a workload");
+    assert!(!workload.contains("BACKEND_TLS_ENABLED"));
+    // Ready with TLS: its bundle and client Secret are waited for, then mounted.
+    observed.backend = Some(backend(DatabasePhase::Ready, true));
+    let mut waiting = observed.clone();
+    for name in ["my-db-ca-bundle", "my-db-client-cert"] {
+        // As observe lists them: the backend's Secrets after the database's own.
+        waiting.tls_secrets.push((name.into(), None));
+    }
+    let planned = plan(&facts, &waiting, &sts_choice(facts.kind));
+    assert!(workload_of(&planned).is_none());
+    assert!(
+        matches!(&planned.report.tls, Some(TlsSecretsState::Missing(m)) if m.len() == 2),
+        "{:?}",
+        planned.report.tls
+    );
+    let mut with_backend = observed.clone();
+    let mut client = secret("my-db-client-cert", &["ca.crt", "tls.crt", "tls.key"]);
+    client.metadata.labels = Some(dbtls_contract::labels::for_database(
+        dbtls_contract::DbKind::MySQL,
+        "my-db",
+    ));
+    let mut bundle = secret("my-db-ca-bundle", &["ca.crt"]);
+    bundle.type_ = Some("Opaque".into());
+    with_backend
+        .tls_secrets
+        .push(("my-db-ca-bundle".into(), Some(bundle)));
+    with_backend
+        .tls_secrets
+        .push(("my-db-client-cert".into(), Some(client)));
+    let planned = plan(&facts, &with_backend, &sts_choice(facts.kind));
+    let workload = workload_of(&planned).expect("a workload");
+    for needle in [
+        "BACKEND_TLS_ENABLED",
+        "/var/lib/certs",
+        "\"my-db-client-cert\"",
+        "\"my-db-ca-bundle\"",
+    ] {
+        assert!(workload.contains(needle), "{needle}");
+    }
+    // A running ProxySQL is not taken down when its backend goes.
+    let mut running = observed.clone();
+    running.backend = None;
+    running.workload = planned.writes.iter().find_map(|w| match w {
+        Write::Workload { desired, .. } => Some(stored((**desired).clone())),
+        _ => None,
+    });
+    assert!(running.workload.is_some());
+    let planned = plan(&facts, &running, &sts_choice(facts.kind));
+    assert!(
+        matches!(planned.report.workload, WorkloadReport::Exists { .. }),
+        "{:?}",
+        planned.report.workload
+    );
 }
 
 #[test]

@@ -33,6 +33,7 @@ use tracker::{Key, Tracker};
 /// The bench's own field manager and request-log user (a user's kubectl, in effect).
 const BENCH_USER: &str = "bench";
 const ISSUER: &str = "bench-ca";
+const PROXYSQL_BACKEND: &str = "bench-backend";
 const UNRELATED_NAMESPACE: &str = "unrelated";
 
 /// What to measure.
@@ -240,6 +241,12 @@ async fn seed(client: &kube::Client, options: &BenchOptions) -> anyhow::Result<(
         });
         let api: Api<dbtls_contract::certmanager::Issuer> = Api::namespaced(client.clone(), ns);
         apply_json(&api, ISSUER, &issuer).await?;
+        // The MySQL every ProxySQL of the namespace fronts (one, not one per ProxySQL: the
+        // figures are per benchmarked database).
+        let backend: serde_json::Value =
+            serde_yaml::from_str(&manifests::proxysql_backend(PROXYSQL_BACKEND))?;
+        let api: Api<dbtls_contract::api::MySQL> = Api::namespaced(client.clone(), ns);
+        apply_json(&api, PROXYSQL_BACKEND, &backend).await?;
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), UNRELATED_NAMESPACE);
     let filler = "x".repeat(1024);
@@ -269,7 +276,15 @@ async fn create(
     kind: DbKind,
     key: &Key,
 ) -> anyhow::Result<()> {
-    let yaml = manifests::tls_database(kind, &key.1, "Issuer", ISSUER);
+    let mut yaml = manifests::tls_database(kind, &key.1, "Issuer", ISSUER);
+    if kind == DbKind::ProxySQL {
+        // The namespace's shared backend instead of one of its own.
+        let own = yaml.split("\n---\n").next().unwrap_or_default();
+        yaml = own.replace(
+            &format!("name: {}-backend", key.1),
+            &format!("name: {PROXYSQL_BACKEND}"),
+        );
+    }
     tracker.created(key.clone(), Instant::now());
     apply::apply_yaml(client, kinds, &yaml, Some(&key.0), BENCH_USER)
         .await

@@ -5,7 +5,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsage
 
 /// The minimal TLS database of `kind` named `name`, using issuer `issuer` of kind
 /// `issuer_kind` (`Issuer` or `ClusterIssuer`), as YAML for tests to tweak. Singlestore comes
-/// with its license Secret (`<name>-license`) as a second document.
+/// with its license Secret (`<name>-license`) as a second document, ProxySQL with the MySQL it
+/// fronts ([`proxysql_backend`]).
 pub fn tls_database(kind: DbKind, name: &str, issuer_kind: &str, issuer: &str) -> String {
     let tls = format!(
         "  tls:\n    issuerRef:\n      apiGroup: cert-manager.io\n      kind: {issuer_kind}\n      name: {issuer}\n{}",
@@ -36,7 +37,7 @@ fn database(kind: DbKind, name: &str, tls: &str) -> String {
         DbKind::MySQL | DbKind::PerconaXtraDB => (STORAGE.to_string(), String::new()),
         DbKind::ProxySQL => (
             format!("  backend:\n    name: {name}-backend\n  syncUsers: true\n"),
-            String::new(),
+            format!("---\n{}", proxysql_backend(&format!("{name}-backend"))),
         ),
         DbKind::Singlestore => (
             format!("{STORAGE}  licenseSecret:\n    kind: Secret\n    name: {name}-license\n"),
@@ -54,6 +55,16 @@ fn database(kind: DbKind, name: &str, tls: &str) -> String {
     format!(
         "apiVersion: {}\nkind: {}\nmetadata:\n  name: {name}\nspec:\n  version: \"{version}\"\n{kind_specific}{tls}  deletionPolicy: WipeOut\n{extra_doc}",
         profile.api_version, profile.kind
+    )
+}
+
+/// The MySQL a ProxySQL of the manifests above fronts (`<proxysql>-backend`): without TLS,
+/// ephemeral, so that it is Ready soon, at the version the test node has an image of. Its
+/// `deletionPolicy` is spelt differently from the ProxySQL's on purpose: tests that edit the
+/// database's document by text leave the backend's alone.
+pub fn proxysql_backend(name: &str) -> String {
+    format!(
+        "apiVersion: kubedb.com/v1\nkind: MySQL\nmetadata:\n  name: {name}\nspec:\n  version: \"8.4.3\"\n  storageType: Ephemeral\n  deletionPolicy: Delete\n"
     )
 }
 

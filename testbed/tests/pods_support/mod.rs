@@ -185,11 +185,16 @@ pub fn database(
     let extra = format!(
         "  replicas: {replicas}\n  podTemplate:\n    spec:\n      dnsPolicy: None\n      dnsConfig:\n        nameservers: [\"{resolver}\"]\n        searches: [\"{namespace}.svc.cluster.local\", \"svc.cluster.local\"]\n"
     );
-    yaml.replace(&catalogue, &format!("version: \"{version}\""))
+    // The database's own document only: a ProxySQL's backend MySQL stays as the harness makes it.
+    let split = yaml.find("\n---\n").map_or(yaml.len(), |i| i + 1);
+    let (own, rest) = yaml.split_at(split);
+    let own = own
+        .replace(&catalogue, &format!("version: \"{version}\""))
         .replace(
             "  deletionPolicy: WipeOut\n",
             &format!("{extra}  deletionPolicy: WipeOut\n"),
-        )
+        );
+    format!("{own}{rest}")
 }
 
 /// The resolver pods use for cluster names (started once per test process).
