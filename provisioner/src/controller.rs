@@ -108,42 +108,32 @@ fn owner_of<K: Provisionable>(meta: &ObjectMeta) -> Option<ObjectRef<K>> {
         .then(|| ObjectRef::new(db).within(meta.namespace.as_deref().unwrap_or_default()))
 }
 
-/// The databases of `store` whose `spec.tls` names the issuer `kind`/`name` (an Issuer only in
-/// its own `namespace`).
-fn naming<K: Provisionable>(
-    store: &Store<K>,
-    kind: &str,
-    name: &str,
-    namespace: Option<String>,
-) -> Vec<ObjectRef<K>> {
+/// The databases of `store` that `refers` says refer to a changed object (an issuer, a
+/// backend): what that object's watch event triggers.
+fn referring<K: Provisionable>(store: &Store<K>, refers: impl Fn(&K) -> bool) -> Vec<ObjectRef<K>> {
     store
         .state()
         .iter()
-        .filter(|db| namespace.is_none() || db.namespace() == namespace)
-        .filter(|db| {
-            db.tls().is_some_and(|tls| {
-                tls.aliases(K::KIND).into_iter().any(|alias| {
-                    tls.issuer_for(alias)
-                        .is_some_and(|i| i.kind == kind && i.name == name)
-                })
-            })
-        })
+        .filter(|db| refers(db))
         .map(|db| ObjectRef::from_obj(&**db))
         .collect()
 }
 
-/// The databases of `store` (ProxySQLs) whose `spec.backend` names `name` in `namespace`.
-fn fronting<K: Provisionable>(
-    store: &Store<K>,
+/// Whether `db`'s `spec.tls` names the issuer `kind`/`name` (an Issuer only in its own
+/// `namespace`, a ClusterIssuer with none).
+fn names_issuer<K: Provisionable>(
+    db: &K,
+    kind: &str,
     name: &str,
-    namespace: Option<String>,
-) -> Vec<ObjectRef<K>> {
-    store
-        .state()
-        .iter()
-        .filter(|db| db.namespace() == namespace && db.extras().backend == Some(name))
-        .map(|db| ObjectRef::from_obj(&**db))
-        .collect()
+    namespace: &Option<String>,
+) -> bool {
+    (namespace.is_none() || db.namespace() == *namespace)
+        && db.tls().is_some_and(|tls| {
+            tls.aliases(K::KIND).into_iter().any(|alias| {
+                tls.issuer_for(alias)
+                    .is_some_and(|i| i.kind == kind && i.name == name)
+            })
+        })
 }
 
 /// The controller of kind `K` in one scope, triggered by its databases and by the shared
@@ -168,33 +158,38 @@ fn controller<K: Provisionable + WatchedKind>(
         let (databases, cluster_databases) = (store.clone(), store.clone());
         controller = controller
             .watches_shared_stream(issuers.subscribe(), move |issuer| {
-                naming::<K>(
-                    &databases,
-                    certmanager::ISSUER_KIND,
-                    &issuer.name_any(),
-                    issuer.namespace(),
-                )
+                let (name, ns) = (issuer.name_any(), issuer.namespace());
+                referring(&databases, |db: &K| {
+                    names_issuer(db, certmanager::ISSUER_KIND, &name, &ns)
+                })
             })
             .watches_shared_stream(cluster_issuers.subscribe(), move |issuer| {
-                naming::<K>(
-                    &cluster_databases,
-                    certmanager::CLUSTER_ISSUER_KIND,
-                    &issuer.name_any(),
-                    None,
-                )
+                let name = issuer.name_any();
+                referring(&cluster_databases, |db: &K| {
+                    names_issuer(db, certmanager::CLUSTER_ISSUER_KIND, &name, &None)
+                })
             });
     }
     // A ProxySQL waits for its backend and mounts the backend's CA and client certificate.
     if K::KIND == DbKind::ProxySQL {
         let (mysql_fronted, pxc_fronted) = (store.clone(), store.clone());
+        let fronts = |name: String, ns: Option<String>| {
+            move |db: &K| db.namespace() == ns && db.extras().backend == Some(name.as_str())
+        };
         controller = controller
             .watches_shared_stream(watches.databases.mysqls.subscribe(), move |backend| {
-                fronting::<K>(&mysql_fronted, &backend.name_any(), backend.namespace())
+                referring(
+                    &mysql_fronted,
+                    fronts(backend.name_any(), backend.namespace()),
+                )
             })
             .watches_shared_stream(
                 watches.databases.perconaxtradbs.subscribe(),
                 move |backend| {
-                    fronting::<K>(&pxc_fronted, &backend.name_any(), backend.namespace())
+                    referring(
+                        &pxc_fronted,
+                        fronts(backend.name_any(), backend.namespace()),
+                    )
                 },
             );
     }
