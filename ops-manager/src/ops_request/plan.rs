@@ -645,6 +645,21 @@ fn issue(o: &Observed<'_>) -> StepOutcome {
         return StepOutcome::Wait("the database has no Certificates yet".into());
     }
     if o.certificate_revisions.is_empty() {
+        // Recorded only once each is Ready: cert-manager writes the Secret before the status,
+        // so a revision read in between is the one its issuance is about to replace, and that
+        // issuance would pass for the re-issuance asked for here.
+        let unsettled: Vec<&str> = o
+            .certificates
+            .iter()
+            .filter(|c| c.issuing || !c.ready)
+            .map(|c| c.name.as_str())
+            .collect();
+        if !unsettled.is_empty() {
+            return StepOutcome::Wait(format!(
+                "waiting for cert-manager to finish issuing {} before asking for a new issuance",
+                unsettled.join(", ")
+            ));
+        }
         return StepOutcome::Record(
             o.certificates
                 .iter()

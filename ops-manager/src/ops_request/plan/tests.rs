@@ -257,6 +257,33 @@ fn whether_and_how_a_request_starts() {
         (OpsConditionType::IssueCertificatesSucceeded, false),
         "recording each Certificate's revision",
     ));
+    let mut secret_before_status = Case::new(&rot);
+    secret_before_status.certificates[0].ready = false;
+    cases.push((
+        "a Certificate not Ready yet (its Secret written, its status not): no revision recorded",
+        secret_before_status,
+        OpsRequestPhase::Progressing,
+        (OpsConditionType::IssueCertificatesSucceeded, false),
+        "waiting for cert-manager to finish issuing db-client-cert before",
+    ));
+    let mut still_issuing = Case::new(&rot);
+    still_issuing.certificates[1].issuing = true;
+    cases.push((
+        "a Certificate being issued: no revision recorded",
+        still_issuing,
+        OpsRequestPhase::Progressing,
+        (OpsConditionType::IssueCertificatesSucceeded, false),
+        "waiting for cert-manager to finish issuing db-server-cert before",
+    ));
+    let mut adopted = Case::new(&rot);
+    adopted.certificates[0].revision = 0;
+    cases.push((
+        "Ready without a revision (its Secret was already valid): recorded as 0",
+        adopted,
+        OpsRequestPhase::Progressing,
+        (OpsConditionType::IssueCertificatesSucceeded, false),
+        "recording each Certificate's revision",
+    ));
     let galera = || {
         let mut db = database(
             json!({"replicas": 3, "tls": {"issuerRef": {"kind": "Issuer", "name": "old"}}}),
