@@ -216,7 +216,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Context>) -> Result<Acti
         );
         let mut desired = status.clone();
         desired.conditions = Some(vec![ready]);
-        if write_status(&certs, &name, &status, &desired).await? {
+        if write_status(&certs, &cert, &desired).await? {
             publish(
                 &ctx,
                 &cert,
@@ -297,7 +297,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Context>) -> Result<Acti
             generation,
             None,
         );
-        write_status(&certs, &name, &status, &desired).await?;
+        write_status(&certs, &cert, &desired).await?;
         let renew_at = renewal_time(&cert, &i.facts);
         return Ok(requeue_at(renew_at, now));
     }
@@ -347,7 +347,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Context>) -> Result<Acti
             }
         };
         desired.next_private_key_secret_name = None;
-        if write_status(&certs, &name, &status, &desired).await? && !manually {
+        if write_status(&certs, &cert, &desired).await? && !manually {
             publish(
                 &ctx,
                 &cert,
@@ -421,7 +421,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Context>) -> Result<Acti
             desired.last_failure_time = Some(rfc3339(now));
             desired.failed_issuance_attempts =
                 Some(status.failed_issuance_attempts.unwrap_or(0) + 1);
-            write_status(&certs, &name, &status, &desired).await?;
+            write_status(&certs, &cert, &desired).await?;
             publish(&ctx, &cert, EventType::Warning, "Failed", &message).await;
             return Ok(Action::requeue(backoff(
                 desired.failed_issuance_attempts.unwrap_or(1),
@@ -445,7 +445,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Context>) -> Result<Acti
     desired.last_failure_time = None;
     desired.failed_issuance_attempts = None;
     desired.next_private_key_secret_name = None;
-    write_status(&certs, &name, &status, &desired).await?;
+    write_status(&certs, &cert, &desired).await?;
     publish(
         &ctx,
         &cert,
@@ -588,14 +588,17 @@ async fn apply_secret(
     Ok(())
 }
 
-/// Writes the status when it differs from the live one; returns whether it wrote.
+/// Writes the status when it differs from `cert`'s; returns whether it wrote. Only over the
+/// version it was decided from, as cert-manager's status updates: a decision made from a stale
+/// cache (e.g. before its own last write arrived) is refused with 409 and made again from the
+/// newer version, instead of writing back what that version replaced (a revision, or the
+/// `Issuing` condition someone set to ask for a renewal).
 async fn write_status(
     certs: &Api<Certificate>,
-    name: &str,
-    live: &CertificateStatus,
+    cert: &Certificate,
     desired: &CertificateStatus,
 ) -> Result<bool, Error> {
-    if live == desired {
+    if cert.status.clone().unwrap_or_default() == *desired {
         return Ok(false);
     }
     // A merge patch replaces the conditions list and needs explicit nulls to drop fields.
@@ -616,9 +619,12 @@ async fn write_status(
     }
     certs
         .patch_status(
-            name,
+            &cert.name_any(),
             &super::status_params(),
-            &Patch::Merge(&serde_json::json!({"status": status})),
+            &Patch::Merge(&serde_json::json!({
+                "metadata": {"resourceVersion": cert.resource_version()},
+                "status": status,
+            })),
         )
         .await?;
     Ok(true)
@@ -634,5 +640,48 @@ async fn publish(ctx: &Context, cert: &Certificate, type_: EventType, reason: &s
     };
     if let Err(e) = ctx.recorder.publish(&event, &cert.object_ref(&())).await {
         tracing::warn!(error = %e, "publishing an event");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::apiserver::{ApiServerConfig, TestApiServer};
+    use crate::harness::cluster::Played;
+    use crate::harness::crds;
+
+    #[tokio::test]
+    async fn a_status_decided_from_a_stale_version_is_refused_not_written_back() {
+        let server = TestApiServer::start(ApiServerConfig::default())
+            .await
+            .unwrap();
+        let admin = server.client_as("admin").await.unwrap();
+        crds::install(&admin, Played::ByStandIn).await.unwrap();
+        let certs: Api<Certificate> = Api::namespaced(admin, "default");
+        let body: Certificate = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": "c", "namespace": "default"},
+            "spec": {"secretName": "c-tls", "issuerRef": {"name": "ca"}, "commonName": "c"},
+        }))
+        .unwrap();
+        let stale = certs.create(&Default::default(), &body).await.unwrap();
+        let issued = CertificateStatus {
+            revision: Some(1),
+            ..CertificateStatus::default()
+        };
+        assert!(write_status(&certs, &stale, &issued).await.unwrap());
+        // Decided again from the version before that write: refused, the revision stays.
+        let without_revision = CertificateStatus {
+            failed_issuance_attempts: Some(1),
+            ..CertificateStatus::default()
+        };
+        let refused = write_status(&certs, &stale, &without_revision).await;
+        assert!(
+            matches!(&refused, Err(Error::Kube(kube::Error::Api(s))) if s.code == 409),
+            "{refused:?}"
+        );
+        let now = certs.get("c").await.unwrap();
+        assert_eq!(now.status.unwrap().revision, Some(1));
     }
 }
