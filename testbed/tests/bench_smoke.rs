@@ -1,5 +1,6 @@
 //! The benchmark's logic at N = 10 in a debug build, so that it keeps compiling and working:
-//! every database converges and nobody writes while idle or after an operator restart. No
+//! every database converges, nobody writes while idle or after an operator restart, and a
+//! renewal of every certificate ends with every pod serving a new one. No
 //! timings are asserted (CI machines vary); `docs/benchmarks.md` has the release figures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,6 +23,7 @@ async fn ten_databases_converge_with_no_idle_writes() {
         restarts: true,
         key_cache: Some(key_cache.clone()),
         issuance_rate: Some(200.0),
+        renewal: true,
     };
     let report = bench::run(options, |line| eprintln!("{line}"))
         .await
@@ -38,7 +40,7 @@ async fn ten_databases_converge_with_no_idle_writes() {
     );
     assert_eq!(
         cached.matches("-----BEGIN PRIVATE KEY-----").count(),
-        3 * (10 + 2),
+        3 * (10 * 2 + 2),
         "the keys a run needs were made before it and kept"
     );
 
@@ -66,6 +68,15 @@ async fn ten_databases_converge_with_no_idle_writes() {
             op.name
         );
         assert!(op.after_idle.peak_rss > 0);
+    }
+    // Day 2: every certificate renewed, every database's pods serve a new serial.
+    let renewal = report.renewal.as_ref().expect("renewal measured");
+    assert!(renewal.certificates >= certificates, "{renewal:?}");
+    assert!(renewal.issued.0 >= certificates, "{renewal:?}");
+    assert_eq!(renewal.served.len(), 10, "{renewal:?}");
+    for (op, (during, converging)) in report.operators.iter().zip(&renewal.peak_per_second) {
+        assert!(*converging > 0, "{}: {renewal:?}", op.name);
+        assert!(*during > 0, "{} did nothing for the renewal", op.name);
     }
     assert!(report.idle_writes_zero());
     assert!(

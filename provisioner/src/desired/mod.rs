@@ -428,6 +428,9 @@ mod tests {
             (mount.name.as_str(), mount.mount_path.as_str()),
             ("exporter-tls-volume", "/etc/mysql/certs")
         );
+        // The whole volume, never a subPath: kubelet then swaps in a renewed certificate, which
+        // mysqld_exporter reads again on its next scrape.
+        assert_eq!(mount.sub_path, None);
         let volume = spec
             .volumes
             .as_ref()

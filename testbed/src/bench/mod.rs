@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use dbtls_contract::DbKind;
+use dbtls_contract::certmanager::Certificate;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::ResourceExt as _;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
@@ -23,6 +25,7 @@ use crate::apiserver::{ApiServerConfig, RequestLog, TestApiServer};
 use crate::certmanager::{self, StandInConfig};
 use crate::harness::cluster::Played;
 use crate::harness::operators::{self, Operator};
+use crate::harness::renew;
 use crate::harness::{apply, crds, manifests};
 use crate::workload_sim;
 
@@ -61,6 +64,9 @@ pub struct BenchOptions {
     /// Certificates the stand-in issues per second at most (a slow cert-manager); None: as fast
     /// as it can.
     pub issuance_rate: Option<f64>,
+    /// Once converged, renew every certificate at once (as `cmctl renew --all`) and measure the
+    /// time until every pod serves the new one.
+    pub renewal: bool,
 }
 
 impl Default for BenchOptions {
@@ -76,6 +82,7 @@ impl Default for BenchOptions {
             restarts: true,
             key_cache: None,
             issuance_rate: None,
+            renewal: true,
         }
     }
 }
@@ -127,6 +134,24 @@ pub struct BenchReport {
     pub issued: (usize, Duration),
     /// The stand-in's rate limit, if any.
     pub issuance_rate: Option<f64>,
+    pub renewal: Option<RenewalFigures>,
+}
+
+/// Day 2 at scale: every certificate of every database renewed at once.
+#[derive(Debug, Clone, Default)]
+pub struct RenewalFigures {
+    /// Certificates asked to renew, and how long sending that took.
+    pub certificates: usize,
+    pub send: Duration,
+    /// From the first renewal sent to each database's pods all serving a new serial.
+    pub served: Vec<Duration>,
+    /// Per operator ([`OPERATORS`] order): its requests from the first renewal until quiet.
+    pub requests: Vec<RequestCounts>,
+    /// Per operator: the most requests it made in any one second, during the renewal and
+    /// during the convergence of the same databases.
+    pub peak_per_second: Vec<(usize, usize)>,
+    /// Certificates the stand-in issued during the renewal, and from its first to its last.
+    pub issued: (usize, Duration),
 }
 
 impl BenchReport {
@@ -156,6 +181,31 @@ fn database(i: usize, namespaces: usize, prefix: &str) -> (DbKind, Key) {
     let kind = DbKind::ALL[i % DbKind::ALL.len()];
     let ns = format!("bench-{}", (i / DbKind::ALL.len()) % namespaces.max(1));
     (kind, (ns, format!("{}-{prefix}{i:05}", short(kind))))
+}
+
+/// Passes a progress line on, on whole 5-second marks since `started` and only when it changed.
+struct Ticker<'p, F: Fn(&str)> {
+    progress: &'p F,
+    started: Instant,
+    last: String,
+}
+
+impl<'p, F: Fn(&str)> Ticker<'p, F> {
+    fn new(progress: &'p F, started: Instant) -> Self {
+        Ticker {
+            progress,
+            started,
+            last: String::new(),
+        }
+    }
+
+    fn tell(&mut self, line: String) {
+        let elapsed = self.started.elapsed();
+        if line != self.last && elapsed.as_secs().is_multiple_of(5) {
+            (self.progress)(&format!("[{:>6.1}s] {line}", elapsed.as_secs_f64()));
+            self.last = line;
+        }
+    }
 }
 
 /// Polls `done` every 100 ms until it is true or `deadline` passes (then an error saying `what`).
@@ -331,7 +381,8 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
     let stock = match &options.key_cache {
         // Every database has at most three Certificates; re-issues draw on the refill.
         Some(file) => {
-            let wanted = 3 * (options.databases + options.single_creates);
+            let issuances = options.databases * (1 + usize::from(options.renewal));
+            let wanted = 3 * (issuances + options.single_creates);
             progress(&format!(
                 "{wanted} keys from {} (those it lacks are generated now, once)",
                 file.display()
@@ -411,17 +462,10 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
         "sent {} creates in {create_send:.1?}",
         options.databases
     ));
-    let mut last_line = String::new();
+    let mut ticker = Ticker::new(&progress, started);
     wait_until("every database to be Ready", options.deadline, || {
         let (converged, ready, total) = tracker.progress();
-        let line = format!("{converged}/{total} converged, {ready} Ready");
-        if line != last_line && started.elapsed().as_secs().is_multiple_of(5) {
-            progress(&format!(
-                "[{:>6.1}s] {line}",
-                started.elapsed().as_secs_f64()
-            ));
-            last_line = line;
-        }
+        ticker.tell(format!("{converged}/{total} converged, {ready} Ready"));
         ready == total
     })
     .await
@@ -508,6 +552,22 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
         }
     }
 
+    let renewal = if options.renewal {
+        Some(
+            renew_all(
+                &bench,
+                &log,
+                &tracker,
+                &options,
+                converge_records,
+                &progress,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
     // One database at a time on the idle system.
     let mut single_workload = Vec::new();
     let mut single_converged = Vec::new();
@@ -557,6 +617,7 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
         total_requests: converge_index - start_index,
         issued,
         issuance_rate: options.issuance_rate,
+        renewal,
     };
 
     let _ = stop_tx.send(true);
@@ -570,6 +631,91 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
     let _ = tokio::join!(stand_in, workloads);
     server.shutdown().await;
     Ok(report)
+}
+
+/// Renews every Certificate of the bench's namespaces at once and waits until every database's
+/// pods serve a new serial (`TLSServing`), then until the API server is quiet.
+async fn renew_all(
+    bench: &kube::Client,
+    log: &RequestLog,
+    tracker: &Tracker,
+    options: &BenchOptions,
+    converge_records: &[crate::apiserver::RequestRecord],
+    progress: &impl Fn(&str),
+) -> anyhow::Result<RenewalFigures> {
+    wait_until(
+        "every database's pods to serve its certificate",
+        options.deadline,
+        || {
+            let (serving, of) = tracker.serving_progress();
+            serving == of
+        },
+    )
+    .await?;
+    let all: Api<Certificate> = Api::all(bench.clone());
+    let certificates: Vec<Certificate> = all
+        .list(&kube::api::ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|c| c.namespace().is_some_and(|ns| ns.starts_with("bench-")))
+        .collect();
+    let from = log.len();
+    tracker.start_renewal();
+    let started = Instant::now();
+    futures::stream::iter(certificates.iter())
+        .map(|c| {
+            let api: Api<Certificate> =
+                Api::namespaced(bench.clone(), &c.namespace().unwrap_or_default());
+            async move { renew(&api, c).await }
+        })
+        .buffer_unordered(options.create_parallelism.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    let send = started.elapsed();
+    progress(&format!(
+        "renewal of {} Certificates sent in {send:.1?}",
+        certificates.len()
+    ));
+    let mut ticker = Ticker::new(progress, started);
+    wait_until(
+        "every database's pods to serve a renewed certificate",
+        options.deadline,
+        || {
+            let (served, of) = tracker.renewal_progress();
+            ticker.tell(format!("{served}/{of} serve the renewed certificate"));
+            served == of
+        },
+    )
+    .await?;
+    let served = tracker
+        .renewal_served()
+        .into_iter()
+        .map(|at| at.saturating_duration_since(started))
+        .collect();
+    wait_quiet(log, Duration::from_secs(1), options.deadline).await?;
+    let records = log.since(from);
+    Ok(RenewalFigures {
+        certificates: certificates.len(),
+        send,
+        served,
+        requests: OPERATORS
+            .iter()
+            .map(|op| RequestCounts::of(&records, op))
+            .collect(),
+        peak_per_second: OPERATORS
+            .iter()
+            .map(|op| {
+                (
+                    requests::peak_per_second(&records, op),
+                    requests::peak_per_second(converge_records, op),
+                )
+            })
+            .collect(),
+        issued: requests::issued(&records),
+    })
 }
 
 /// Why a single database did not converge: what the bench saw, what is stored, and whether each

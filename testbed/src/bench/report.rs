@@ -2,7 +2,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{BenchReport, OperatorFigures};
+use super::{BenchReport, OperatorFigures, RenewalFigures};
 
 /// The `q`-quantile (0..=1) by nearest rank; None for no samples.
 pub fn quantile(samples: &[Duration], q: f64) -> Option<Duration> {
@@ -19,6 +19,15 @@ fn ms(d: Option<Duration>) -> String {
 
 fn per_db(count: usize, databases: usize) -> f64 {
     count as f64 / databases.max(1) as f64
+}
+
+/// `target count/db, ...`.
+fn by_target(counts: &std::collections::BTreeMap<String, usize>, databases: usize) -> String {
+    counts
+        .iter()
+        .map(|(t, c)| format!("{t} {:.2}", per_db(*c, databases)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn operator_rows(out: &mut String, report: &BenchReport, op: &OperatorFigures) {
@@ -127,29 +136,17 @@ pub fn render(report: &BenchReport) -> String {
     }
     let _ = writeln!(out);
     for op in &report.operators {
-        let writes: Vec<String> = op
-            .converge
-            .writes_by_target
-            .iter()
-            .map(|(t, c)| format!("{t} {:.2}", per_db(*c, n)))
-            .collect();
-        let reads: Vec<String> = op
-            .converge
-            .reads_by_target
-            .iter()
-            .map(|(t, c)| format!("{t} {:.2}", per_db(*c, n)))
-            .collect();
         let _ = writeln!(
             out,
             "- {} writes/db by target: {}",
             op.name,
-            writes.join(", ")
+            by_target(&op.converge.writes_by_target, n)
         );
         let _ = writeln!(
             out,
             "- {} reads/db by target: {}",
             op.name,
-            reads.join(", ")
+            by_target(&op.converge.reads_by_target, n)
         );
         if let Some((_, sample, _)) = &op.restart {
             let _ = writeln!(
@@ -161,7 +158,59 @@ pub fn render(report: &BenchReport) -> String {
             );
         }
     }
+    if let Some(renewal) = &report.renewal {
+        renewal_rows(&mut out, report, renewal);
+    }
     out
+}
+
+/// Day 2: every certificate renewed at once.
+fn renewal_rows(out: &mut String, report: &BenchReport, renewal: &RenewalFigures) {
+    let n = report.options_databases;
+    let (issued, span) = renewal.issued;
+    let _ = writeln!(
+        out,
+        "\n**Renewal of every certificate at once** ({} Certificates, sent in {:.1} s; the stand-in issued {issued} in {:.1} s): every pod of a database serves the new serial after median **{}**, p95 {}, all after **{}**\n",
+        renewal.certificates,
+        renewal.send.as_secs_f64(),
+        span.as_secs_f64(),
+        ms(quantile(&renewal.served, 0.5)),
+        ms(quantile(&renewal.served, 0.95)),
+        ms(renewal.served.iter().max().copied()),
+    );
+    let _ = writeln!(
+        out,
+        "| operator | writes/db | events/db | reads/db | errors | peak requests/s (renewal) | peak requests/s (convergence) |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for ((name, counts), (renewing, converging)) in report
+        .operators
+        .iter()
+        .map(|o| &o.name)
+        .zip(&renewal.requests)
+        .zip(&renewal.peak_per_second)
+    {
+        let _ = writeln!(
+            out,
+            "| {name} | {:.2} | {:.2} | {:.2} | {} | {renewing} | {converging} |",
+            per_db(counts.writes, n),
+            per_db(counts.events, n),
+            per_db(counts.reads, n),
+            counts.errors,
+        );
+    }
+    for (name, counts) in report
+        .operators
+        .iter()
+        .map(|o| &o.name)
+        .zip(&renewal.requests)
+    {
+        let _ = writeln!(
+            out,
+            "- {name} renewal writes/db by target: {}",
+            by_target(&counts.writes_by_target, n)
+        );
+    }
 }
 
 #[cfg(test)]

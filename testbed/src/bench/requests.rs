@@ -84,6 +84,24 @@ pub fn writes_by_user(records: &[RequestRecord]) -> BTreeMap<String, usize> {
     out
 }
 
+/// The most requests `user` made within any one second of `records` (in the order received).
+pub fn peak_per_second(records: &[RequestRecord], user: &str) -> usize {
+    let times: Vec<std::time::Instant> = records
+        .iter()
+        .filter(|r| r.user == user)
+        .map(|r| r.at)
+        .collect();
+    let mut first = 0;
+    let mut peak = 0;
+    for (last, at) in times.iter().enumerate() {
+        while at.saturating_duration_since(times[first]) >= std::time::Duration::from_secs(1) {
+            first += 1;
+        }
+        peak = peak.max(last + 1 - first);
+    }
+    peak
+}
+
 /// Certificates the cert-manager stand-in issued in `records` (each issuance applies its Secret
 /// once), and the time from the first to the last.
 pub fn issued(records: &[RequestRecord]) -> (usize, std::time::Duration) {
@@ -132,6 +150,50 @@ pub fn minimum_for(kinds: &[DbKind]) -> [usize; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(user: &str, at: std::time::Instant) -> RequestRecord {
+        RequestRecord {
+            at,
+            method: "GET".into(),
+            path: "/api/v1/secrets".into(),
+            verb: crate::apiserver::Verb::Get,
+            resource: "secrets".into(),
+            group: String::new(),
+            subresource: None,
+            namespace: None,
+            name: None,
+            user_agent: String::new(),
+            field_manager: None,
+            user: user.into(),
+            status: 200,
+            wrote: false,
+        }
+    }
+
+    #[test]
+    fn the_peak_is_the_busiest_second_of_one_user() {
+        let t0 = std::time::Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        // ops-manager: 2 requests in the first second, then 3 within 900 ms; others ignored.
+        let records: Vec<RequestRecord> = [
+            ("ops-manager", 0),
+            ("ops-manager", 400),
+            ("provisioner", 1_500),
+            ("provisioner", 1_600),
+            ("provisioner", 1_700),
+            ("provisioner", 1_800),
+            ("ops-manager", 2_000),
+            ("ops-manager", 2_500),
+            ("ops-manager", 2_900),
+            ("ops-manager", 3_000),
+        ]
+        .into_iter()
+        .map(|(user, at)| record(user, ms(at)))
+        .collect();
+        assert_eq!(peak_per_second(&records, "ops-manager"), 3);
+        assert_eq!(peak_per_second(&records, "provisioner"), 4);
+        assert_eq!(peak_per_second(&records, "bench"), 0);
+    }
 
     #[test]
     fn minimum_follows_the_aliases_and_config_secret() {

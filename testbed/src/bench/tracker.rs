@@ -30,6 +30,17 @@ pub struct Track {
     /// When `status.phase` first read `Ready` (the workload reported ready replicas too): the
     /// provisioner's last status write for this database.
     pub ready: Option<Instant>,
+    /// The serial every pod serves, from `TLSServing` True ("… (serial X)").
+    pub serving: Option<String>,
+    /// Set when the bench renews every certificate: what was served then, and when a different
+    /// serial was first served by every pod.
+    pub renewal: Option<Renewal>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Renewal {
+    pub from: Option<String>,
+    pub served: Option<Instant>,
 }
 
 impl Track {
@@ -108,6 +119,18 @@ fn condition_true(obj: &Value, type_: &str) -> bool {
         })
 }
 
+/// The serial of `TLSServing` True's message, "N pods serve the current certificate (serial X)".
+fn served_serial(obj: &Value) -> Option<String> {
+    let conditions = obj.pointer("/status/conditions")?.as_array()?;
+    let serving = conditions.iter().find(|c| {
+        c.get("type").and_then(Value::as_str) == Some(ConditionType::TlsServing.as_str())
+            && c.get("status").and_then(Value::as_str) == Some(ConditionStatus::True.as_str())
+    })?;
+    let message = serving.get("message")?.as_str()?;
+    let (_, rest) = message.split_once("(serial ")?;
+    rest.split_once(')').map(|(serial, _)| serial.to_string())
+}
+
 impl Tracker {
     fn lock(&self) -> MutexGuard<'_, HashMap<Key, Track>> {
         self.tracks.lock().unwrap_or_else(|e| e.into_inner())
@@ -132,6 +155,14 @@ impl Tracker {
             track.ready.get_or_insert(now);
         }
         track.update_converged(now);
+        track.serving = served_serial(&obj.data);
+        if let Some(renewal) = track.renewal.as_mut()
+            && renewal.served.is_none()
+            && track.serving.is_some()
+            && track.serving != renewal.from
+        {
+            renewal.served = Some(now);
+        }
     }
 
     fn saw_workload(&self, namespace: String, name: String) {
@@ -157,6 +188,41 @@ impl Tracker {
             ready += usize::from(t.converged.is_some() && t.ready.is_some());
         }
         (converged, ready, total)
+    }
+
+    /// `(serving, of)`: the created databases whose every pod serves a current certificate.
+    pub fn serving_progress(&self) -> (usize, usize) {
+        let tracks = self.lock();
+        let created: Vec<&Track> = tracks.values().filter(|t| t.created.is_some()).collect();
+        let serving = created.iter().filter(|t| t.serving.is_some()).count();
+        (serving, created.len())
+    }
+
+    /// Notes, for every created database, the serial served now: the renewal is done for it
+    /// once every pod serves another.
+    pub fn start_renewal(&self) {
+        for track in self.lock().values_mut().filter(|t| t.created.is_some()) {
+            track.renewal = Some(Renewal {
+                from: track.serving.clone(),
+                served: None,
+            });
+        }
+    }
+
+    /// `(renewed, of)` since [`Tracker::start_renewal`].
+    pub fn renewal_progress(&self) -> (usize, usize) {
+        let tracks = self.lock();
+        let renewals: Vec<&Renewal> = tracks.values().filter_map(|t| t.renewal.as_ref()).collect();
+        let served = renewals.iter().filter(|r| r.served.is_some()).count();
+        (served, renewals.len())
+    }
+
+    /// When each renewed database's pods first all served the new serial.
+    pub fn renewal_served(&self) -> Vec<Instant> {
+        self.lock()
+            .values()
+            .filter_map(|t| t.renewal.as_ref().and_then(|r| r.served))
+            .collect()
     }
 
     /// The latest convergence time among the created databases.
@@ -215,5 +281,30 @@ async fn for_each_applied<K>(
             Ok(_) => {}
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_served_serial_is_read_from_tls_serving_true_only() {
+        let status = |status: &str, message: &str| {
+            json!({"status": {"conditions": [
+                {"type": "CertificatesReady", "status": "True", "message": "(serial NOPE)"},
+                {"type": "TLSServing", "status": status, "message": message},
+            ]}})
+        };
+        let ok = status("True", "3 pods serve the current certificate (serial 0A1B)");
+        assert_eq!(served_serial(&ok).as_deref(), Some("0A1B"));
+        let partly = status(
+            "False",
+            "1 of 3 pods serve the current certificate (serial 0A1B); pod db-1 presents serial OLD",
+        );
+        assert_eq!(served_serial(&partly), None);
+        assert_eq!(served_serial(&status("True", "no serial here")), None);
+        assert_eq!(served_serial(&json!({})), None);
     }
 }

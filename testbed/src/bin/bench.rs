@@ -44,6 +44,9 @@ struct Cli {
     /// Certificates the stand-in issues per second at most: a slow cert-manager.
     #[arg(long)]
     issuance_rate: Option<f64>,
+    /// Skip renewing every certificate once converged (the day-2 figures).
+    #[arg(long)]
+    no_renewal: bool,
 }
 
 #[tokio::main]
@@ -69,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         restarts: !cli.no_restarts,
         key_cache: (!cli.no_key_cache).then(|| cli.key_cache.unwrap_or_else(default_key_cache)),
         issuance_rate: cli.issuance_rate,
+        renewal: !cli.no_renewal,
     };
     let report = bench::run(options, |line| eprintln!("{line}")).await?;
     println!("{}", bench::report::render(&report));

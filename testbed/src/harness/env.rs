@@ -533,28 +533,7 @@ impl Env {
     pub async fn renew_certificate(&self, name: &str) -> anyhow::Result<()> {
         let certificates = self.api::<Certificate>();
         let current = certificates.get(name).await?;
-        let mut conditions: Vec<serde_json::Value> = current
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| c.type_ != "Issuing")
-            .map(|c| serde_json::to_value(c).unwrap_or_default())
-            .collect();
-        conditions.push(serde_json::json!({
-            "type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
-            "message": "Certificate re-issuance manually triggered",
-            "lastTransitionTime": dbtls_runtime::conditions::now(),
-        }));
-        certificates
-            .patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({"status": {"conditions": conditions}})),
-            )
-            .await
-            .with_context(|| format!("renewing Certificate {name}"))?;
-        Ok(())
+        renew(&certificates, &current).await
     }
 
     /// Captured stdout+stderr of the operators so far.
@@ -656,4 +635,30 @@ impl Drop for Env {
         });
         let _ = cleanup.join();
     }
+}
+
+/// Sets `Issuing` True on `current`'s status (its other conditions kept), as `cmctl renew` does.
+pub async fn renew(certificates: &Api<Certificate>, current: &Certificate) -> anyhow::Result<()> {
+    let name = current.metadata.name.as_deref().unwrap_or_default();
+    let mut conditions: Vec<serde_json::Value> = current
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .filter(|c| c.type_ != "Issuing")
+        .map(|c| serde_json::to_value(c).unwrap_or_default())
+        .collect();
+    conditions.push(serde_json::json!({
+        "type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+        "message": "Certificate re-issuance manually triggered",
+        "lastTransitionTime": dbtls_runtime::conditions::now(),
+    }));
+    certificates
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"conditions": conditions}})),
+        )
+        .await
+        .with_context(|| format!("renewing Certificate {name}"))?;
+    Ok(())
 }

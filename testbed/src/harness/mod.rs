@@ -11,5 +11,5 @@ pub mod manifests;
 pub mod operators;
 pub mod pod_dns;
 
-pub use env::{Env, EnvOptions};
+pub use env::{Env, EnvOptions, renew};
 pub use manifests::{no_tls_database, tls_database};
