@@ -273,6 +273,63 @@ impl std::fmt::Display for DbKind {
     }
 }
 
+/// One StatefulSet or PetSet of a database. KubeDB runs one per database (`<db>`), except a
+/// SingleStore cluster (`spec.topology`): one for its aggregators, one for its leaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadPart {
+    /// The workload's name; its pods are `<name>-0`, `<name>-1`, ..
+    pub name: String,
+    /// The pods asked for, unchecked.
+    pub replicas: i64,
+    /// `aggregator` or `leaf` in a SingleStore cluster; None for a database's only workload.
+    pub role: Option<&'static str>,
+}
+
+impl WorkloadPart {
+    /// The pods the workload should have, by name.
+    pub fn pod_names(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.replicas.max(0)).map(|i| format!("{}-{i}", self.name))
+    }
+}
+
+/// KubeDB's defaults for a SingleStore cluster's nodes (its `SetDefaults`).
+pub const SINGLESTORE_AGGREGATOR_REPLICAS: i64 = 3;
+pub const SINGLESTORE_LEAF_REPLICAS: i64 = 2;
+pub const ROLE_AGGREGATOR: &str = "aggregator";
+pub const ROLE_LEAF: &str = "leaf";
+
+/// The workloads a database runs beyond the one `<db>`, from its spec.
+trait Topology {
+    fn topology_parts(&self) -> Option<Vec<WorkloadPart>> {
+        None
+    }
+}
+
+impl Topology for MySQL {}
+impl Topology for PerconaXtraDB {}
+impl Topology for ProxySQL {}
+impl Topology for MSSQLServer {}
+
+impl Topology for Singlestore {
+    fn topology_parts(&self) -> Option<Vec<WorkloadPart>> {
+        let topology = self.spec.topology.as_ref()?;
+        let db = self.metadata.name.as_deref().unwrap_or_default();
+        let part = |node: Option<&crate::api::SinglestoreNode>, role, default| WorkloadPart {
+            name: crate::names::singlestore_node(db, node.and_then(|n| n.suffix.as_deref()), role),
+            replicas: node.and_then(|n| n.replicas).unwrap_or(default),
+            role: Some(role),
+        };
+        Some(vec![
+            part(
+                topology.aggregator.as_ref(),
+                ROLE_AGGREGATOR,
+                SINGLESTORE_AGGREGATOR_REPLICAS,
+            ),
+            part(topology.leaf.as_ref(), ROLE_LEAF, SINGLESTORE_LEAF_REPLICAS),
+        ])
+    }
+}
+
 /// What both operators read from any database, whatever its kind.
 pub trait Database:
     kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
@@ -294,26 +351,17 @@ pub trait Database:
         false
     }
     fn db_status(&self) -> Option<&DatabaseStatus>;
-    /// The pods the workload is asked to run, unchecked: `spec.replicas`, or a Singlestore
-    /// topology's aggregator's, else KubeDB's default of 1.
+    /// The pods the workload is asked to run, unchecked: `spec.replicas`, else KubeDB's
+    /// default of 1 (a SingleStore cluster's are in [`Database::workload_parts`]).
     fn requested_replicas(&self) -> i64 {
         self.common().replicas.unwrap_or(1)
     }
+    /// The workloads the database runs, and so its pods.
+    fn workload_parts(&self) -> Vec<WorkloadPart>;
 }
 
 macro_rules! impl_database {
-    ($ty:ty, $ops:ty, $kind:expr, require_ssl: $rs:expr, replicas: $replicas:expr) => {
-        impl_database!(@impl $ty, $ops, $kind, $rs, {
-            fn requested_replicas(&self) -> i64 {
-                let f: fn(&Self) -> i64 = $replicas;
-                f(self)
-            }
-        });
-    };
     ($ty:ty, $ops:ty, $kind:expr, require_ssl: $rs:expr) => {
-        impl_database!(@impl $ty, $ops, $kind, $rs, {});
-    };
-    (@impl $ty:ty, $ops:ty, $kind:expr, $rs:expr, { $($extra:item)* }) => {
         impl Database for $ty {
             const KIND: DbKind = $kind;
             type Ops = $ops;
@@ -322,7 +370,10 @@ macro_rules! impl_database {
             }
             fn tls(&self) -> Option<TlsView<'_>> {
                 let extra_aliases = ExtraAliases::extra_aliases(self);
-                self.spec.tls.as_ref().map(|t| TlsView { extra_aliases, ..t.view() })
+                self.spec.tls.as_ref().map(|t| TlsView {
+                    extra_aliases,
+                    ..t.view()
+                })
             }
             fn require_ssl(&self) -> bool {
                 let f: fn(&Self) -> bool = $rs;
@@ -331,7 +382,17 @@ macro_rules! impl_database {
             fn db_status(&self) -> Option<&DatabaseStatus> {
                 self.status.as_ref()
             }
-            $($extra)*
+            fn workload_parts(&self) -> Vec<WorkloadPart> {
+                Topology::topology_parts(self).unwrap_or_else(|| {
+                    vec![WorkloadPart {
+                        name: crate::names::workload(
+                            self.metadata.name.as_deref().unwrap_or_default(),
+                        ),
+                        replicas: self.requested_replicas(),
+                        role: None,
+                    }]
+                })
+            }
         }
     };
 }
@@ -366,12 +427,7 @@ impl ExtraAliases for MSSQLServer {
 impl_database!(MySQL, crate::api::ops::MySQLOpsRequest, DbKind::MySQL, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
 impl_database!(PerconaXtraDB, crate::api::ops::PerconaXtraDBOpsRequest, DbKind::PerconaXtraDB, require_ssl: |db| db.spec.require_ssl.unwrap_or(false));
 impl_database!(ProxySQL, crate::api::ops::ProxySQLOpsRequest, DbKind::ProxySQL, require_ssl: |_| false);
-impl_database!(Singlestore, crate::api::ops::SinglestoreOpsRequest, DbKind::Singlestore, require_ssl: |_| false, replicas: |db| {
-    db.spec
-        .replicas
-        .or_else(|| db.spec.topology.as_ref()?.aggregator.as_ref()?.replicas)
-        .unwrap_or(1)
-});
+impl_database!(Singlestore, crate::api::ops::SinglestoreOpsRequest, DbKind::Singlestore, require_ssl: |_| false);
 impl_database!(MSSQLServer, crate::api::ops::MSSQLServerOpsRequest, DbKind::MSSQLServer, require_ssl: |_| false);
 
 #[cfg(test)]
@@ -379,6 +435,51 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use kube::Resource;
+
+    #[test]
+    fn a_singlestore_cluster_runs_aggregators_and_leaves_with_kubedb_names_and_defaults() {
+        let parse = |yaml: &str| -> Singlestore { serde_yaml::from_str(yaml).unwrap() };
+        let standalone = parse(
+            "apiVersion: kubedb.com/v1alpha2\nkind: Singlestore\nmetadata: {name: sdb}\nspec: {version: '8.7.10'}\n",
+        );
+        assert_eq!(
+            standalone.workload_parts(),
+            [WorkloadPart {
+                name: "sdb".into(),
+                replicas: 1,
+                role: None
+            }]
+        );
+        let cluster = parse(
+            "apiVersion: kubedb.com/v1alpha2\nkind: Singlestore\nmetadata: {name: sdb}\nspec:\n  version: '8.7.10'\n  topology:\n    aggregator: {replicas: 2, suffix: east}\n    leaf: {}\n",
+        );
+        let parts = cluster.workload_parts();
+        assert_eq!(
+            parts,
+            [
+                WorkloadPart {
+                    name: "sdb-east-aggregator".into(),
+                    replicas: 2,
+                    role: Some("aggregator")
+                },
+                WorkloadPart {
+                    name: "sdb-leaf".into(),
+                    replicas: 2,
+                    role: Some("leaf")
+                },
+            ]
+        );
+        let pods: Vec<String> = parts.iter().flat_map(WorkloadPart::pod_names).collect();
+        assert_eq!(
+            pods,
+            [
+                "sdb-east-aggregator-0",
+                "sdb-east-aggregator-1",
+                "sdb-leaf-0",
+                "sdb-leaf-1"
+            ]
+        );
+    }
 
     #[test]
     fn profiles_agree_with_the_crd_types() {

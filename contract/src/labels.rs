@@ -17,6 +17,10 @@ pub const TRUSTED_CA_SERIALS: &str = "kubedb.com/trusted-ca-serials";
 /// it replaces, whose client certificate the Secret keeps until no server trusts that CA.
 pub const RETIRED_CA_SERIAL: &str = "kubedb.com/retired-ca-serial";
 
+/// On the pods of a database that runs more than one workload (a SingleStore cluster): the
+/// workload's name (KubeDB's `kubedb.com/petset`), so that each workload selects its own pods.
+pub const WORKLOAD: &str = "kubedb.com/petset";
+
 /// The four labels on everything the operators create for database `db` of `kind`.
 pub fn for_database(kind: DbKind, db: &str) -> BTreeMap<String, String> {
     BTreeMap::from([

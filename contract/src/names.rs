@@ -25,6 +25,15 @@ pub fn workload(db: &str) -> String {
     db.to_string()
 }
 
+/// A SingleStore cluster's aggregator or leaf workload (`role`): `<db>[-<suffix>]-<role>`, as
+/// KubeDB's `AggregatorPetSet`/`LeafPetSet`.
+pub fn singlestore_node(db: &str, suffix: Option<&str>, role: &str) -> String {
+    match suffix.filter(|s| !s.is_empty()) {
+        Some(suffix) => format!("{db}-{suffix}-{role}"),
+        None => format!("{db}-{role}"),
+    }
+}
+
 /// The default TLS Secret (and Certificate) name for `alias`: `<db>-<alias>-cert`.
 pub fn default_cert_secret(db: &str, alias: &str) -> String {
     format!("{db}-{alias}-cert")

@@ -10,7 +10,7 @@ use dbtls_contract::api::ops::{
 };
 use dbtls_contract::certmanager::{Certificate, ClusterIssuer, Issuer, annotations};
 use dbtls_contract::{DbKind, labels};
-use dbtls_runtime::caches::SharedWatch;
+use dbtls_runtime::caches::{SharedWatch, get, labelled};
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Resource;
@@ -309,32 +309,6 @@ impl Stores {
 }
 
 /// The cached objects of `namespace` that carry every label of `labels`.
-fn labelled<K>(store: &Store<K>, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<K>
-where
-    K: Resource<DynamicType = ()> + Clone,
-{
-    store
-        .state_filter(|o| {
-            let meta = o.meta();
-            meta.namespace.as_deref() == Some(namespace)
-                && labels
-                    .iter()
-                    .all(|(k, v)| meta.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
-        })
-        .into_iter()
-        .map(|o| (*o).clone())
-        .collect()
-}
-
-fn get<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<K>
-where
-    K: Resource<DynamicType = ()> + Clone,
-{
-    store
-        .get(&ObjectRef::new(name).within(namespace))
-        .map(|k| (*k).clone())
-}
-
 /// The stores of every watched scope.
 #[derive(Clone, Default)]
 pub struct Caches {

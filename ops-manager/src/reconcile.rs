@@ -281,7 +281,11 @@ async fn serve<K: Database>(
         server_secret: &server_secret,
         client_secret: &client_secret,
         auth_secret: &auth_secret,
-        replicas: u32::try_from(db.requested_replicas()).unwrap_or(0),
+        pods: db
+            .workload_parts()
+            .iter()
+            .flat_map(|part| part.pod_names())
+            .collect(),
     };
     Ok(ctx
         .serving

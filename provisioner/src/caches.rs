@@ -10,7 +10,7 @@ use dbtls_contract::labels;
 use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::petset::PetSet;
 use dbtls_contract::tls::IssuerType;
-use dbtls_runtime::caches::SharedWatch;
+use dbtls_runtime::caches::{SharedWatch, get, labelled};
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
@@ -355,6 +355,27 @@ impl Stores {
         get(&self.services, namespace, name)
     }
 
+    /// Every workload of `api` in `namespace` carrying all of `labels`.
+    pub fn workloads_labelled(
+        &self,
+        api: WorkloadApi,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Vec<Workload> {
+        match api {
+            WorkloadApi::StatefulSet => labelled(&self.statefulsets, namespace, labels)
+                .into_iter()
+                .map(Workload::StatefulSet)
+                .collect(),
+            WorkloadApi::PetSet => self
+                .petsets
+                .iter()
+                .flat_map(|store| labelled(store, namespace, labels))
+                .map(Workload::PetSet)
+                .collect(),
+        }
+    }
+
     pub fn workload(&self, api: WorkloadApi, namespace: &str, name: &str) -> Option<Workload> {
         match api {
             WorkloadApi::StatefulSet => {
@@ -367,15 +388,6 @@ impl Stores {
                 .map(Workload::PetSet),
         }
     }
-}
-
-fn get<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<K>
-where
-    K: Resource<DynamicType = ()> + Clone,
-{
-    store
-        .get(&ObjectRef::new(name).within(namespace))
-        .map(|k| (*k).clone())
 }
 
 /// The stores of every watched scope: one per `--namespace`, or one for the whole cluster.

@@ -13,7 +13,7 @@ use crate::desired::auth;
 use crate::facts::DbFacts;
 use crate::observe::Observed;
 use crate::plan::{self, Delete};
-use crate::status::{Report, WorkloadReport};
+use crate::status::Report;
 use crate::workload::WorkloadChoice;
 
 /// What happens to the auth Secret `<db>-auth` the provisioner created.
@@ -42,16 +42,8 @@ pub enum DeletionPlan {
 pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -> DeletionPlan {
     let policy = facts.common.deletion_policy;
     if policy == DeletionPolicy::DoNotTerminate {
-        let workload = match &observed.workload {
-            Some(live) => WorkloadReport::Exists {
-                what: format!("{} ({})", live.describe(), choice.why),
-                ready: live.ready_replicas(),
-                replicas: facts.replicas(),
-                pods: Vec::new(),
-                rolling: None,
-            },
-            None => WorkloadReport::NotCreated("deletion requested".into()),
-        };
+        let workload =
+            crate::plan::live_report(facts, choice, observed, "deletion requested".into());
         return DeletionPlan::Blocked(Report {
             deletion_blocked: true,
             ..Report::new(workload)

@@ -4,7 +4,9 @@ use dbtls_contract::api::{
     CommonSpec, MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore, SinglestoreTopology,
     TlsView,
 };
+use dbtls_contract::kinds::WorkloadPart;
 use dbtls_contract::{Database, DbKind};
+use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 
@@ -65,7 +67,8 @@ pub struct DbFacts<'a> {
     pub tls: Option<TlsView<'a>>,
     pub require_ssl: bool,
     pub extras: Extras<'a>,
-    requested_replicas: i64,
+    /// The workloads it runs: `<db>`, or a SingleStore cluster's aggregators and leaves.
+    pub parts: Vec<WorkloadPart>,
 }
 
 impl<'a> DbFacts<'a> {
@@ -79,22 +82,36 @@ impl<'a> DbFacts<'a> {
             tls: db.tls(),
             require_ssl: db.require_ssl(),
             extras: db.extras(),
-            requested_replicas: db.requested_replicas(),
+            parts: db.workload_parts(),
         }
     }
 
-    /// The replicas asked for, unchecked ([`Database::requested_replicas`]); `validate::spec`
-    /// refuses values outside 0..=i32::MAX.
-    pub fn requested_replicas(&self) -> i64 {
-        self.requested_replicas
+    /// The pods to run in all its workloads (validated: a part `validate::spec` would have
+    /// refused counts 0).
+    pub fn replicas(&self) -> i32 {
+        self.parts
+            .iter()
+            .map(replicas_of)
+            .fold(0, i32::saturating_add)
     }
 
-    /// The replicas to run (validated; 0 for a value `validate::spec` would have refused).
-    pub fn replicas(&self) -> i32 {
-        i32::try_from(self.requested_replicas())
-            .ok()
-            .filter(|r| *r >= 0)
-            .unwrap_or(0)
+    /// Whether it runs more than one workload, whose pods then carry `labels::WORKLOAD`.
+    pub fn clustered(&self) -> bool {
+        self.parts.iter().any(|p| p.role.is_some())
+    }
+
+    /// The storage of `part`'s pods: its SingleStore node's, else `spec.storage`.
+    pub fn storage_of(&self, part: &WorkloadPart) -> Option<&'a PersistentVolumeClaimSpec> {
+        let topology = self.extras.singlestore_topology;
+        let node = match part.role {
+            Some(dbtls_contract::kinds::ROLE_AGGREGATOR) => {
+                topology.and_then(|t| t.aggregator.as_ref())
+            }
+            Some(dbtls_contract::kinds::ROLE_LEAF) => topology.and_then(|t| t.leaf.as_ref()),
+            _ => None,
+        };
+        node.and_then(|n| n.storage.as_ref())
+            .or(self.common.storage)
     }
 
     /// The Secret holding `username`/`password`: the user's, or `<db>-auth`.
@@ -113,6 +130,14 @@ impl<'a> DbFacts<'a> {
             .filter(|n| !n.is_empty())
             .filter(|n| *n != dbtls_contract::names::auth_secret(&self.name))
     }
+}
+
+/// A part's pods to run (0 for a value `validate::spec` would have refused).
+pub fn replicas_of(part: &WorkloadPart) -> i32 {
+    i32::try_from(part.replicas)
+        .ok()
+        .filter(|r| *r >= 0)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

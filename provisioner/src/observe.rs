@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::tls::IssuerType;
-use dbtls_contract::{DbKind, names};
+use dbtls_contract::{DbKind, labels, names};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
@@ -44,9 +44,16 @@ pub struct Observed {
     /// The primary, governing and stats Services, where they exist (by name).
     pub services: Vec<Service>,
     pub config_secret: Option<Secret>,
+    /// The live workload of the database's first part (`<db>`, or a SingleStore cluster's
+    /// aggregators).
     pub workload: Option<Workload>,
-    /// The workload's pods by ordinal (`<db>-0` ..), None where one does not exist.
-    pub pods: Vec<Option<Pod>>,
+    /// The live workloads of its other parts (a SingleStore cluster's leaves), in order.
+    pub more_workloads: Vec<Option<Workload>>,
+    /// Workloads labelled as the database's under a name none of its parts has (what runs
+    /// from before `spec.topology` changed).
+    pub strays: Vec<Workload>,
+    /// Every pod its workloads should have, by name, None where one does not exist.
+    pub pods: Vec<(String, Option<Pod>)>,
     /// Every TLS Secret the spec needs, found or not, in alias order.
     pub tls_secrets: Vec<(String, Option<Secret>)>,
     /// The aliases issued by an ACME issuer (ProxySQL only).
@@ -57,6 +64,14 @@ pub struct Observed {
     /// A ProxySQL's backend, where it exists.
     pub backend: Option<Backend>,
     pub clock: Clock,
+}
+
+impl Observed {
+    /// The live workload of each part, in the order of [`DbFacts::parts`].
+    pub fn lives(&self) -> impl Iterator<Item = Option<&Workload>> {
+        std::iter::once(self.workload.as_ref())
+            .chain(self.more_workloads.iter().map(Option::as_ref))
+    }
 }
 
 /// The time of the reconcile, and how long kubelet may take to bring a changed Secret into
@@ -215,10 +230,34 @@ pub async fn observe(
         let found = tls_secret(client, stores, absent, ns, &name).await?;
         tls_secrets.push((name, found));
     }
-    let workload_name = names::workload(&facts.name);
-    let pods = (0..facts.replicas())
-        .map(|i| stores.pod(ns, &format!("{workload_name}-{i}")))
+    let pods = facts
+        .parts
+        .iter()
+        .flat_map(|part| part.pod_names())
+        .map(|name| {
+            let pod = stores.pod(ns, &name);
+            (name, pod)
+        })
         .collect();
+    let mut lives = facts
+        .parts
+        .iter()
+        .map(|part| stores.workload(workload_api, ns, &part.name));
+    let workload = lives.next().flatten();
+    let more_workloads = lives.collect();
+    let mut strays: Vec<Workload> = stores
+        .workloads_labelled(
+            workload_api,
+            ns,
+            &labels::for_database(facts.kind, &facts.name),
+        )
+        .into_iter()
+        .filter(|w| {
+            let name = w.meta().name.as_deref().unwrap_or_default();
+            !facts.parts.iter().any(|p| p.name == name)
+        })
+        .collect();
+    strays.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
     Ok(Observed {
         pods,
         user_auth_secret,
@@ -226,7 +265,9 @@ pub async fn observe(
         license_secret,
         services,
         config_secret: stores.secret(ns, &names::config_secret(&facts.name)),
-        workload: stores.workload(workload_api, ns, &names::workload(&facts.name)),
+        workload,
+        more_workloads,
+        strays,
         tls_secrets,
         acme,
         service_monitor: stores.service_monitor(ns, &names::stats_service(&facts.name)),

@@ -90,28 +90,44 @@ fn controls(meta: &ObjectMeta, facts: &DbFacts<'_>) -> bool {
     controlled_by(meta.owner_references.as_deref().unwrap_or_default(), uid)
 }
 
-/// The workload's report when nothing is (re)written: what exists, else why it does not.
-fn live_report(
+/// The workloads' report when nothing is (re)written: what exists, else why it does not.
+pub fn live_report(
     facts: &DbFacts<'_>,
     choice: &WorkloadChoice,
     observed: &Observed,
     why: String,
 ) -> WorkloadReport {
-    match &observed.workload {
-        Some(live) => WorkloadReport::Exists {
-            what: format!("{} ({})", live.describe(), choice.why),
-            ready: live.ready_replicas(),
-            replicas: facts.replicas(),
-            pods: pod_problems(facts, observed),
-            rolling: live.rollout(),
-        },
-        None => WorkloadReport::NotCreated(why),
+    let lives: Vec<&Workload> = observed.lives().flatten().collect();
+    if lives.is_empty() {
+        return WorkloadReport::NotCreated(why);
+    }
+    WorkloadReport::Exists {
+        what: format!("{} ({})", describe_all(lives.iter().copied()), choice.why),
+        ready: lives.iter().map(|l| l.ready_replicas()).sum(),
+        replicas: facts.replicas(),
+        pods: pod_problems(observed),
+        rolling: lives.iter().find_map(|l| l.rollout()),
     }
 }
 
-/// Why the workload's pods are not ready (kubelet's words).
-fn pod_problems(facts: &DbFacts<'_>, observed: &Observed) -> Vec<String> {
-    crate::pods::problems(&names::workload(&facts.name), &observed.pods)
+/// `PetSet a, PetSet b`.
+fn describe_all<'w>(workloads: impl IntoIterator<Item = &'w Workload>) -> String {
+    workloads
+        .into_iter()
+        .map(Workload::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `<kind> <name>[, <name>]` of the workloads the database should run.
+fn planned_workloads(facts: &DbFacts<'_>, choice: &WorkloadChoice) -> String {
+    let names: Vec<&str> = facts.parts.iter().map(|p| p.name.as_str()).collect();
+    format!("{} {}", choice.api.kind(), names.join(", "))
+}
+
+/// Why the workloads' pods are not ready (kubelet's words).
+fn pod_problems(observed: &Observed) -> Vec<String> {
+    crate::pods::problems(&observed.pods)
 }
 
 /// The plan of a database that cannot be provisioned as it is.
@@ -142,8 +158,9 @@ fn blocked(
 /// The database's runtime objects it controls (what Halt and deletion remove).
 pub fn runtime_objects(facts: &DbFacts<'_>, observed: &Observed) -> Vec<Delete> {
     let workload = observed
-        .workload
-        .iter()
+        .lives()
+        .flatten()
+        .chain(&observed.strays)
         .filter(|w| controls(w.meta(), facts))
         .map(|w| Delete::Workload(Box::new(w.clone())));
     let services = observed
@@ -262,7 +279,7 @@ fn config_step(
     facts: &DbFacts<'_>,
     desired: Option<Secret>,
     cached: Option<&Secret>,
-    live: Option<&Workload>,
+    observed: &Observed,
 ) -> (Option<Write>, Option<Delete>) {
     match (desired, cached) {
         (Some(desired), cached) => {
@@ -275,7 +292,10 @@ fn config_step(
             (write, None)
         }
         // Kept while the live template mounts it: a pod restarting mid-rollout needs it.
-        (None, Some(stale)) if controls(&stale.metadata, facts) && !mounts_config(facts, live) => {
+        (None, Some(stale))
+            if controls(&stale.metadata, facts)
+                && !observed.lives().any(|live| mounts_config(facts, live)) =>
+        {
             (None, Some(Delete::Secret(Box::new(stale.clone()))))
         }
         (None, _) => (None, None),
@@ -366,8 +386,11 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
     let (monitor_write, monitor_delete) = service_monitor_step(facts, observed);
     writes.extend(monitor_write);
     stale.extend(monitor_delete);
-    let live = observed.workload.as_ref();
-    if let Some(live) = live.filter(|l| !controls(l.meta(), facts)) {
+    if let Some(live) = observed
+        .lives()
+        .flatten()
+        .find(|l| !controls(l.meta(), facts))
+    {
         let invalid = Invalid::NameConflict {
             what: live.describe(),
         };
@@ -381,11 +404,25 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
             ..Plan::new(writes, stale)
         };
     }
+    let strays: Vec<&Workload> = observed
+        .strays
+        .iter()
+        .filter(|w| controls(w.meta(), facts))
+        .collect();
+    if !strays.is_empty() {
+        return Plan {
+            report: Report::new(WorkloadReport::TopologyChanged {
+                running: describe_all(strays),
+                planned: planned_workloads(facts, choice),
+            }),
+            requeue: Requeue::Immutable,
+            ..Plan::new(writes, stale)
+        };
+    }
     if let Some(why) = backend_wait(facts, observed) {
         let why = format!(
-            "{} {} is created once its backend is Ready: {why}",
-            choice.api.kind(),
-            names::workload(&facts.name)
+            "{} is created once its backend is Ready: {why}",
+            planned_workloads(facts, choice)
         );
         return Plan {
             report: Report::new(WorkloadReport::NotCreated(why)),
@@ -403,12 +440,12 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
         facts,
         desired.config.clone(),
         observed.config_secret.as_ref(),
-        live,
+        observed,
     );
     writes.extend(config_write);
     let (report, requeue) = match desired.hold_until {
         Some(until) => held(facts, choice, observed, until),
-        None => workload_step(facts, choice, &desired.workload, observed, &mut writes),
+        None => workload_step(facts, choice, &desired.workloads, observed, &mut writes),
     };
     let report = if desired.bridging {
         bridging(report)
@@ -435,9 +472,8 @@ fn waiting_for_tls(
     objects: Plan,
 ) -> Plan {
     let why = format!(
-        "{} {} is created once every TLS Secret is ready",
-        choice.api.kind(),
-        names::workload(&facts.name)
+        "{} is created once every TLS Secret is ready",
+        planned_workloads(facts, choice)
     );
     // Fixing an unusable Secret may not reach any watch of ours (it need not carry the
     // database's labels): look again with backoff.
@@ -503,60 +539,78 @@ fn monitor_note(facts: &DbFacts<'_>, observed: &Observed) -> Option<String> {
         })
 }
 
-/// The workload once every TLS Secret is ready: unchanged, refused (an immutable field), or
-/// written.
+/// What one workload needs: nothing, a write, or a change the API server refuses.
+enum PartStep {
+    UpToDate,
+    Write,
+    Immutable(String),
+}
+
+fn part_step(desired: &Workload, live: Option<&Workload>) -> PartStep {
+    let (Ok(want), Some(Ok(have))) = (desired.to_value(), live.map(Workload::to_value)) else {
+        return PartStep::Write;
+    };
+    if diff::is_subset(&want, &have) {
+        PartStep::UpToDate
+    } else if let Some(field) = immutable_change(&want, &have) {
+        PartStep::Immutable(field)
+    } else {
+        PartStep::Write
+    }
+}
+
+/// The workloads once every TLS Secret is ready: unchanged, refused (an immutable field), or
+/// written. A refused one holds back every write, so the parts never run different specs.
 fn workload_step(
     facts: &DbFacts<'_>,
     choice: &WorkloadChoice,
-    desired: &Workload,
+    desired: &[Workload],
     observed: &Observed,
     writes: &mut Vec<Write>,
 ) -> (WorkloadReport, Requeue) {
-    let live = observed.workload.as_ref();
-    let mut what = format!("{} ({})", desired.describe(), choice.why);
+    let lives: Vec<Option<&Workload>> = observed.lives().collect();
+    let mut what = format!("{} ({})", describe_all(desired), choice.why);
     what.extend(monitor_note(facts, observed));
-    let exists = |ready, rolling| WorkloadReport::Exists {
-        what: what.clone(),
-        ready,
-        rolling,
-        replicas: facts.replicas(),
-        pods: if live.is_some() {
-            pod_problems(facts, observed)
-        } else {
-            Vec::new()
-        },
-    };
-    let (Ok(want), Some(Ok(have))) = (desired.to_value(), live.map(Workload::to_value)) else {
-        writes.push(Write::Workload {
-            desired: Box::new(desired.clone()),
-            cached: live.cloned().map(Box::new),
-        });
-        return (
-            exists(
-                live.map_or(0, Workload::ready_replicas),
-                live.map(|_| UPDATING.to_string()),
-            ),
-            Requeue::Resync,
-        );
-    };
-    let ready = live.map_or(0, Workload::ready_replicas);
-    if diff::is_subset(&want, &have) {
-        return (
-            exists(ready, live.and_then(Workload::rollout)),
-            Requeue::Resync,
-        );
-    }
-    if let Some(field) = immutable_change(&want, &have) {
+    let steps: Vec<(PartStep, &Workload, Option<&Workload>)> = desired
+        .iter()
+        .zip(lives.iter().copied().chain(std::iter::repeat(None)))
+        .map(|(desired, live)| (part_step(desired, live), desired, live))
+        .collect();
+    if let Some(field) = steps.iter().find_map(|(step, _, _)| match step {
+        PartStep::Immutable(field) => Some(field.clone()),
+        _ => None,
+    }) {
         return (
             WorkloadReport::ImmutableField { what, field },
             Requeue::Immutable,
         );
     }
-    writes.push(Write::Workload {
-        desired: Box::new(desired.clone()),
-        cached: live.cloned().map(Box::new),
-    });
-    (exists(ready, Some(UPDATING.to_string())), Requeue::Resync)
+    let mut rolling = None;
+    for (step, desired, live) in &steps {
+        match step {
+            PartStep::Write => {
+                writes.push(Write::Workload {
+                    desired: Box::new((*desired).clone()),
+                    cached: live.cloned().map(Box::new),
+                });
+                rolling = rolling.or(live.map(|_| UPDATING.to_string()));
+            }
+            _ => rolling = rolling.or(live.and_then(Workload::rollout)),
+        }
+    }
+    let any_live = lives.iter().any(Option::is_some);
+    let report = WorkloadReport::Exists {
+        what,
+        ready: lives.iter().flatten().map(|l| l.ready_replicas()).sum(),
+        rolling,
+        replicas: facts.replicas(),
+        pods: if any_live {
+            pod_problems(observed)
+        } else {
+            Vec::new()
+        },
+    };
+    (report, Requeue::Resync)
 }
 
 /// What a Galera cluster switching TLS on or off reports while its nodes bridge.
@@ -585,12 +639,7 @@ pub fn settle(
         return (blocked.report, blocked.requeue);
     }
     if let Some(message) = &outcome.refused {
-        let what = format!(
-            "{} {} ({})",
-            choice.api.kind(),
-            names::workload(&facts.name),
-            choice.why
-        );
+        let what = format!("{} ({})", planned_workloads(facts, choice), choice.why);
         let report = Report {
             workload: WorkloadReport::ImmutableField {
                 what,

@@ -89,14 +89,13 @@ pub fn problem(pod: &Pod) -> Option<String> {
     })
 }
 
-/// Why the workload's pods are not ready: one entry per pod that is not, in ordinal order
-/// (`pods[i]` is pod `i`, None when it does not exist yet).
-pub fn problems(workload: &str, pods: &[Option<Pod>]) -> Vec<String> {
+/// Why the workloads' pods are not ready: one entry per pod that is not, in the order given
+/// (None: the pod does not exist yet).
+pub fn problems(pods: &[(String, Option<Pod>)]) -> Vec<String> {
     pods.iter()
-        .enumerate()
-        .filter_map(|(i, pod)| match pod {
+        .filter_map(|(name, pod)| match pod {
             Some(pod) => problem(pod),
-            None => Some(format!("pod {workload}-{i}: not created yet")),
+            None => Some(format!("pod {name}: not created yet")),
         })
         .collect()
 }
@@ -173,7 +172,7 @@ mod tests {
                 .contains("unbound immediate PersistentVolumeClaims")
         );
         assert_eq!(
-            problems("db", &[None]),
+            problems(&[("db-0".to_string(), None)]),
             ["pod db-0: not created yet".to_string()]
         );
     }

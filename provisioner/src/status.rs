@@ -28,6 +28,12 @@ pub enum WorkloadReport {
         what: String,
         field: String,
     },
+    /// Workloads of the database's other layout run (`spec.topology` was added or removed):
+    /// nothing is created or deleted in place.
+    TopologyChanged {
+        running: String,
+        planned: String,
+    },
     Halted,
 }
 
@@ -117,6 +123,13 @@ fn workload_condition(report: &WorkloadReport) -> Desired {
             Reason::ImmutableFieldChanged,
             format!(
                 "{what}: the change needs {field} to change, which the API server refuses; revert the spec change, or delete the workload (PVCs are kept) so that it is created again"
+            ),
+        ),
+        WorkloadReport::TopologyChanged { running, planned } => Desired::not(
+            t,
+            Reason::ImmutableFieldChanged,
+            format!(
+                "{running} runs the database as spec.topology was before; it cannot become {planned} in place: revert spec.topology, or delete {running} (PVCs are kept) so that {planned} is created"
             ),
         ),
         WorkloadReport::Halted => Desired::not(

@@ -21,9 +21,9 @@ pub enum Invalid {
         known: String,
     },
     #[error(
-        "spec.storage is required for {kind} with storageType Durable: set spec.storage (a PersistentVolumeClaim spec) or storageType: Ephemeral"
+        "{field} is required for {kind} with storageType Durable: set {field} (a PersistentVolumeClaim spec) or storageType: Ephemeral"
     )]
-    StorageMissing { kind: DbKind },
+    StorageMissing { kind: DbKind, field: String },
     #[error("spec.backend.name is required: name the MySQL-family database ProxySQL fronts")]
     BackendMissing,
     #[error(
@@ -34,8 +34,8 @@ pub enum Invalid {
     MssqlIssuerMissing,
     #[error("spec.requireSSL needs spec.tls: add spec.tls.issuerRef or drop requireSSL")]
     RequireSslWithoutTls,
-    #[error("spec.replicas {replicas} is out of range: use a number from 0 to 2147483647")]
-    ReplicasOutOfRange { replicas: i64 },
+    #[error("{field} {replicas} is out of range: use a number from 0 to 2147483647")]
+    ReplicasOutOfRange { field: String, replicas: i64 },
     #[error("{field} {why}")]
     Monitor { field: &'static str, why: String },
     #[error(
@@ -95,13 +95,16 @@ pub fn spec(db: &DbFacts<'_>) -> Result<String, Invalid> {
         })?;
     let needs_storage =
         kind != DbKind::ProxySQL && db.common.storage_type != Some(StorageType::Ephemeral);
-    let topology_storage = db
-        .extras
-        .singlestore_topology
-        .and_then(|t| t.aggregator.as_ref())
-        .is_some_and(|a| a.storage.is_some());
-    if needs_storage && db.common.storage.is_none() && !topology_storage {
-        return Err(Invalid::StorageMissing { kind });
+    if let Some(part) = db
+        .parts
+        .iter()
+        .find(|p| needs_storage && db.storage_of(p).is_none())
+    {
+        let field = match part.role {
+            Some(role) => format!("spec.topology.{role}.storage"),
+            None => "spec.storage".to_string(),
+        };
+        return Err(Invalid::StorageMissing { kind, field });
     }
     if kind == DbKind::ProxySQL && db.extras.backend.is_none_or(str::is_empty) {
         return Err(Invalid::BackendMissing);
@@ -115,9 +118,15 @@ pub fn spec(db: &DbFacts<'_>) -> Result<String, Invalid> {
     if db.require_ssl && db.tls.is_none() {
         return Err(Invalid::RequireSslWithoutTls);
     }
-    let replicas = db.requested_replicas();
-    if i32::try_from(replicas).is_err() || replicas < 0 {
-        return Err(Invalid::ReplicasOutOfRange { replicas });
+    for part in &db.parts {
+        let replicas = part.replicas;
+        if i32::try_from(replicas).is_err() || replicas < 0 {
+            let field = match part.role {
+                Some(role) => format!("spec.topology.{role}.replicas"),
+                None => "spec.replicas".to_string(),
+            };
+            return Err(Invalid::ReplicasOutOfRange { field, replicas });
+        }
     }
     exporter::monitor(db.common.monitor).map_err(|p| Invalid::Monitor {
         field: p.field,
@@ -206,9 +215,23 @@ mod tests {
         assert_eq!(
             spec(&DbFacts::of(&db)),
             Err(Invalid::StorageMissing {
-                kind: DbKind::MySQL
+                kind: DbKind::MySQL,
+                field: "spec.storage".into()
             })
         );
+        // A SingleStore cluster's leaves need storage too: theirs, or spec.storage.
+        let sdb: Singlestore = parse(
+            "metadata: {name: a, namespace: n}\nspec: {version: '8.7.10', licenseSecret: {name: l}, topology: {aggregator: {storage: {}}, leaf: {}}}",
+        );
+        let err = spec(&DbFacts::of(&sdb)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.topology.leaf.storage is required for Singlestore with storageType Durable: set spec.topology.leaf.storage (a PersistentVolumeClaim spec) or storageType: Ephemeral"
+        );
+        let sdb: Singlestore = parse(
+            "metadata: {name: a, namespace: n}\nspec: {version: '8.7.10', licenseSecret: {name: l}, storage: {}, topology: {aggregator: {}, leaf: {}}}",
+        );
+        assert!(spec(&DbFacts::of(&sdb)).is_ok());
         let db: MySQL = parse(
             "metadata: {name: a, namespace: n}\nspec: {version: '8.4.3', storageType: Ephemeral}",
         );
@@ -247,6 +270,14 @@ mod tests {
             assert!(err.to_string().contains(replicas), "{err}");
             assert_eq!(err.reason(), Reason::InvalidSpec);
         }
+        // A SingleStore cluster's node is named by its own field.
+        let sdb: Singlestore = parse(
+            "metadata: {name: a, namespace: n}\nspec: {version: '8.7.10', storageType: Ephemeral, licenseSecret: {name: l}, topology: {aggregator: {}, leaf: {replicas: -2}}}",
+        );
+        assert_eq!(
+            spec(&DbFacts::of(&sdb)).unwrap_err().to_string(),
+            "spec.topology.leaf.replicas -2 is out of range: use a number from 0 to 2147483647"
+        );
     }
 
     #[test]

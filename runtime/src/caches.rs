@@ -7,7 +7,7 @@
 //! deletions: a Certificate or TLS Secret deleted by hand, or an Issuer removed, must trigger
 //! the databases that used it. Every subscriber here gets each object applied or deleted, and
 //! after a re-list each object that vanished while the watch was down.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
@@ -20,6 +20,34 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
+
+/// The object `namespace/name` in `store`, copied out.
+pub fn get<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|k| (*k).clone())
+}
+
+/// The objects of `namespace` in `store` that carry every label of `labels`, copied out.
+pub fn labelled<K>(store: &Store<K>, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state_filter(|o| {
+            let meta = o.meta();
+            meta.namespace.as_deref() == Some(namespace)
+                && labels
+                    .iter()
+                    .all(|(k, v)| meta.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+        })
+        .into_iter()
+        .map(|o| (*o).clone())
+        .collect()
+}
 
 /// One shared list+watch of `K`.
 pub struct SharedWatch<K>

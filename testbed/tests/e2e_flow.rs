@@ -282,6 +282,104 @@ async fn an_mssql_availability_group_gets_its_endpoint_certificate_mounted() {
     );
 }
 
+/// A SingleStore cluster (`spec.topology`) runs KubeDB's two workloads, aggregators and leaves,
+/// each selecting its own pods and mounting the server certificate; every pod of both serves it,
+/// clients reach the aggregators, and dropping the topology takes nothing down.
+#[tokio::test]
+async fn a_singlestore_cluster_runs_aggregators_and_leaves_on_tls() {
+    let env = env().await;
+    env.create_ca_issuer("ca").await.unwrap();
+    let kind = DbKind::Singlestore;
+    let db = "sdb-cluster";
+    let standalone = Env::tls_database(kind, db, "Issuer", "ca");
+    let cluster = standalone.replace(
+        "  deletionPolicy:",
+        "  topology:\n    aggregator:\n      replicas: 1\n    leaf:\n      replicas: 2\n  deletionPolicy:",
+    );
+    env.apply_yaml(&cluster).await.unwrap();
+    for (name, replicas) in [(format!("{db}-aggregator"), 1), (format!("{db}-leaf"), 2)] {
+        let workload = env
+            .eventually(&name, DEADLINE, || async {
+                Ok(env.api::<StatefulSet>().get_opt(&name).await?)
+            })
+            .await
+            .unwrap();
+        let spec = workload.spec.unwrap();
+        assert_eq!(spec.replicas, Some(replicas));
+        let selected = spec.selector.match_labels.unwrap();
+        assert_eq!(selected["kubedb.com/petset"], name);
+        let template = serde_json::to_string(&spec.template).unwrap();
+        assert!(
+            template.contains(&format!("\"{db}-server-cert\""))
+                && template.contains("/etc/memsql/certs"),
+            "{name}: {template}"
+        );
+    }
+    assert!(
+        env.api::<StatefulSet>()
+            .get_opt(db)
+            .await
+            .unwrap()
+            .is_none(),
+        "no standalone workload"
+    );
+    let serving = env
+        .eventually(
+            "every pod of both serves the certificate",
+            DEADLINE,
+            || async {
+                let c = env.condition(kind, db, "TLSServing").await?;
+                Ok(c.filter(|c| c.status == "True").and_then(|c| c.message))
+            },
+        )
+        .await
+        .unwrap();
+    assert!(serving.starts_with("3 pods serve"), "{serving}");
+    condition_true(&env, kind, db, "WorkloadReady").await;
+    let primary = env
+        .api::<k8s_openapi::api::core::v1::Service>()
+        .get(db)
+        .await
+        .unwrap();
+    let selector = primary.spec.unwrap().selector.unwrap();
+    assert_eq!(selector["kubedb.com/petset"], format!("{db}-aggregator"));
+
+    // Back to a standalone: refused in place, nothing deleted.
+    env.apply_yaml(&standalone).await.unwrap();
+    let refused = env
+        .eventually("the topology change to be reported", DEADLINE, || async {
+            let c = env.condition(kind, db, "WorkloadReady").await?;
+            Ok(
+                c.filter(|c| c.reason.as_deref() == Some("ImmutableFieldChanged"))
+                    .and_then(|c| c.message),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(
+        refused.starts_with(&format!(
+            "StatefulSet {db}-aggregator, StatefulSet {db}-leaf runs the database as spec.topology was before"
+        )),
+        "{refused}"
+    );
+    for name in [format!("{db}-aggregator"), format!("{db}-leaf")] {
+        assert!(
+            env.api::<StatefulSet>()
+                .get_opt(&name)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(
+        env.api::<StatefulSet>()
+            .get_opt(db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[tokio::test]
 async fn a_running_database_moves_to_a_new_cluster_issuer() {
     let env = env().await;

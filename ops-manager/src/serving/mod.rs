@@ -90,24 +90,27 @@ pub struct Target<'a> {
     pub server_secret: &'a str,
     pub client_secret: &'a str,
     pub auth_secret: &'a str,
-    /// The pods the workload should have (`<db>-0` ..): one not created yet is not serving.
-    pub replicas: u32,
+    /// The pods the database's workloads should have (`<db>-0` ..): one not created yet is not
+    /// serving.
+    pub pods: Vec<String>,
 }
 
-/// The states of `pods` plus the ordinals below `replicas` that have no pod yet.
-fn with_missing(db: &DbRef, mut states: Vec<PodState>, replicas: u32) -> Vec<PodState> {
-    for ordinal in 0..replicas {
-        if !states.iter().any(|s| s.ordinal == ordinal) {
+/// The states of the pods that exist plus those of `expected` that do not yet, in the order of
+/// `expected` (pods it does not name, e.g. above a lowered replica count, last).
+fn with_missing(mut states: Vec<PodState>, expected: &[String]) -> Vec<PodState> {
+    for name in expected {
+        if !states.iter().any(|s| &s.name == name) {
             states.push(PodState {
-                name: format!("{}-{ordinal}", db.name),
-                ordinal,
+                name: name.clone(),
+                ordinal: observe::ordinal_of(name).unwrap_or_default(),
                 served: Served::NotReady("not created yet".into()),
                 reloads: 0,
                 failure: None,
             });
         }
     }
-    states.sort_by_key(|s| s.ordinal);
+    let position = |s: &PodState| expected.iter().position(|n| *n == s.name);
+    states.sort_by_key(|s| (position(s).unwrap_or(usize::MAX), s.ordinal));
     states
 }
 
@@ -164,7 +167,7 @@ impl Serving {
             return Ok(ServingOutcome::default());
         };
         let states = self.look_at_pods(db, &pods, &certificate).await;
-        let mut states = with_missing(db, states, target.replicas);
+        let mut states = with_missing(states, &target.pods);
         let way = self.way(db);
         let first = plan::plan(&certificate.serial, &states, way);
         if !first.reload.is_empty() {
@@ -752,12 +755,6 @@ mod tests {
 
     #[test]
     fn a_pod_not_created_yet_is_not_serving() {
-        let db = DbRef {
-            kind: dbtls_contract::DbKind::MySQL,
-            name: "db".into(),
-            namespace: "ns".into(),
-            uid: "u".into(),
-        };
         let present = PodState {
             name: "db-1".into(),
             ordinal: 1,
@@ -765,13 +762,33 @@ mod tests {
             reloads: 0,
             failure: None,
         };
-        let states = with_missing(&db, vec![present], 3);
+        let expected: Vec<String> = (0..3).map(|i| format!("db-{i}")).collect();
+        let states = with_missing(vec![present], &expected);
         let names: Vec<_> = states.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["db-0", "db-1", "db-2"]);
         assert_eq!(states[0].served, Served::NotReady("not created yet".into()));
         let plan = plan::plan("S", &states, Way::Restart);
         assert!(!plan.condition.unwrap().is_true());
         assert_eq!(plan.evict, None, "no restart while a pod is missing");
+    }
+
+    #[test]
+    fn a_cluster_s_pods_are_told_apart_by_name_not_ordinal() {
+        // A SingleStore cluster: aggregator-0 exists, leaf-0 (the same ordinal) does not.
+        let present = PodState {
+            name: "sdb-aggregator-0".into(),
+            ordinal: 0,
+            served: Served::Current,
+            reloads: 0,
+            failure: None,
+        };
+        let expected = ["sdb-aggregator-0", "sdb-leaf-0"].map(String::from);
+        let states = with_missing(vec![present], &expected);
+        let seen: Vec<(&str, bool)> = states
+            .iter()
+            .map(|s| (s.name.as_str(), s.served == Served::Current))
+            .collect();
+        assert_eq!(seen, [("sdb-aggregator-0", true), ("sdb-leaf-0", false)]);
     }
 
     #[test]

@@ -33,9 +33,14 @@ pub fn pod_views(pods: &[Pod], container: &str) -> Vec<PodView> {
     views
 }
 
+/// The ordinal of a workload's pod, from its name (`<workload>-<ordinal>`).
+pub fn ordinal_of(name: &str) -> Option<u32> {
+    name.rsplit('-').next()?.parse().ok()
+}
+
 fn view(pod: &Pod, container: &str) -> Option<PodView> {
     let name = pod.metadata.name.clone()?;
-    let ordinal = name.rsplit('-').next()?.parse().ok()?;
+    let ordinal = ordinal_of(&name)?;
     let status = pod.status.as_ref();
     let containers = status
         .and_then(|s| s.container_statuses.as_ref())

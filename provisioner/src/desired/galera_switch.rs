@@ -252,7 +252,7 @@ mod tests {
     fn settled_as(db: &PerconaXtraDB) -> Workload {
         let replicas = DbFacts::of(db).replicas();
         reported(
-            desired(db, &Observed::default()).workload,
+            desired(db, &Observed::default()).workloads.remove(0),
             replicas,
             replicas,
             replicas,
@@ -267,7 +267,12 @@ mod tests {
             workload: Some(settled_as(&opposite)),
             ..Observed::default()
         };
-        reported(desired(db, &observed).workload, replicas, updated, ready)
+        reported(
+            desired(db, &observed).workloads.remove(0),
+            replicas,
+            updated,
+            ready,
+        )
     }
 
     fn running(workload: &Workload) -> Replication {
@@ -475,13 +480,12 @@ mod tests {
         };
         let bridge = desired(&plain, &observed);
         assert!(bridge.bridging);
-        assert_eq!(running(&bridge.workload), Replication::Bridge);
+        assert_eq!(running(&bridge.workloads[0]), Replication::Bridge);
         let config = bridge.config.unwrap();
         let cnf = String::from_utf8(config.data.clone().unwrap()["sst-tls.cnf"].0.clone()).unwrap();
         assert_eq!(cnf, "[sst]\nssl-mode=DISABLED\n");
         assert_eq!(transfers_of(Some(&config)).unwrap().0, Transfers::Plaintext);
-        let spec = bridge
-            .workload
+        let spec = bridge.workloads[0]
             .pod_template()
             .unwrap()
             .spec
@@ -516,9 +520,14 @@ mod tests {
         };
         let off = desired(&plain, &observed);
         assert!(!off.bridging);
-        assert_eq!(running(&off.workload), Replication::Plain);
+        assert_eq!(running(&off.workloads[0]), Replication::Plain);
         assert!(off.config.is_none());
-        let off_spec = off.workload.pod_template().unwrap().spec.clone().unwrap();
+        let off_spec = off.workloads[0]
+            .pod_template()
+            .unwrap()
+            .spec
+            .clone()
+            .unwrap();
         assert!(off_spec.volumes.is_none());
     }
 
@@ -530,11 +539,10 @@ mod tests {
             ..Observed::default()
         };
         let bridge = desired(&tls, &observed);
-        assert_eq!(running(&bridge.workload), Replication::Bridge);
+        assert_eq!(running(&bridge.workloads[0]), Replication::Bridge);
         let config = bridge.config.unwrap();
         assert_eq!(transfers_of(Some(&config)).unwrap().0, Transfers::Plaintext);
-        let args = bridge
-            .workload
+        let args = bridge.workloads[0]
             .pod_template()
             .unwrap()
             .spec

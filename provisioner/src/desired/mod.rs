@@ -109,11 +109,12 @@ pub fn exporter_for(db: &DbFacts<'_>, acme: &AcmeAliases) -> Option<exporter::Si
     exporter::sidecar(db, &monitor, &db.auth_secret_name(), tls)
 }
 
-/// The workload to write, the config Secret it reads (if the kind needs one), and, for a
-/// Galera cluster switching TLS, where the switch is (see [`galera_switch`]).
+/// The workloads to write (one per [`DbFacts::parts`], in order), the config Secret they read
+/// (if the kind needs one), and, for a Galera cluster switching TLS, where the switch is (see
+/// [`galera_switch`]).
 #[derive(Clone, Debug)]
 pub struct DesiredWorkload {
-    pub workload: Workload,
+    pub workloads: Vec<Workload>,
     pub config: Option<Secret>,
     /// Galera replication bridged: the rollout is a step, not the end.
     pub bridging: bool,
@@ -211,9 +212,16 @@ pub fn workload_for(
         let since = switch.as_ref().map_or(0, |s| s.transfers_since);
         config.metadata.annotations = Some(galera_switch::transfers_annotations(transfers, since));
     }
-    let spec = workload::workload_spec(db, template);
+    let workloads = db
+        .parts
+        .iter()
+        .map(|part| {
+            let spec = workload::workload_spec(db, part, template.clone());
+            workload::workload(db, part, api, spec)
+        })
+        .collect();
     DesiredWorkload {
-        workload: workload::workload(db, api, spec),
+        workloads,
         config,
         bridging: switch
             .as_ref()
@@ -256,13 +264,16 @@ mod tests {
         let db: MySQL = load("mysql-require-ssl.yaml");
         let facts = DbFacts::of(&db);
         let DesiredWorkload {
-            workload, config, ..
+            mut workloads,
+            config,
+            ..
         } = workload_for(
             &facts,
             "mysql:8.4.3",
             WorkloadApi::StatefulSet,
             &Observed::default(),
         );
+        let workload = workloads.remove(0);
         assert!(config.is_none());
         no_sub_path(&workload);
         let sts = statefulset(workload.clone());
@@ -346,13 +357,16 @@ mod tests {
         let db: MySQL = load("mysql-no-tls.yaml");
         let facts = DbFacts::of(&db);
         let DesiredWorkload {
-            workload, config, ..
+            mut workloads,
+            config,
+            ..
         } = workload_for(
             &facts,
             "mysql:8.0.36",
             WorkloadApi::StatefulSet,
             &Observed::default(),
         );
+        let workload = workloads.remove(0);
         assert!(config.is_none());
         let pod = pod_spec(&workload);
         let mysql = db_container(&pod, "mysql");
@@ -387,7 +401,7 @@ mod tests {
             WorkloadApi::StatefulSet,
             &Observed::default(),
         );
-        let spec = pod_spec(&desired.workload);
+        let spec = pod_spec(&desired.workloads[0]);
         let exporter = db_container(&spec, "exporter");
         let args = exporter.args.clone().unwrap();
         assert_eq!(
@@ -475,7 +489,7 @@ mod tests {
             WorkloadApi::StatefulSet,
             &Observed::default(),
         );
-        assert_eq!(pod_spec(&desired.workload).containers.len(), 1);
+        assert_eq!(pod_spec(&desired.workloads[0]).containers.len(), 1);
         assert!(desired.config.is_none());
     }
 
@@ -492,12 +506,13 @@ mod tests {
     fn percona_mounts_each_alias_in_its_own_directory() {
         let db: PerconaXtraDB = load("percona-tls.yaml");
         let facts = DbFacts::of(&db);
-        let DesiredWorkload { workload, .. } = workload_for(
+        let DesiredWorkload { mut workloads, .. } = workload_for(
             &facts,
             "img",
             WorkloadApi::StatefulSet,
             &Observed::default(),
         );
+        let workload = workloads.remove(0);
         no_sub_path(&workload);
         let pod = pod_spec(&workload);
         let c = db_container(&pod, "perconaxtradb");
@@ -530,12 +545,13 @@ mod tests {
     fn proxysql_runs_without_storage_and_with_frontend_tls() {
         let db: ProxySQL = load("proxysql-tls.yaml");
         let facts = DbFacts::of(&db);
-        let DesiredWorkload { workload, .. } = workload_for(
+        let DesiredWorkload { mut workloads, .. } = workload_for(
             &facts,
             "proxysql/proxysql:2.7.1",
             WorkloadApi::StatefulSet,
             &Observed::default(),
         );
+        let workload = workloads.remove(0);
         no_sub_path(&workload);
         let pod = pod_spec(&workload);
         assert!(pod.init_containers.is_some());
@@ -561,8 +577,11 @@ mod tests {
         let db: MSSQLServer = load("mssql-client-tls.yaml");
         let facts = DbFacts::of(&db);
         let DesiredWorkload {
-            workload, config, ..
+            mut workloads,
+            config,
+            ..
         } = workload_for(&facts, "mssql:x", WorkloadApi::PetSet, &Observed::default());
+        let workload = workloads.remove(0);
         assert!(matches!(workload, Workload::PetSet(_)));
         no_sub_path(&workload);
         let config = config.unwrap();
@@ -592,8 +611,11 @@ mod tests {
         without.spec.tls.as_mut().unwrap().client_tls = Some(false);
         let facts = DbFacts::of(&without);
         let DesiredWorkload {
-            workload, config, ..
+            mut workloads,
+            config,
+            ..
         } = workload_for(&facts, "mssql:x", WorkloadApi::PetSet, &Observed::default());
+        let workload = workloads.remove(0);
         assert!(config.is_none());
         let volumes = pod_spec(&workload).volumes.unwrap();
         assert!(!volumes.iter().any(|v| v.name == "config"));
@@ -603,8 +625,9 @@ mod tests {
     fn singlestore_references_the_license_secret() {
         let db: Singlestore = load("singlestore-tls.yaml");
         let facts = DbFacts::of(&db);
-        let DesiredWorkload { workload, .. } =
+        let DesiredWorkload { mut workloads, .. } =
             workload_for(&facts, "img", WorkloadApi::PetSet, &Observed::default());
+        let workload = workloads.remove(0);
         let pod = pod_spec(&workload);
         let c = db_container(&pod, "singlestore");
         let license = c
@@ -631,12 +654,13 @@ mod tests {
             .unwrap(),
         );
         let facts = DbFacts::of(&db);
-        let DesiredWorkload { workload, .. } = workload_for(
+        let DesiredWorkload { mut workloads, .. } = workload_for(
             &facts,
             "mysql:8.0.36",
             WorkloadApi::StatefulSet,
             &Observed::default(),
         );
+        let workload = workloads.remove(0);
         let pod = pod_spec(&workload);
         assert_eq!(
             db_container(&pod, "mysql").image.as_deref(),

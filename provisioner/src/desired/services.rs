@@ -17,13 +17,18 @@ fn port(db: &DbFacts<'_>) -> ServicePort {
     }
 }
 
-/// ClusterIP Service clients connect to.
+/// ClusterIP Service clients connect to: every pod, or a SingleStore cluster's aggregators
+/// (its leaves take no client connections).
 pub fn primary(db: &DbFacts<'_>) -> Service {
+    let selector = match db.parts.first() {
+        Some(first) if db.clustered() => super::workload::pod_selector(db, first),
+        _ => labels::for_database(db.kind, &db.name),
+    };
     Service {
         metadata: child_meta(db, names::primary_service(&db.name)),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
-            selector: Some(labels::for_database(db.kind, &db.name)),
+            selector: Some(selector),
             ports: Some(vec![port(db)]),
             ..ServiceSpec::default()
         }),

@@ -1,4 +1,8 @@
-//! The workload `<db>`: a StatefulSet (apps/v1) or an AppsCode PetSet with the same fields.
+//! A workload of the database (`<db>`, or a SingleStore cluster's aggregators and leaves): a
+//! StatefulSet (apps/v1) or an AppsCode PetSet with the same fields.
+use std::collections::BTreeMap;
+
+use dbtls_contract::kinds::WorkloadPart;
 use dbtls_contract::petset::{PetSet, PetSetSpec};
 use dbtls_contract::{labels, names};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
@@ -7,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::child_meta;
 use super::pod::{DATA_VOLUME, durable};
-use crate::facts::DbFacts;
+use crate::facts::{DbFacts, replicas_of};
 use crate::workload::{Workload, WorkloadApi};
 
 /// The fields a StatefulSet and a PetSet share, which is all the provisioner sets.
@@ -20,17 +24,12 @@ pub struct WorkloadSpec {
     pub volume_claim_templates: Option<Vec<PersistentVolumeClaim>>,
 }
 
-/// The `data` PVC template from `spec.storage` (or a Singlestore topology's storage).
-fn claim_templates(db: &DbFacts<'_>) -> Option<Vec<PersistentVolumeClaim>> {
+/// The `data` PVC template from the part's storage (`spec.storage`, or its SingleStore node's).
+fn claim_templates(db: &DbFacts<'_>, part: &WorkloadPart) -> Option<Vec<PersistentVolumeClaim>> {
     if !durable(db) {
         return None;
     }
-    let storage = db.common.storage.or_else(|| {
-        db.extras
-            .singlestore_topology
-            .and_then(|t| t.aggregator.as_ref())
-            .and_then(|a| a.storage.as_ref())
-    })?;
+    let storage = db.storage_of(part)?;
     Some(vec![PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(DATA_VOLUME.to_string()),
@@ -42,21 +41,46 @@ fn claim_templates(db: &DbFacts<'_>) -> Option<Vec<PersistentVolumeClaim>> {
     }])
 }
 
-pub fn workload_spec(db: &DbFacts<'_>, template: PodTemplateSpec) -> WorkloadSpec {
+/// The labels `part`'s workload selects its pods by: the database's, plus the workload's name
+/// where the database runs several (their selectors must not overlap).
+pub fn pod_selector(db: &DbFacts<'_>, part: &WorkloadPart) -> BTreeMap<String, String> {
+    let mut selector = labels::for_database(db.kind, &db.name);
+    if part.role.is_some() {
+        selector.insert(labels::WORKLOAD.to_string(), part.name.clone());
+    }
+    selector
+}
+
+pub fn workload_spec(
+    db: &DbFacts<'_>,
+    part: &WorkloadPart,
+    mut template: PodTemplateSpec,
+) -> WorkloadSpec {
+    let selector = pod_selector(db, part);
+    let metadata = template.metadata.get_or_insert_with(ObjectMeta::default);
+    metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .extend(selector.clone());
     WorkloadSpec {
-        replicas: db.replicas(),
+        replicas: replicas_of(part),
         selector: LabelSelector {
-            match_labels: Some(labels::for_database(db.kind, &db.name)),
+            match_labels: Some(selector),
             match_expressions: None,
         },
         service_name: names::governing_service(&db.name),
         template,
-        volume_claim_templates: claim_templates(db),
+        volume_claim_templates: claim_templates(db, part),
     }
 }
 
-pub fn workload(db: &DbFacts<'_>, api: WorkloadApi, spec: WorkloadSpec) -> Workload {
-    let metadata = child_meta(db, names::workload(&db.name));
+pub fn workload(
+    db: &DbFacts<'_>,
+    part: &WorkloadPart,
+    api: WorkloadApi,
+    spec: WorkloadSpec,
+) -> Workload {
+    let metadata = child_meta(db, part.name.clone());
     match api {
         WorkloadApi::StatefulSet => Workload::StatefulSet(StatefulSet {
             metadata,

@@ -214,6 +214,147 @@ fn converged_objects_are_not_written_again() {
     ));
 }
 
+/// A SingleStore cluster with its license, Services and TLS Secrets in place.
+fn singlestore_cluster() -> Singlestore {
+    load("singlestore-cluster.yaml")
+}
+
+fn cluster_observed(facts: &DbFacts<'_>) -> Observed {
+    let mut observed = provisioned_objects(facts);
+    observed.license_secret = Some(secret("license-secret", &["license"]));
+    observed.tls_secrets = tls_ready(facts);
+    observed
+}
+
+fn planned_workloads_of(plan: &Plan) -> Vec<Workload> {
+    plan.writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Workload { desired, .. } => Some((**desired).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_singlestore_cluster_runs_aggregators_and_leaves_each_selecting_its_own_pods() {
+    let db = singlestore_cluster();
+    let facts = DbFacts::of(&db);
+    let choice = choose(WorkloadFlag::Auto, facts.kind, true);
+    let mut observed = cluster_observed(&facts);
+    let first = plan(&facts, &observed, &choice);
+    let built = planned_workloads_of(&first);
+    let shape: Vec<(String, i32, String, String)> = built
+        .iter()
+        .map(|w| {
+            let value = w.to_value().unwrap();
+            let spec = &value["spec"];
+            (
+                w.meta().name.clone().unwrap(),
+                spec["replicas"].as_i64().unwrap() as i32,
+                spec["selector"]["matchLabels"]["kubedb.com/petset"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                spec["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (
+                "sdb-aggregator".into(),
+                2,
+                "sdb-aggregator".into(),
+                "1Gi".into()
+            ),
+            ("sdb-leaf".into(), 3, "sdb-leaf".into(), "10Gi".into()),
+        ]
+    );
+    // Both serve TLS from the same Secrets, mounted alike.
+    let volumes: Vec<serde_json::Value> = built
+        .iter()
+        .map(|w| w.to_value().unwrap()["spec"]["template"]["spec"]["volumes"].clone())
+        .collect();
+    assert_eq!(volumes[0], volumes[1]);
+    // Clients reach the aggregators only.
+    let primary = services::primary(&facts);
+    let selector = primary.spec.unwrap().selector.unwrap();
+    assert_eq!(selector["kubedb.com/petset"], "sdb-aggregator");
+
+    // Both exist and are as built: nothing to write; the report counts every pod.
+    observed.workload = Some(stored(built[0].clone()));
+    observed.more_workloads = vec![Some(stored(built[1].clone()))];
+    let converged = plan(&facts, &observed, &choice);
+    assert!(converged.writes.is_empty(), "{:?}", writes(&converged));
+    match &converged.report.workload {
+        WorkloadReport::Exists { what, replicas, .. } => {
+            assert_eq!(*replicas, 5);
+            assert!(
+                what.starts_with("PetSet sdb-aggregator, PetSet sdb-leaf"),
+                "{what}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A leaf whose immutable field changed holds back the aggregators' writes too.
+    let mut changed = built[1].clone();
+    if let Workload::PetSet(p) = &mut changed {
+        p.spec.service_name = "elsewhere".into();
+    }
+    observed.more_workloads = vec![Some(stored(changed))];
+    let mut edited = db.clone();
+    if let Some(t) = edited.spec.topology.as_mut() {
+        t.aggregator.as_mut().unwrap().replicas = Some(4);
+    }
+    let edited_facts = DbFacts::of(&edited);
+    let held = plan(&edited_facts, &observed, &choice);
+    assert!(planned_workloads_of(&held).is_empty());
+    assert!(matches!(
+        &held.report.workload,
+        WorkloadReport::ImmutableField { field, .. } if field == "spec.serviceName"
+    ));
+}
+
+#[test]
+fn a_topology_change_leaves_what_runs_and_says_how_to_go_on() {
+    let db = singlestore_cluster();
+    let facts = DbFacts::of(&db);
+    let choice = choose(WorkloadFlag::Auto, facts.kind, true);
+    let mut observed = cluster_observed(&facts);
+    // The standalone `sdb` from before spec.topology, the database's own.
+    let standalone: Singlestore = load("singlestore-tls.yaml");
+    let mut before = crate::desired::workload_for(
+        &DbFacts::of(&standalone),
+        "img",
+        choice.api,
+        &Observed::default(),
+    )
+    .workloads
+    .remove(0);
+    before.meta_mut().owner_references = owned_by(&facts);
+    observed.strays = vec![stored(before)];
+    let planned = plan(&facts, &observed, &choice);
+    assert!(planned_workloads_of(&planned).is_empty());
+    assert!(planned.deletes.is_empty(), "nothing running is deleted");
+    assert_eq!(planned.requeue, Requeue::Immutable);
+    match &planned.report.workload {
+        WorkloadReport::TopologyChanged { running, planned } => {
+            assert_eq!(running, "PetSet sdb");
+            assert_eq!(planned, "PetSet sdb-aggregator, sdb-leaf");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Someone else's workload carrying the labels is not the database's: not in the way.
+    observed.strays[0].meta_mut().owner_references = None;
+    let planned = plan(&facts, &observed, &choice);
+    assert_eq!(planned_workloads_of(&planned).len(), 2);
+}
+
 #[test]
 fn a_changed_service_is_updated_over_the_cached_one() {
     let db: MySQL = load("mysql-no-tls.yaml");
@@ -241,7 +382,8 @@ fn someone_elses_workload_is_a_name_conflict_and_never_written() {
         WorkloadApi::StatefulSet,
         &Observed::default(),
     )
-    .workload;
+    .workloads
+    .remove(0);
     workload.meta_mut().owner_references = None;
     observed.workload = Some(stored(workload));
     let planned = plan(&facts, &observed, &choice);
@@ -278,7 +420,8 @@ fn an_immutable_change_is_reported_not_retried() {
         WorkloadApi::StatefulSet,
         &Observed::default(),
     )
-    .workload;
+    .workloads
+    .remove(0);
     if let Workload::StatefulSet(s) = &mut live {
         s.spec.as_mut().unwrap().service_name = Some("elsewhere".into());
     }
@@ -658,7 +801,7 @@ fn galera_leaving_tls() -> (
 fn a_galera_cluster_leaving_tls_reports_its_bridge_as_a_rollout_step() {
     let (without, built) = galera_leaving_tls();
     let facts = DbFacts::of(&without);
-    let live = built.workload;
+    let live = built.workloads[0].clone();
     let mut observed = provisioned_objects(&facts);
     observed.workload = Some(stored(live));
     let planned = plan(&facts, &observed, &sts_choice(facts.kind));
@@ -681,7 +824,7 @@ fn a_galera_cluster_leaving_tls_restarts_no_node_before_its_pods_read_plaintext_
     let (without, built) = galera_leaving_tls();
     let facts = DbFacts::of(&without);
     let mut observed = provisioned_objects(&facts);
-    observed.workload = Some(stored(built.workload));
+    observed.workload = Some(stored(built.workloads[0].clone()));
     observed.config_secret = built.config.map(|c| ours(&facts, c));
     observed.clock = crate::observe::Clock {
         now: 1_000,
