@@ -286,9 +286,12 @@ pub struct WorkloadPart {
 }
 
 impl WorkloadPart {
-    /// The pods the workload should have, by name.
+    /// The pods the workload should have, by name: none for a count no workload can have
+    /// (outside 0..=i32::MAX, which the provisioner refuses), so that a malformed spec costs
+    /// nothing to look at.
     pub fn pod_names(&self) -> impl Iterator<Item = String> + '_ {
-        (0..self.replicas.max(0)).map(|i| format!("{}-{i}", self.name))
+        let count = i32::try_from(self.replicas).map_or(0, |n| n.max(0));
+        (0..count).map(|i| format!("{}-{i}", self.name))
     }
 }
 
@@ -470,6 +473,13 @@ mod tests {
             ]
         );
         let pods: Vec<String> = parts.iter().flat_map(WorkloadPart::pod_names).collect();
+        // What the API server does not enforce (`format: int32`) names no pod.
+        let malformed = WorkloadPart {
+            name: "db".into(),
+            replicas: 4_294_967_296,
+            role: None,
+        };
+        assert_eq!(malformed.pod_names().count(), 0);
         assert_eq!(
             pods,
             [

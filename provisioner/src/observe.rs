@@ -230,6 +230,7 @@ pub async fn observe(
         let found = tls_secret(client, stores, absent, ns, &name).await?;
         tls_secrets.push((name, found));
     }
+    let (workload, more_workloads, strays) = workloads(stores, facts, workload_api);
     let pods = facts
         .parts
         .iter()
@@ -239,25 +240,6 @@ pub async fn observe(
             (name, pod)
         })
         .collect();
-    let mut lives = facts
-        .parts
-        .iter()
-        .map(|part| stores.workload(workload_api, ns, &part.name));
-    let workload = lives.next().flatten();
-    let more_workloads = lives.collect();
-    let mut strays: Vec<Workload> = stores
-        .workloads_labelled(
-            workload_api,
-            ns,
-            &labels::for_database(facts.kind, &facts.name),
-        )
-        .into_iter()
-        .filter(|w| {
-            let name = w.meta().name.as_deref().unwrap_or_default();
-            !facts.parts.iter().any(|p| p.name == name)
-        })
-        .collect();
-    strays.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
     Ok(Observed {
         pods,
         user_auth_secret,
@@ -275,6 +257,32 @@ pub async fn observe(
         backend,
         clock,
     })
+}
+
+/// The live workload of each of the database's parts (the first, then the others), and the
+/// workloads labelled as its own under other names (sorted by name).
+fn workloads(
+    stores: &Stores,
+    facts: &DbFacts<'_>,
+    api: WorkloadApi,
+) -> (Option<Workload>, Vec<Option<Workload>>, Vec<Workload>) {
+    let ns = facts.namespace.as_str();
+    let mut lives = facts
+        .parts
+        .iter()
+        .map(|part| stores.workload(api, ns, &part.name));
+    let first = lives.next().flatten();
+    let more = lives.collect();
+    let mut strays: Vec<Workload> = stores
+        .workloads_labelled(api, ns, &labels::for_database(facts.kind, &facts.name))
+        .into_iter()
+        .filter(|w| {
+            let name = w.meta().name.as_deref().unwrap_or_default();
+            !facts.parts.iter().any(|p| p.name == name)
+        })
+        .collect();
+    strays.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+    (first, more, strays)
 }
 
 /// A ProxySQL's backend: the MySQL of `spec.backend.name` in its namespace, else the

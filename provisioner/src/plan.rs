@@ -362,6 +362,52 @@ fn tls_state(facts: &DbFacts<'_>, observed: &Observed) -> TlsSecretsState {
     )
 }
 
+/// What keeps the workloads from being written whatever the TLS Secrets, with the report and
+/// when to look again: a workload of the database's names that is someone else's, workloads of
+/// its other layout (`spec.topology` changed), or a ProxySQL's backend that is not Ready.
+fn in_the_way(
+    facts: &DbFacts<'_>,
+    observed: &Observed,
+    choice: &WorkloadChoice,
+) -> Option<(Report, Requeue)> {
+    if let Some(live) = observed
+        .lives()
+        .flatten()
+        .find(|l| !controls(l.meta(), facts))
+    {
+        let invalid = Invalid::NameConflict {
+            what: live.describe(),
+        };
+        let why = format!("not created: {invalid}");
+        let report = Report {
+            invalid: Some(invalid),
+            ..Report::new(WorkloadReport::NotCreated(why))
+        };
+        return Some((report, Requeue::Wait));
+    }
+    let strays: Vec<&Workload> = observed
+        .strays
+        .iter()
+        .filter(|w| controls(w.meta(), facts))
+        .collect();
+    if !strays.is_empty() {
+        let report = Report::new(WorkloadReport::TopologyChanged {
+            running: describe_all(strays),
+            planned: planned_workloads(facts, choice),
+        });
+        return Some((report, Requeue::Immutable));
+    }
+    let why = backend_wait(facts, observed)?;
+    let why = format!(
+        "{} is created once its backend is Ready: {why}",
+        planned_workloads(facts, choice)
+    );
+    Some((
+        Report::new(WorkloadReport::NotCreated(why)),
+        Requeue::Resync,
+    ))
+}
+
 /// Decides what one reconcile of a live (not deleted) database does.
 pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -> Plan {
     let image = match validate_inputs(facts, observed) {
@@ -386,46 +432,10 @@ pub fn plan(facts: &DbFacts<'_>, observed: &Observed, choice: &WorkloadChoice) -
     let (monitor_write, monitor_delete) = service_monitor_step(facts, observed);
     writes.extend(monitor_write);
     stale.extend(monitor_delete);
-    if let Some(live) = observed
-        .lives()
-        .flatten()
-        .find(|l| !controls(l.meta(), facts))
-    {
-        let invalid = Invalid::NameConflict {
-            what: live.describe(),
-        };
-        let why = format!("not created: {invalid}");
+    if let Some((report, requeue)) = in_the_way(facts, observed, choice) {
         return Plan {
-            report: Report {
-                invalid: Some(invalid),
-                ..Report::new(WorkloadReport::NotCreated(why))
-            },
-            requeue: Requeue::Wait,
-            ..Plan::new(writes, stale)
-        };
-    }
-    let strays: Vec<&Workload> = observed
-        .strays
-        .iter()
-        .filter(|w| controls(w.meta(), facts))
-        .collect();
-    if !strays.is_empty() {
-        return Plan {
-            report: Report::new(WorkloadReport::TopologyChanged {
-                running: describe_all(strays),
-                planned: planned_workloads(facts, choice),
-            }),
-            requeue: Requeue::Immutable,
-            ..Plan::new(writes, stale)
-        };
-    }
-    if let Some(why) = backend_wait(facts, observed) {
-        let why = format!(
-            "{} is created once its backend is Ready: {why}",
-            planned_workloads(facts, choice)
-        );
-        return Plan {
-            report: Report::new(WorkloadReport::NotCreated(why)),
+            report,
+            requeue,
             ..Plan::new(writes, stale)
         };
     }
