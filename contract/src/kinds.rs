@@ -286,14 +286,23 @@ pub struct WorkloadPart {
 }
 
 impl WorkloadPart {
-    /// The pods the workload should have, by name: none for a count no workload can have
-    /// (outside 0..=i32::MAX, which the provisioner refuses), so that a malformed spec costs
-    /// nothing to look at.
+    /// The pods the workload should have, by name: none for a count the provisioner refuses
+    /// (outside 0..=[`MAX_REPLICAS`]), so that a bad spec costs nothing to look at.
     pub fn pod_names(&self) -> impl Iterator<Item = String> + '_ {
-        let count = i32::try_from(self.replicas).map_or(0, |n| n.max(0));
+        let count = if (0..=MAX_REPLICAS).contains(&self.replicas) {
+            self.replicas
+        } else {
+            0
+        };
         (0..count).map(|i| format!("{}-{i}", self.name))
     }
 }
+
+/// The most pods one workload of a database may ask for. The API server takes any int32, but
+/// both operators list a database's pods by name, and a count in the billions would make them
+/// build billions of names; 10,000 is far above what these engines cluster and below the
+/// 150,000 pods Kubernetes documents for a whole cluster.
+pub const MAX_REPLICAS: i64 = 10_000;
 
 /// KubeDB's defaults for a SingleStore cluster's nodes (its `SetDefaults`).
 pub const SINGLESTORE_AGGREGATOR_REPLICAS: i64 = 3;
@@ -473,13 +482,16 @@ mod tests {
             ]
         );
         let pods: Vec<String> = parts.iter().flat_map(WorkloadPart::pod_names).collect();
-        // What the API server does not enforce (`format: int32`) names no pod.
-        let malformed = WorkloadPart {
-            name: "db".into(),
-            replicas: 4_294_967_296,
-            role: None,
-        };
-        assert_eq!(malformed.pod_names().count(), 0);
+        // Counts the provisioner refuses name no pod (the API server does not even enforce
+        // `format: int32`).
+        for replicas in [4_294_967_296, 2_000_000_000, MAX_REPLICAS + 1, -1] {
+            let refused = WorkloadPart {
+                name: "db".into(),
+                replicas,
+                role: None,
+            };
+            assert_eq!(refused.pod_names().count(), 0, "{replicas}");
+        }
         assert_eq!(
             pods,
             [

@@ -136,7 +136,7 @@ impl<'a> DbFacts<'a> {
 pub fn replicas_of(part: &WorkloadPart) -> i32 {
     i32::try_from(part.replicas)
         .ok()
-        .filter(|r| *r >= 0)
+        .filter(|r| (0..=dbtls_contract::kinds::MAX_REPLICAS).contains(&i64::from(*r)))
         .unwrap_or(0)
 }
 

@@ -34,7 +34,7 @@ pub enum Invalid {
     MssqlIssuerMissing,
     #[error("spec.requireSSL needs spec.tls: add spec.tls.issuerRef or drop requireSSL")]
     RequireSslWithoutTls,
-    #[error("{field} {replicas} is out of range: use a number from 0 to 2147483647")]
+    #[error("{field} {replicas} is out of range: use a number from 0 to {max}", max = dbtls_contract::kinds::MAX_REPLICAS)]
     ReplicasOutOfRange { field: String, replicas: i64 },
     #[error("{field} {why}")]
     Monitor { field: &'static str, why: String },
@@ -120,7 +120,7 @@ pub fn spec(db: &DbFacts<'_>) -> Result<String, Invalid> {
     }
     for part in &db.parts {
         let replicas = part.replicas;
-        if i32::try_from(replicas).is_err() || replicas < 0 {
+        if !(0..=dbtls_contract::kinds::MAX_REPLICAS).contains(&replicas) {
             let field = match part.role {
                 Some(role) => format!("spec.topology.{role}.replicas"),
                 None => "spec.replicas".to_string(),
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn replicas_outside_int32_are_reported_not_undecodable() {
-        for replicas in ["4294967296", "-1"] {
+        for replicas in ["4294967296", "2000000000", "10001", "-1"] {
             let db: MySQL = parse(&format!(
                 "metadata: {{name: a, namespace: n}}\nspec: {{version: '8.4.3', storageType: Ephemeral, replicas: {replicas}}}"
             ));
@@ -276,7 +276,7 @@ mod tests {
         );
         assert_eq!(
             spec(&DbFacts::of(&sdb)).unwrap_err().to_string(),
-            "spec.topology.leaf.replicas -2 is out of range: use a number from 0 to 2147483647"
+            "spec.topology.leaf.replicas -2 is out of range: use a number from 0 to 10000"
         );
     }
 
