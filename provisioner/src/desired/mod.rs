@@ -230,6 +230,23 @@ pub fn workload_for(
     }
 }
 
+/// `secret:key->path` of each file a projected volume takes from a Secret, for tests.
+#[cfg(test)]
+pub(crate) fn projected_files(volume: &k8s_openapi::api::core::v1::Volume) -> Vec<String> {
+    volume
+        .projected
+        .iter()
+        .flat_map(|p| p.sources.iter().flatten())
+        .filter_map(|source| source.secret.as_ref())
+        .flat_map(|s| {
+            s.items
+                .iter()
+                .flatten()
+                .map(move |i| format!("{}:{}->{}", s.name, i.key, i.path))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -452,23 +469,8 @@ mod tests {
             .iter()
             .find(|v| v.name == "exporter-tls-volume")
             .unwrap();
-        let files: Vec<String> = volume
-            .projected
-            .as_ref()
-            .unwrap()
-            .sources
-            .iter()
-            .flatten()
-            .flat_map(|p| {
-                let s = p.secret.clone().unwrap();
-                s.items
-                    .unwrap()
-                    .into_iter()
-                    .map(move |i| format!("{}:{}->{}", s.name, i.key, i.path))
-            })
-            .collect();
         assert_eq!(
-            files,
+            projected_files(volume),
             [
                 "mon-db-ca-bundle:ca.crt->ca.crt",
                 "mon-db-metrics-exporter-cert:tls.crt->exporter.crt",

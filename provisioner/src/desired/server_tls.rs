@@ -532,22 +532,8 @@ mod tests {
         });
         assert_eq!(mount.mount_path, "/var/lib/certs");
         assert_eq!(env_var, env("BACKEND_TLS_ENABLED", "true"));
-        let files: Vec<String> = volume
-            .projected
-            .unwrap()
-            .sources
-            .into_iter()
-            .flatten()
-            .flat_map(|p| {
-                let s = p.secret.unwrap();
-                s.items
-                    .unwrap()
-                    .into_iter()
-                    .map(move |i| format!("{}:{}->{}", s.name, i.key, i.path))
-            })
-            .collect();
         assert_eq!(
-            files,
+            crate::desired::projected_files(&volume),
             [
                 "be-ca-bundle:ca.crt->ca.crt",
                 "be-client-cert:tls.crt->client.crt",
