@@ -3,12 +3,12 @@
 //! they changed, progress-only changes coalesced, and an Event for every transition.
 use std::time::Duration;
 
+use crate::events::Recorder;
 use dbtls_contract::Database;
 use dbtls_contract::api::{Condition, DatabasePhase, DatabaseStatus};
 use dbtls_contract::conditions::{ConditionType, Writer};
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::events::Recorder;
 use serde_json::json;
 
 use crate::coalesce::{self, Progress, StatusCoalescer};

@@ -331,6 +331,87 @@ async fn the_operators_events_are_stored() {
     c.finish().await;
 }
 
+/// Repeats of an Event are one Event whose `series` counts them (the recorder sends only the
+/// series), each related pod keeps its own, and a repeat after its Event was deleted (expired
+/// on the server) starts a new Event rather than failing.
+#[tokio::test]
+async fn repeated_events_are_one_series_and_a_deleted_one_starts_again() {
+    let c = Conformance::start().await;
+    let db = c.mysql("db").await;
+    let regarding: ObjectReference = db.object_ref(&());
+    let recorder = events::recorder(c.client.clone(), PROVISIONER_REPORTER);
+    let pod = |name: &str| ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(name.into()),
+        namespace: Some(c.namespace.clone()),
+        ..ObjectReference::default()
+    };
+    let say = |related: Option<ObjectReference>, note: &'static str| {
+        events::publish_related(
+            &recorder,
+            &regarding,
+            related,
+            true,
+            "Waiting",
+            "Provision",
+            note,
+        )
+    };
+    say(None, "first").await;
+    say(None, "second").await;
+    say(None, "third").await;
+    say(Some(pod("db-0")), "pod").await;
+    let ours = |items: Vec<Event>| -> Vec<Event> {
+        items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("Waiting"))
+            .collect()
+    };
+    let stored = ours(
+        c.api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items,
+    );
+    assert_eq!(
+        stored.len(),
+        2,
+        "one series for the database, one for its pod: {stored:?}"
+    );
+    let series = stored.iter().find(|e| e.related.is_none()).unwrap();
+    assert_eq!(series.series.as_ref().map(|s| s.count), Some(3));
+    assert_eq!(
+        series.note.as_deref(),
+        Some("first"),
+        "a series keeps its first note"
+    );
+    let on_pod = stored.iter().find(|e| e.related.is_some()).unwrap();
+    assert!(on_pod.series.is_none(), "seen once");
+
+    c.api::<Event>()
+        .delete(&series.name_any(), &DeleteParams::default())
+        .await
+        .unwrap();
+    say(None, "after the delete").await;
+    let again = ours(
+        c.api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items,
+    );
+    let fresh = again
+        .iter()
+        .find(|e| e.related.is_none())
+        .expect("a new Event for the repeat");
+    assert_ne!(fresh.name_any(), series.name_any());
+    assert_eq!(fresh.note.as_deref(), Some("after the delete"));
+    assert!(fresh.series.is_none(), "a new series starts at one");
+    c.finish().await;
+}
+
 /// Finalizers are qualified names (`ValidateObjectMeta`), on every kind and every write.
 #[tokio::test]
 async fn finalizers_must_be_qualified_names() {

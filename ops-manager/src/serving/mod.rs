@@ -21,8 +21,8 @@ use dbtls_contract::conditions::Reason;
 use dbtls_contract::labels;
 use dbtls_runtime::conditions::Desired;
 use dbtls_runtime::events;
+use dbtls_runtime::events::Recorder;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::Recorder;
 
 use crate::caches::Stores;
 use crate::db::DbRef;
