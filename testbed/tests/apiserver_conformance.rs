@@ -362,19 +362,14 @@ async fn repeated_events_are_one_series_and_a_deleted_one_starts_again() {
     say(None, "second").await;
     say(None, "third").await;
     say(Some(pod("db-0")), "pod").await;
-    let ours = |items: Vec<Event>| -> Vec<Event> {
-        items
-            .into_iter()
+    let events = c.api::<Event>();
+    let ours = async || -> Vec<Event> {
+        let all = events.list(&ListParams::default()).await.unwrap().items;
+        all.into_iter()
             .filter(|e| e.reason.as_deref() == Some("Waiting"))
             .collect()
     };
-    let stored = ours(
-        c.api::<Event>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items,
-    );
+    let stored = ours().await;
     assert_eq!(
         stored.len(),
         2,
@@ -390,18 +385,12 @@ async fn repeated_events_are_one_series_and_a_deleted_one_starts_again() {
     let on_pod = stored.iter().find(|e| e.related.is_some()).unwrap();
     assert!(on_pod.series.is_none(), "seen once");
 
-    c.api::<Event>()
+    events
         .delete(&series.name_any(), &DeleteParams::default())
         .await
         .unwrap();
     say(None, "after the delete").await;
-    let again = ours(
-        c.api::<Event>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items,
-    );
+    let again = ours().await;
     let fresh = again
         .iter()
         .find(|e| e.related.is_none())
