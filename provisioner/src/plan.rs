@@ -200,7 +200,7 @@ fn validate_inputs(facts: &DbFacts<'_>, observed: &Observed) -> Result<String, I
 /// The Services the database has: primary, governing, and the exporter's stats Service while
 /// `spec.monitor` runs an exporter.
 fn desired_services(facts: &DbFacts<'_>) -> Vec<Service> {
-    let stats = exporter::monitor(facts.common.monitor)
+    let stats = exporter::monitor(facts.common.monitor, facts.kind)
         .ok()
         .flatten()
         .filter(|_| exporter::supported(facts.kind))
@@ -228,7 +228,7 @@ fn service_monitor_step(
     facts: &DbFacts<'_>,
     observed: &Observed,
 ) -> (Option<Write>, Option<Delete>) {
-    let desired = exporter::monitor(facts.common.monitor)
+    let desired = exporter::monitor(facts.common.monitor, facts.kind)
         .ok()
         .flatten()
         .filter(|m| m.agent == exporter::Agent::PrometheusOperator)
@@ -535,7 +535,9 @@ fn held(
 /// What of `spec.monitor` cannot be done here, said where the user looks for the pods rather
 /// than by refusing the database.
 fn monitor_note(facts: &DbFacts<'_>, observed: &Observed) -> Option<String> {
-    let monitor = exporter::monitor(facts.common.monitor).ok().flatten()?;
+    let monitor = exporter::monitor(facts.common.monitor, facts.kind)
+        .ok()
+        .flatten()?;
     if !exporter::supported(facts.kind) {
         return Some(format!(
             "; spec.monitor: no exporter for {} yet, none runs",

@@ -128,7 +128,7 @@ pub fn spec(db: &DbFacts<'_>) -> Result<String, Invalid> {
             return Err(Invalid::ReplicasOutOfRange { field, replicas });
         }
     }
-    exporter::monitor(db.common.monitor).map_err(|p| Invalid::Monitor {
+    exporter::monitor(db.common.monitor, db.kind).map_err(|p| Invalid::Monitor {
         field: p.field,
         why: p.why,
     })?;

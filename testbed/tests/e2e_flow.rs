@@ -7,9 +7,9 @@ use dbtls_contract::DbKind;
 use dbtls_contract::certmanager::Certificate;
 use dbtls_contract::tls;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use testbed::certmanager::inspect;
-use testbed::harness::{Env, EnvOptions};
+use testbed::harness::{Env, EnvOptions, projected_secrets};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -33,6 +33,28 @@ async fn condition_true(env: &Env, kind: DbKind, db: &str, type_: &str) {
     })
     .await
     .unwrap();
+}
+
+/// A database of `kind` on a CA Issuer `ca`, with `extra` (YAML lines of its spec) added.
+async fn tls_database_with(env: &Env, kind: DbKind, db: &str, extra: &str) {
+    env.create_ca_issuer("ca").await.unwrap();
+    let yaml = Env::tls_database(kind, db, "Issuer", "ca")
+        .replace("  deletionPolicy:", &format!("{extra}  deletionPolicy:"));
+    env.apply_yaml(&yaml).await.unwrap();
+}
+
+/// The pod template of the StatefulSet `db`, once it exists.
+async fn workload_pod(env: &Env, db: &str) -> k8s_openapi::api::core::v1::PodSpec {
+    let workload = env
+        .eventually(&format!("the workload {db}"), DEADLINE, || async {
+            Ok(env.api::<StatefulSet>().get_opt(db).await?)
+        })
+        .await
+        .unwrap();
+    workload
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("a pod template")
 }
 
 /// The leaf of a TLS Secret, checked against the CA that should have signed it.
@@ -232,14 +254,10 @@ async fn a_proxysql_waits_for_its_backend_and_reaches_it_over_tls() {
 #[tokio::test]
 async fn an_mssql_availability_group_gets_its_endpoint_certificate_mounted() {
     let env = env().await;
-    env.create_ca_issuer("ca").await.unwrap();
     let kind = DbKind::MSSQLServer;
     let db = "ms-ag";
-    let yaml = Env::tls_database(kind, db, "Issuer", "ca").replace(
-        "  deletionPolicy:",
-        "  replicas: 3\n  topology:\n    mode: AvailabilityGroup\n    availabilityGroup:\n      databases: [agdb]\n  deletionPolicy:",
-    );
-    env.apply_yaml(&yaml).await.unwrap();
+    let topology = "  replicas: 3\n  topology:\n    mode: AvailabilityGroup\n    availabilityGroup:\n      databases: [agdb]\n";
+    tls_database_with(&env, kind, db, topology).await;
     for condition in ["CertificatesReady", "TLSSecretsReady"] {
         condition_true(&env, kind, db, condition).await;
     }
@@ -256,30 +274,93 @@ async fn an_mssql_availability_group_gets_its_endpoint_certificate_mounted() {
         .await
         .unwrap();
     assert!(secret.data.unwrap().contains_key("tls.key"));
-    let workload = env
-        .eventually("the MSSQLServer workload", DEADLINE, || async {
-            Ok(env.api::<StatefulSet>().get_opt(db).await?)
-        })
-        .await
-        .unwrap();
-    let pod = workload.spec.unwrap().template.spec.unwrap();
+    let pod = workload_pod(&env, db).await;
     let mounted = pod
         .containers
         .iter()
         .flat_map(|c| c.volume_mounts.iter().flatten())
         .any(|m| m.name == "endpoint-cert" && m.mount_path == "/var/opt/mssql/endpoint-cert");
     assert!(mounted, "endpoint-cert not mounted");
-    let volume = pod
-        .volumes
-        .unwrap()
-        .into_iter()
-        .find(|v| v.name == "endpoint-cert")
-        .unwrap();
-    let sources = serde_json::to_string(&volume).unwrap();
+    let sources = projected_secrets(&pod, "endpoint-cert");
     assert!(
-        sources.contains(&format!("\"{db}-endpoint-cert\"")),
-        "{sources}"
+        sources.contains(&format!("{db}-endpoint-cert")),
+        "{sources:?}"
     );
+}
+
+/// A monitored MSSQLServer runs `sql_exporter` on KubeDB's port 9399, reaching SQL Server over
+/// TLS checked against the database's CA bundle, with its login from the auth Secret as
+/// environment (not in the config Secret), and the stats Service on that port.
+#[tokio::test]
+async fn a_monitored_mssql_runs_sql_exporter_over_tls_checked_against_its_ca() {
+    let env = env().await;
+    let kind = DbKind::MSSQLServer;
+    let db = "ms-mon";
+    tls_database_with(
+        &env,
+        kind,
+        db,
+        "  monitor:\n    agent: prometheus.io/builtin\n",
+    )
+    .await;
+    let pod = workload_pod(&env, db).await;
+    let exporter = pod
+        .containers
+        .iter()
+        .find(|c| c.name == "exporter")
+        .expect("an exporter sidecar");
+    assert!(
+        exporter
+            .image
+            .as_deref()
+            .unwrap_or_default()
+            .contains("sql_exporter"),
+        "{:?}",
+        exporter.image
+    );
+    let env_vars = exporter.env.clone().unwrap_or_default();
+    let dsn = env_vars
+        .iter()
+        .find(|e| e.name == "SQLEXPORTER_TARGET_DSN")
+        .and_then(|e| e.value.clone())
+        .unwrap();
+    assert!(
+        dsn.contains("encrypt=true&certificate=/etc/sql_exporter/ca.crt"),
+        "{dsn}"
+    );
+    let password = env_vars
+        .iter()
+        .find(|e| e.name == "EXPORTER_PASSWORD")
+        .and_then(|e| e.value_from.clone())
+        .and_then(|v| v.secret_key_ref)
+        .unwrap();
+    assert_eq!(password.name, format!("{db}-auth"));
+    let sources = projected_secrets(&pod, "exporter-tls-volume");
+    assert_eq!(sources, [format!("{db}-config"), format!("{db}-ca-bundle")]);
+    let config = env
+        .api::<Secret>()
+        .get(&format!("{db}-config"))
+        .await
+        .unwrap();
+    let file = String::from_utf8(config.data.unwrap()["sql_exporter.yml"].0.clone()).unwrap();
+    assert!(file.contains("sqlserver://localhost:1433"), "{file}");
+    let stats = env
+        .eventually("the stats Service", DEADLINE, || async {
+            Ok(env.api::<Service>().get_opt(&format!("{db}-stats")).await?)
+        })
+        .await
+        .unwrap();
+    let annotations = stats.metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations["prometheus.io/port"], "9399");
+    assert_eq!(stats.spec.unwrap().ports.unwrap()[0].port, 9399);
+    let ready = env
+        .eventually("WorkloadReady reported", DEADLINE, || async {
+            env.condition(kind, db, "WorkloadReady").await
+        })
+        .await
+        .unwrap();
+    let message = ready.message.unwrap_or_default();
+    assert!(!message.contains("no exporter"), "{message}");
 }
 
 /// A SingleStore cluster (`spec.topology`) runs KubeDB's two workloads, aggregators and leaves,

@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
-use testbed::harness::{Env, EnvOptions};
+use testbed::harness::{Env, EnvOptions, projected_secrets};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const KIND: DbKind = DbKind::MySQL;
@@ -210,15 +210,9 @@ async fn spec_monitor_runs_an_exporter_with_its_certificate_and_stats_service() 
             .flatten()
             .any(|a| a == "--config.my-cnf=/etc/mysql/certs/exporter.cnf")
     );
-    let volume = pod
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == "exporter-tls-volume")
-        .unwrap();
-    let sources = serde_json::to_string(volume).unwrap();
+    let sources = projected_secrets(&pod, "exporter-tls-volume");
     for secret in ["mon-metrics-exporter-cert", "mon-ca-bundle", "mon-config"] {
-        assert!(sources.contains(&format!("\"{secret}\"")), "{sources}");
+        assert!(sources.iter().any(|s| s == secret), "{sources:?}");
     }
     let config = wait_present(&env, &env.api::<Secret>(), "mon-config").await;
     let cnf = String::from_utf8(config.data.unwrap()["exporter.cnf"].0.clone()).unwrap();

@@ -6,7 +6,8 @@
 //! `exporter-tls-volume` at `/etc/mysql/certs` in the exporter container (`ca.crt`,
 //! `exporter.crt`, `exporter.key`, and `exporter.cnf` from the config Secret), started with
 //! `--config.my-cnf=/etc/mysql/certs/exporter.cnf`. The credentials come from the auth Secret
-//! as environment (never written into the config Secret).
+//! as environment (never written into the config Secret). MSSQLServer runs `sql_exporter`
+//! ([`super::sql_exporter`]). Each kind's default port is KubeDB's.
 use std::collections::BTreeMap;
 
 use dbtls_contract::DbKind;
@@ -14,8 +15,8 @@ use dbtls_contract::api::Opaque;
 use dbtls_contract::monitoring::{Endpoint, NamespaceSelector, ServiceMonitor, ServiceMonitorSpec};
 use dbtls_contract::{labels, names};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, Probe, ProjectedVolumeSource, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, HTTPGetAction, Probe, ProjectedVolumeSource, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -25,11 +26,14 @@ use super::auth::{PASSWORD_KEY, USERNAME_KEY};
 use super::child_meta;
 use super::pod::secret_env;
 use super::server_tls::{CA_KEY, CERT_KEY, KEY_KEY, item, projection};
+use super::sql_exporter::{self, ServerTrust};
 use crate::facts::DbFacts;
 
 pub const CONTAINER: &str = "exporter";
-/// KubeDB's exporter port and the stats Service's port name.
+/// KubeDB's exporter port for the MySQL family, and the stats Service's port name.
 pub const DEFAULT_PORT: i32 = 56790;
+/// KubeDB's exporter port for MSSQLServer (`sql_exporter`'s own default).
+pub const MSSQL_PORT: i32 = 9399;
 pub const PORT_NAME: &str = "metrics";
 /// The exporter's config file in the config Secret `<db>-config`.
 pub const CNF: &str = "exporter.cnf";
@@ -99,8 +103,16 @@ fn problem(field: &'static str, why: impl Into<String>) -> MonitorProblem {
     }
 }
 
-/// `spec.monitor`, read; None when it is not set.
-pub fn monitor(spec: Option<&Opaque>) -> Result<Option<Monitor>, MonitorProblem> {
+/// KubeDB's default `spec.monitor.prometheus.exporter.port` for `kind`.
+pub fn default_port(kind: DbKind) -> i32 {
+    match kind {
+        DbKind::MSSQLServer => MSSQL_PORT,
+        _ => DEFAULT_PORT,
+    }
+}
+
+/// `spec.monitor` of a database of `kind`, read; None when it is not set.
+pub fn monitor(spec: Option<&Opaque>, kind: DbKind) -> Result<Option<Monitor>, MonitorProblem> {
     let Some(spec) = spec else {
         return Ok(None);
     };
@@ -109,7 +121,7 @@ pub fn monitor(spec: Option<&Opaque>) -> Result<Option<Monitor>, MonitorProblem>
     let service_monitor = prometheus("serviceMonitor");
     Ok(Some(Monitor {
         agent: agent(spec.0.get("agent"))?,
-        port: port(exporter.and_then(|e| e.get("port")))?,
+        port: port(exporter.and_then(|e| e.get("port")), default_port(kind))?,
         args: args(exporter.and_then(|e| e.get("args")))?,
         service_monitor_labels: service_monitor_labels(
             service_monitor.and_then(|m| m.get("labels")),
@@ -139,9 +151,9 @@ fn agent(value: Option<&Value>) -> Result<Agent, MonitorProblem> {
     }
 }
 
-fn port(value: Option<&Value>) -> Result<i32, MonitorProblem> {
+fn port(value: Option<&Value>, default: i32) -> Result<i32, MonitorProblem> {
     match value {
-        None | Some(Value::Null) => Ok(DEFAULT_PORT),
+        None | Some(Value::Null) => Ok(default),
         Some(port) => port
             .as_i64()
             .and_then(|p| i32::try_from(p).ok())
@@ -204,14 +216,18 @@ fn interval(value: Option<&Value>) -> Result<Option<String>, MonitorProblem> {
 
 /// Whether dbtls runs an exporter for `kind` (the others keep `spec.monitor` unused, and say so).
 pub fn supported(kind: DbKind) -> bool {
-    matches!(kind, DbKind::MySQL | DbKind::PerconaXtraDB)
+    matches!(
+        kind,
+        DbKind::MySQL | DbKind::PerconaXtraDB | DbKind::MSSQLServer
+    )
 }
 
-/// The TLS the exporter connects with: the `metrics-exporter` Secret and the CA bundle.
+/// The TLS the exporter connects with: the `metrics-exporter` Secret (None where the kind has
+/// none, as MSSQLServer) and the CA bundle (None for an ACME server certificate).
 #[derive(Clone, Copy, Debug)]
 pub struct ExporterTls<'a> {
-    pub secret: &'a str,
-    pub ca_bundle: &'a str,
+    pub secret: Option<&'a str>,
+    pub ca_bundle: Option<&'a str>,
 }
 
 /// The exporter container, its volume and its config file.
@@ -240,15 +256,47 @@ pub fn sidecar(
     auth_secret: &str,
     tls: Option<ExporterTls<'_>>,
 ) -> Option<Sidecar> {
-    if !supported(db.kind) {
-        return None;
-    }
     let server_port = db.kind.profile().port;
+    match db.kind {
+        DbKind::MySQL | DbKind::PerconaXtraDB => {
+            // mysqld_exporter connects with TLS only with its own certificate and the CA.
+            let tls = tls.and_then(|t| Some((t.secret?, t.ca_bundle?)));
+            Some(mysqld_sidecar(db, server_port, monitor, auth_secret, tls))
+        }
+        DbKind::MSSQLServer => {
+            let trust = match tls {
+                None => ServerTrust::Plain,
+                Some(ExporterTls {
+                    ca_bundle: Some(bundle),
+                    ..
+                }) => ServerTrust::Ca(bundle),
+                Some(_) => ServerTrust::Public,
+            };
+            Some(sql_exporter::sidecar(
+                &db.name,
+                server_port,
+                monitor,
+                auth_secret,
+                trust,
+            ))
+        }
+        DbKind::ProxySQL | DbKind::Singlestore => None,
+    }
+}
+
+/// `mysqld_exporter` with `exporter.cnf`; `tls` is the metrics-exporter Secret and CA bundle.
+fn mysqld_sidecar(
+    db: &DbFacts<'_>,
+    server_port: i32,
+    monitor: &Monitor,
+    auth_secret: &str,
+    tls: Option<(&str, &str)>,
+) -> Sidecar {
     let mut sources = Vec::new();
-    if let Some(tls) = tls {
-        sources.push(projection(tls.ca_bundle, vec![item(CA_KEY, CA_KEY)]));
+    if let Some((secret, ca_bundle)) = tls {
+        sources.push(projection(ca_bundle, vec![item(CA_KEY, CA_KEY)]));
         sources.push(projection(
-            tls.secret,
+            secret,
             vec![
                 item(CERT_KEY, "exporter.crt"),
                 item(KEY_KEY, "exporter.key"),
@@ -259,29 +307,61 @@ pub fn sidecar(
         &names::config_secret(&db.name),
         vec![item(CNF, CNF)],
     ));
-    let mut args = vec![
-        format!("--config.my-cnf={DIR}/{CNF}"),
-        format!("--mysqld.username=$({USER_ENV})"),
-        format!("--web.listen-address=:{}", monitor.port),
-    ];
-    args.extend(monitor.args.iter().cloned());
-    let container = Container {
-        name: CONTAINER.to_string(),
-        image: Some(MYSQLD_EXPORTER_IMAGE.to_string()),
-        args: Some(args),
-        env: Some(vec![
+    assemble(SidecarParts {
+        image: MYSQLD_EXPORTER_IMAGE,
+        args: vec![
+            format!("--config.my-cnf={DIR}/{CNF}"),
+            format!("--mysqld.username=$({USER_ENV})"),
+        ],
+        env: vec![
             secret_env(USER_ENV, auth_secret, USERNAME_KEY),
             secret_env(PASSWORD_ENV, auth_secret, PASSWORD_KEY),
-        ]),
+        ],
+        monitor,
+        ready_path: "/metrics",
+        dir: DIR,
+        sources,
+        config_files: BTreeMap::from([(CNF.to_string(), cnf(server_port, tls.is_some()))]),
+    })
+}
+
+/// What differs between the exporters: the rest of the sidecar is the same for every kind.
+pub struct SidecarParts<'a> {
+    pub image: &'a str,
+    /// The exporter's own; the listen address and the user's `exporter.args` follow.
+    pub args: Vec<String>,
+    pub env: Vec<EnvVar>,
+    pub monitor: &'a Monitor,
+    /// Where the readiness probe asks.
+    pub ready_path: &'a str,
+    /// Where volume [`VOLUME`] (`sources`) is mounted in the exporter.
+    pub dir: &'a str,
+    pub sources: Vec<VolumeProjection>,
+    pub config_files: BTreeMap<String, String>,
+}
+
+/// The exporter container `exporter` with port `metrics`, a readiness probe, and its own
+/// projected volume mounted read-only (whole, so renewed files reach it). Every exporter here
+/// takes `--web.listen-address`.
+pub fn assemble(parts: SidecarParts<'_>) -> Sidecar {
+    let port = parts.monitor.port;
+    let mut args = parts.args;
+    args.push(format!("--web.listen-address=:{port}"));
+    args.extend(parts.monitor.args.iter().cloned());
+    let container = Container {
+        name: CONTAINER.to_string(),
+        image: Some(parts.image.to_string()),
+        args: Some(args),
+        env: Some(parts.env),
         ports: Some(vec![ContainerPort {
             name: Some(PORT_NAME.to_string()),
-            container_port: monitor.port,
+            container_port: port,
             protocol: Some("TCP".to_string()),
             ..ContainerPort::default()
         }]),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
-                path: Some("/metrics".to_string()),
+                path: Some(parts.ready_path.to_string()),
                 port: IntOrString::String(PORT_NAME.to_string()),
                 ..HTTPGetAction::default()
             }),
@@ -290,25 +370,25 @@ pub fn sidecar(
         }),
         volume_mounts: Some(vec![VolumeMount {
             name: VOLUME.to_string(),
-            mount_path: DIR.to_string(),
+            mount_path: parts.dir.to_string(),
             read_only: Some(true),
             ..VolumeMount::default()
         }]),
         termination_message_policy: Some("FallbackToLogsOnError".to_string()),
         ..Container::default()
     };
-    Some(Sidecar {
+    Sidecar {
         container,
         volume: Volume {
             name: VOLUME.to_string(),
             projected: Some(ProjectedVolumeSource {
-                sources: Some(sources),
+                sources: Some(parts.sources),
                 default_mode: None,
             }),
             ..Volume::default()
         },
-        config_files: BTreeMap::from([(CNF.to_string(), cnf(server_port, tls.is_some()))]),
-    })
+        config_files: parts.config_files,
+    }
 }
 
 /// The stats Service `<db>-stats` on the exporter's port; with the builtin agent, annotated
@@ -386,9 +466,13 @@ mod tests {
 
     #[test]
     fn monitor_fields_are_read_and_bad_ones_named() {
-        let ok = |yaml: &str| monitor(Some(&opaque(yaml))).unwrap().unwrap();
-        let bad = |yaml: &str| monitor(Some(&opaque(yaml))).unwrap_err();
-        assert_eq!(monitor(None), Ok(None));
+        let ok = |yaml: &str| {
+            monitor(Some(&opaque(yaml)), DbKind::MySQL)
+                .unwrap()
+                .unwrap()
+        };
+        let bad = |yaml: &str| monitor(Some(&opaque(yaml)), DbKind::MySQL).unwrap_err();
+        assert_eq!(monitor(None, DbKind::MySQL), Ok(None));
         let m = ok("agent: prometheus.io/operator");
         assert_eq!((m.agent, m.port), (Agent::PrometheusOperator, DEFAULT_PORT));
         let m = ok(

@@ -8,6 +8,7 @@ pub mod galera_switch;
 pub mod pod;
 pub mod server_tls;
 pub mod services;
+pub mod sql_exporter;
 pub mod user_template;
 pub mod workload;
 
@@ -92,20 +93,22 @@ pub fn server_tls_for(db: &DbFacts<'_>, acme: &AcmeAliases) -> Option<ServerTls>
 }
 
 /// The exporter sidecar `spec.monitor` asks for (None without one, or for a kind dbtls runs no
-/// exporter for), connecting with the `metrics-exporter` certificate where the database has TLS.
+/// exporter for). With TLS it connects with the `metrics-exporter` certificate where the kind
+/// has one, and checks the server against the CA bundle unless the server's issuer is ACME.
 pub fn exporter_for(db: &DbFacts<'_>, acme: &AcmeAliases) -> Option<exporter::Sidecar> {
     // validate::spec refused a monitor that does not parse.
-    let monitor = exporter::monitor(db.common.monitor).ok().flatten()?;
+    let monitor = exporter::monitor(db.common.monitor, db.kind)
+        .ok()
+        .flatten()?;
     let ca_bundle = dbtls_contract::names::ca_bundle(&db.name);
     let secrets = tls_secret_names(db, acme);
-    let tls = secrets
-        .iter()
-        .find(|(alias, _)| *alias == alias::METRICS_EXPORTER)
-        .filter(|_| !acme.server())
-        .map(|(_, secret)| exporter::ExporterTls {
-            secret,
-            ca_bundle: &ca_bundle,
-        });
+    let tls = db.tls.map(|_| exporter::ExporterTls {
+        secret: secrets
+            .iter()
+            .find(|(alias, _)| *alias == alias::METRICS_EXPORTER)
+            .map(|(_, secret)| secret.as_str()),
+        ca_bundle: (!acme.server()).then_some(ca_bundle.as_str()),
+    });
     exporter::sidecar(db, &monitor, &db.auth_secret_name(), tls)
 }
 
@@ -497,11 +500,45 @@ mod tests {
 
     #[test]
     fn an_unsupported_kind_keeps_its_monitor_without_an_exporter() {
-        let db: MSSQLServer = load("mssql-client-tls.yaml");
-        let mut db = db;
+        let mut db: Singlestore = load("singlestore-tls.yaml");
         db.spec.monitor = Some(serde_yaml::from_str("agent: prometheus.io/operator").unwrap());
         let facts = DbFacts::of(&db);
         assert!(exporter_for(&facts, &AcmeAliases::default()).is_none());
+    }
+
+    /// MSSQLServer's exporter checks the server against the CA bundle, with no certificate of
+    /// its own (the kind has no metrics-exporter alias), on KubeDB's port 9399; its config
+    /// file joins `mssql.conf` in the one config Secret.
+    #[test]
+    fn a_monitored_mssql_runs_sql_exporter_trusting_the_ca_bundle() {
+        let mut db: MSSQLServer = load("mssql-client-tls.yaml");
+        db.spec.monitor = Some(serde_yaml::from_str("agent: prometheus.io/operator").unwrap());
+        let facts = DbFacts::of(&db);
+        let sidecar = exporter_for(&facts, &AcmeAliases::default()).expect("an exporter");
+        let sources = serde_json::to_string(&sidecar.volume).unwrap();
+        let bundle = dbtls_contract::names::ca_bundle(&facts.name);
+        assert!(sources.contains(&format!("\"{bundle}\"")), "{sources}");
+        assert!(!sources.contains("metrics-exporter"), "{sources}");
+        let port = sidecar.container.ports.unwrap()[0].container_port;
+        assert_eq!(port, exporter::MSSQL_PORT);
+        let DesiredWorkload { config, .. } = workload_for(
+            &facts,
+            "img",
+            WorkloadApi::StatefulSet,
+            &Observed::default(),
+        );
+        let data = config.unwrap().data.unwrap();
+        assert!(data.contains_key("mssql.conf"), "{:?}", data.keys());
+        assert!(
+            data.contains_key(sql_exporter::CONFIG_FILE),
+            "{:?}",
+            data.keys()
+        );
+        let mut plain = db.clone();
+        plain.spec.tls = None;
+        let sidecar = exporter_for(&DbFacts::of(&plain), &AcmeAliases::default()).unwrap();
+        let sources = serde_json::to_string(&sidecar.volume).unwrap();
+        assert!(!sources.contains("ca-bundle"), "no TLS, no CA: {sources}");
     }
 
     #[test]

@@ -13,3 +13,16 @@ pub mod pod_dns;
 
 pub use env::{Env, EnvOptions, renew};
 pub use manifests::{no_tls_database, tls_database};
+
+/// The Secrets the projected volume `volume` of `pod` draws from, in order; empty when the pod
+/// has no such volume.
+pub fn projected_secrets(pod: &k8s_openapi::api::core::v1::PodSpec, volume: &str) -> Vec<String> {
+    pod.volumes
+        .iter()
+        .flatten()
+        .filter(|v| v.name == volume)
+        .filter_map(|v| v.projected.as_ref()?.sources.as_ref())
+        .flatten()
+        .filter_map(|s| Some(s.secret.as_ref()?.name.clone()))
+        .collect()
+}
