@@ -21,7 +21,7 @@ use kube::runtime::watcher;
 
 use crate::desired::auth::{PASSWORD_KEY, USERNAME_KEY};
 use crate::desired::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
-use crate::workload::{Workload, WorkloadApi};
+use crate::workload::{self, Workload, WorkloadApi};
 
 /// Keys whose contents no reconcile reads from the cache (only whether they are set): the
 /// certificates and keys of the TLS Secrets and the credentials of the auth Secret.
@@ -194,9 +194,14 @@ impl Watches {
                 dbtls_runtime::pods::trim,
             ),
             services: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
-            statefulsets: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
-            petsets: petsets
-                .then(|| SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim)),
+            statefulsets: SharedWatch::new(
+                scoped(client, namespace),
+                managed(),
+                workload::trim_statefulset,
+            ),
+            petsets: petsets.then(|| {
+                SharedWatch::new(scoped(client, namespace), managed(), workload::trim_petset)
+            }),
             // Issuers are few and carry no label of ours: all of them, trimmed to their type.
             issuers: issuers.then(|| {
                 (

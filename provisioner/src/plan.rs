@@ -558,14 +558,23 @@ enum PartStep {
     Immutable(String),
 }
 
+/// The cached workload keeps no pod template ([`crate::workload::trim_statefulset`]): what the
+/// provisioner wrote is compared by its digest, the replica count and the immutable fields as
+/// served.
 fn part_step(desired: &Workload, live: Option<&Workload>) -> PartStep {
-    let (Ok(want), Some(Ok(have))) = (desired.to_value(), live.map(Workload::to_value)) else {
+    let Some(live) = live else {
         return PartStep::Write;
     };
-    if diff::is_subset(&want, &have) {
-        PartStep::UpToDate
-    } else if let Some(field) = immutable_change(&want, &have) {
+    let (Ok(want), Ok(have)) = (desired.to_value(), live.to_value()) else {
+        return PartStep::Write;
+    };
+    if let Some(field) = immutable_change(&want, &have) {
         PartStep::Immutable(field)
+    } else if desired.applied_digest().is_some()
+        && desired.applied_digest() == live.applied_digest()
+        && desired.replicas() == live.replicas()
+    {
+        PartStep::UpToDate
     } else {
         PartStep::Write
     }

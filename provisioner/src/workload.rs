@@ -4,7 +4,7 @@ use dbtls_contract::DbKind;
 pub use dbtls_contract::kinds::WorkloadApi;
 use dbtls_contract::petset::PetSet;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde_json::Value;
@@ -155,6 +155,100 @@ impl Workload {
     }
 }
 
+/// A digest of everything the provisioner writes into a workload, on the workload itself. The
+/// plan compares it (and the replica count) instead of the whole pod template, so the watch
+/// cache keeps a workload without its template ([`trim_statefulset`]): a StatefulSet as served
+/// was most of the provisioner's memory. A change someone else makes to the template is theirs
+/// until the database's spec changes what the provisioner writes; a replica count changed by
+/// someone else is set back.
+pub const APPLIED_DIGEST: &str = "kubedb.com/applied-digest";
+
+/// FNV-1a (64-bit) in hex: stable across builds and Rust versions, unlike `DefaultHasher`, so a
+/// new provisioner does not rewrite every workload. Not a security boundary: whoever can write
+/// the workload can write the annotation.
+fn fnv1a(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+impl Workload {
+    /// Marks a desired workload with the digest of its content (without the digest itself).
+    pub fn stamp(&mut self) {
+        let meta = self.meta_mut();
+        if let Some(annotations) = meta.annotations.as_mut() {
+            annotations.remove(APPLIED_DIGEST);
+            if annotations.is_empty() {
+                meta.annotations = None;
+            }
+        }
+        let digest = self.to_value().map(|v| fnv1a(v.to_string().as_bytes()));
+        // Serialising a typed object does not fail; without a digest the plan writes it.
+        if let Ok(digest) = digest {
+            self.meta_mut()
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(APPLIED_DIGEST.to_string(), digest);
+        }
+    }
+
+    /// The digest the provisioner last wrote, if any.
+    pub fn applied_digest(&self) -> Option<&str> {
+        self.meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(APPLIED_DIGEST))
+            .map(String::as_str)
+    }
+
+    /// `spec.replicas` as written or served.
+    pub fn replicas(&self) -> Option<i32> {
+        match self {
+            Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.replicas),
+            Workload::PetSet(p) => p.spec.replicas,
+        }
+    }
+}
+
+/// What the plan reads of a live pod template: each container's name, arguments and volume
+/// mounts, and the volumes (a Galera cluster's replication setting, and the server certificate
+/// it carries while leaving TLS); the rest is covered by [`APPLIED_DIGEST`].
+fn trim_template(template: &mut PodTemplateSpec) {
+    template.metadata = None;
+    if let Some(spec) = template.spec.as_mut() {
+        *spec = PodSpec {
+            containers: spec
+                .containers
+                .drain(..)
+                .map(|c| Container {
+                    name: c.name,
+                    args: c.args,
+                    volume_mounts: c.volume_mounts,
+                    ..Container::default()
+                })
+                .collect(),
+            volumes: spec.volumes.take(),
+            ..PodSpec::default()
+        };
+    }
+}
+
+/// A cached StatefulSet: metadata without managed fields, the replica count, the immutable
+/// fields (compared as the API server would), the containers' arguments, and the status.
+pub fn trim_statefulset(sts: &mut StatefulSet) {
+    dbtls_runtime::lean_store::trim(sts);
+    if let Some(spec) = sts.spec.as_mut() {
+        trim_template(&mut spec.template);
+    }
+}
+
+/// A cached PetSet, as [`trim_statefulset`].
+pub fn trim_petset(petset: &mut PetSet) {
+    dbtls_runtime::lean_store::trim(petset);
+    trim_template(&mut petset.spec.template);
+}
+
 /// StatefulSet fields the API server refuses to change (PetSets mirror them).
 const IMMUTABLE_FIELDS: &[&str] = &["serviceName", "selector", "volumeClaimTemplates"];
 
@@ -223,6 +317,34 @@ mod tests {
                 "{case}"
             );
         }
+    }
+
+    #[test]
+    fn the_digest_is_fnv1a_of_the_content_without_itself() {
+        // FNV-1a 64 of "a", from the algorithm's published test vectors.
+        assert_eq!(fnv1a(b"a"), "af63dc4c8601ec8c");
+        let sts = |replicas: i32| {
+            Workload::StatefulSet(
+                serde_json::from_value(json!({
+                    "metadata": {"name": "db"},
+                    "spec": {"replicas": replicas, "selector": {}, "serviceName": "db-pods", "template": {}},
+                }))
+                .unwrap_or_default(),
+            )
+        };
+        let mut once = sts(3);
+        once.stamp();
+        let mut twice = once.clone();
+        twice.stamp();
+        assert_eq!(
+            once.applied_digest(),
+            twice.applied_digest(),
+            "stamping is idempotent"
+        );
+        assert!(once.applied_digest().is_some());
+        let mut other = sts(4);
+        other.stamp();
+        assert_ne!(once.applied_digest(), other.applied_digest());
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn workload(
     spec: WorkloadSpec,
 ) -> Workload {
     let metadata = child_meta(db, part.name.clone());
-    match api {
+    let mut workload = match api {
         WorkloadApi::StatefulSet => Workload::StatefulSet(StatefulSet {
             metadata,
             spec: Some(StatefulSetSpec {
@@ -106,5 +106,7 @@ pub fn workload(
             },
             status: None,
         }),
-    }
+    };
+    workload.stamp();
+    workload
 }

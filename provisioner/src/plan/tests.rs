@@ -5,6 +5,7 @@ use dbtls_contract::api::{MSSQLServer, MySQL, Singlestore};
 use dbtls_contract::conditions::Reason;
 use dbtls_contract::monitoring::ServiceMonitor;
 use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
@@ -212,6 +213,150 @@ fn converged_objects_are_not_written_again() {
         converged.report.workload,
         WorkloadReport::Exists { replicas: 3, .. }
     ));
+}
+
+/// A live workload is compared by the digest of what the provisioner wrote, its replica count
+/// and its immutable fields as served, not by its pod template (the cache keeps none): one
+/// decision per row.
+#[test]
+fn a_workload_is_compared_by_its_digest_replicas_and_immutable_fields() {
+    use crate::workload::{APPLIED_DIGEST, trim_statefulset};
+    let db: MySQL = load("mysql-require-ssl.yaml");
+    let facts = DbFacts::of(&db);
+    let choice = sts_choice(facts.kind);
+    let mut observed = provisioned_objects(&facts);
+    observed.tls_secrets = tls_ready(&facts);
+    let desired =
+        crate::desired::workload_for(&facts, "mysql:8.4.3", WorkloadApi::StatefulSet, &observed)
+            .workloads
+            .remove(0);
+    let sts = |w: &Workload| match w {
+        Workload::StatefulSet(s) => s.clone(),
+        Workload::PetSet(_) => unreachable!(),
+    };
+    let cached = |edit: &dyn Fn(&mut StatefulSet)| {
+        let mut live = sts(&desired);
+        edit(&mut live);
+        trim_statefulset(&mut live);
+        stored(Workload::StatefulSet(live))
+    };
+    let spec = |s: &mut StatefulSet| s.spec.as_mut().unwrap().clone();
+    // (case, what the live workload differs in, the decision)
+    type Edit<'a> = &'a dyn Fn(&mut StatefulSet);
+    let rows: [(&str, Edit, Option<&str>); 6] = [
+        ("as written", &|_| {}, None),
+        (
+            "someone else changed the pod template",
+            &|s| {
+                let mut edited = spec(s);
+                edited.template.spec.as_mut().unwrap().containers[0].image = Some("other".into());
+                s.spec = Some(edited);
+            },
+            None,
+        ),
+        (
+            "written by a provisioner without digests",
+            &|s| {
+                s.metadata
+                    .annotations
+                    .as_mut()
+                    .unwrap()
+                    .remove(APPLIED_DIGEST);
+            },
+            Some("workload"),
+        ),
+        (
+            "the database's spec changed what is written",
+            &|s| {
+                s.metadata
+                    .annotations
+                    .as_mut()
+                    .unwrap()
+                    .insert(APPLIED_DIGEST.into(), "0".into());
+            },
+            Some("workload"),
+        ),
+        (
+            "someone else scaled it",
+            &|s| s.spec.as_mut().unwrap().replicas = Some(7),
+            Some("workload"),
+        ),
+        (
+            "an immutable field differs",
+            &|s| s.spec.as_mut().unwrap().service_name = Some("elsewhere".into()),
+            Some("immutable"),
+        ),
+    ];
+    for (case, edit, decision) in rows {
+        observed.workload = Some(cached(edit));
+        let planned = plan(&facts, &observed, &choice);
+        let immutable = matches!(
+            planned.report.workload,
+            WorkloadReport::ImmutableField { .. }
+        );
+        let got = if immutable {
+            Some("immutable")
+        } else {
+            writes(&planned).first().copied()
+        };
+        assert_eq!(got, decision, "{case}");
+    }
+}
+
+/// The cache keeps what the plan reads of a workload and drops the pod template's bulk.
+#[test]
+fn a_cached_workload_keeps_what_the_plan_reads() {
+    use crate::workload::{trim_petset, trim_statefulset};
+    let db: MySQL = load("mysql-require-ssl.yaml");
+    let facts = DbFacts::of(&db);
+    for api in [WorkloadApi::StatefulSet, WorkloadApi::PetSet] {
+        let mut desired =
+            crate::desired::workload_for(&facts, "mysql:8.4.3", api, &Observed::default())
+                .workloads
+                .remove(0);
+        let before = desired.clone();
+        match &mut desired {
+            Workload::StatefulSet(s) => trim_statefulset(s),
+            Workload::PetSet(p) => trim_petset(p),
+        }
+        let kept = desired.to_value().unwrap();
+        let template = &kept["spec"]["template"];
+        assert!(template["metadata"].is_null(), "{api:?}: {template}");
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(
+            keys(&template["spec"]),
+            ["containers", "volumes"],
+            "{api:?}"
+        );
+        for container in template["spec"]["containers"].as_array().unwrap() {
+            for key in keys(container) {
+                assert!(
+                    ["name", "args", "volumeMounts"].contains(&key.as_str()),
+                    "{api:?}: {key} kept"
+                );
+            }
+        }
+        assert_eq!(desired.applied_digest(), before.applied_digest());
+        assert_eq!(desired.replicas(), before.replicas());
+        for field in ["serviceName", "selector", "volumeClaimTemplates"] {
+            assert_eq!(
+                kept["spec"][field],
+                before.to_value().unwrap()["spec"][field],
+                "{api:?} {field}"
+            );
+        }
+        let args = |w: &Workload| {
+            w.pod_template().and_then(|t| t.spec.as_ref()).map(|s| {
+                s.containers
+                    .iter()
+                    .map(|c| c.args.clone())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(args(&desired), args(&before), "{api:?}: containers' args");
+    }
 }
 
 /// A SingleStore cluster with its license, Services and TLS Secrets in place.
