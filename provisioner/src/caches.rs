@@ -13,7 +13,9 @@ use dbtls_contract::tls::IssuerType;
 use dbtls_runtime::caches::{SharedWatch, get, labelled};
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    Container, Pod, PodSpec, PodTemplateSpec, Secret, Service, Volume, VolumeMount,
+};
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -21,7 +23,7 @@ use kube::runtime::watcher;
 
 use crate::desired::auth::{PASSWORD_KEY, USERNAME_KEY};
 use crate::desired::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
-use crate::workload::{self, Workload, WorkloadApi};
+use crate::workload::{Workload, WorkloadApi};
 
 /// Keys whose contents no reconcile reads from the cache (only whether they are set): the
 /// certificates and keys of the TLS Secrets and the credentials of the auth Secret.
@@ -149,6 +151,65 @@ pub struct Served {
     pub service_monitors: bool,
 }
 
+/// What the plan reads of a live pod template: each container's name and arguments (a Galera
+/// cluster's replication setting), and the mount and volume of the server certificate a
+/// Galera cluster carries while leaving TLS. The rest is covered by the workload's
+/// [`crate::workload::APPLIED_DIGEST`]. k8s-openapi's `Volume` and `Container` are kilobytes
+/// each even when nearly empty, so only those are kept.
+fn template_shape(template: &mut PodTemplateSpec) {
+    template.metadata = None;
+    let Some(spec) = template.spec.as_mut() else {
+        return;
+    };
+    let carried = crate::desired::server_tls::percona_server_dir();
+    let containers: Vec<Container> = spec
+        .containers
+        .drain(..)
+        .map(|c| Container {
+            name: c.name,
+            args: c.args,
+            volume_mounts: c
+                .volume_mounts
+                .map(|m| m.into_iter().filter(|m| m.mount_path == carried).collect())
+                .filter(|m: &Vec<VolumeMount>| !m.is_empty()),
+            ..Container::default()
+        })
+        .collect();
+    let mounted = |name: &str| {
+        containers
+            .iter()
+            .flat_map(|c| c.volume_mounts.iter().flatten())
+            .any(|m| m.name == name)
+    };
+    let volumes: Vec<Volume> = spec
+        .volumes
+        .take()
+        .into_iter()
+        .flatten()
+        .filter(|v| mounted(&v.name))
+        .collect();
+    *spec = PodSpec {
+        volumes: (!volumes.is_empty()).then_some(volumes),
+        containers,
+        ..PodSpec::default()
+    };
+}
+
+/// A cached workload: metadata without managed fields, the replica count, the immutable fields
+/// (compared as the API server would), [`template_shape`], and the status.
+pub fn workload_shape(sts: &mut StatefulSet) {
+    lean_store::trim(sts);
+    if let Some(spec) = sts.spec.as_mut() {
+        template_shape(&mut spec.template);
+    }
+}
+
+/// A cached PetSet, as [`workload_shape`].
+pub fn petset_shape(petset: &mut PetSet) {
+    lean_store::trim(petset);
+    template_shape(&mut petset.spec.template);
+}
+
 /// A watch of every database of a kind (no selector: users make them), trimmed as the
 /// controllers' stores always were.
 fn database_watch<K>(client: &kube::Client, namespace: Option<&str>) -> SharedWatch<K>
@@ -194,14 +255,9 @@ impl Watches {
                 dbtls_runtime::pods::trim,
             ),
             services: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
-            statefulsets: SharedWatch::new(
-                scoped(client, namespace),
-                managed(),
-                workload::trim_statefulset,
-            ),
-            petsets: petsets.then(|| {
-                SharedWatch::new(scoped(client, namespace), managed(), workload::trim_petset)
-            }),
+            statefulsets: SharedWatch::new(scoped(client, namespace), managed(), workload_shape),
+            petsets: petsets
+                .then(|| SharedWatch::new(scoped(client, namespace), managed(), petset_shape)),
             // Issuers are few and carry no label of ours: all of them, trimmed to their type.
             issuers: issuers.then(|| {
                 (

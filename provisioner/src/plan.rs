@@ -558,7 +558,7 @@ enum PartStep {
     Immutable(String),
 }
 
-/// The cached workload keeps no pod template ([`crate::workload::trim_statefulset`]): what the
+/// The cached workload keeps no pod template ([`crate::caches::workload_shape`]): what the
 /// provisioner wrote is compared by its digest, the replica count and the immutable fields as
 /// served.
 fn part_step(desired: &Workload, live: Option<&Workload>) -> PartStep {

@@ -4,7 +4,7 @@ use dbtls_contract::DbKind;
 pub use dbtls_contract::kinds::WorkloadApi;
 use dbtls_contract::petset::PetSet;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde_json::Value;
@@ -157,7 +157,7 @@ impl Workload {
 
 /// A digest of everything the provisioner writes into a workload, on the workload itself. The
 /// plan compares it (and the replica count) instead of the whole pod template, so the watch
-/// cache keeps a workload without its template ([`trim_statefulset`]): a StatefulSet as served
+/// cache keeps a workload without its template ([`crate::caches::workload_shape`]): a StatefulSet as served
 /// was most of the provisioner's memory. A change someone else makes to the template is theirs
 /// until the database's spec changes what the provisioner writes; a replica count changed by
 /// someone else is set back.
@@ -209,44 +209,6 @@ impl Workload {
             Workload::PetSet(p) => p.spec.replicas,
         }
     }
-}
-
-/// What the plan reads of a live pod template: each container's name, arguments and volume
-/// mounts, and the volumes (a Galera cluster's replication setting, and the server certificate
-/// it carries while leaving TLS); the rest is covered by [`APPLIED_DIGEST`].
-fn trim_template(template: &mut PodTemplateSpec) {
-    template.metadata = None;
-    if let Some(spec) = template.spec.as_mut() {
-        *spec = PodSpec {
-            containers: spec
-                .containers
-                .drain(..)
-                .map(|c| Container {
-                    name: c.name,
-                    args: c.args,
-                    volume_mounts: c.volume_mounts,
-                    ..Container::default()
-                })
-                .collect(),
-            volumes: spec.volumes.take(),
-            ..PodSpec::default()
-        };
-    }
-}
-
-/// A cached StatefulSet: metadata without managed fields, the replica count, the immutable
-/// fields (compared as the API server would), the containers' arguments, and the status.
-pub fn trim_statefulset(sts: &mut StatefulSet) {
-    dbtls_runtime::lean_store::trim(sts);
-    if let Some(spec) = sts.spec.as_mut() {
-        trim_template(&mut spec.template);
-    }
-}
-
-/// A cached PetSet, as [`trim_statefulset`].
-pub fn trim_petset(petset: &mut PetSet) {
-    dbtls_runtime::lean_store::trim(petset);
-    trim_template(&mut petset.spec.template);
 }
 
 /// StatefulSet fields the API server refuses to change (PetSets mirror them).

@@ -1,7 +1,8 @@
 //! One test per decision of [`plan`] and [`settle`], from the YAML fixtures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use dbtls_contract::api::{MSSQLServer, MySQL, Singlestore};
+use dbtls_contract::DbKind;
+use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, Singlestore};
 use dbtls_contract::conditions::Reason;
 use dbtls_contract::monitoring::ServiceMonitor;
 use k8s_openapi::ByteString;
@@ -220,7 +221,8 @@ fn converged_objects_are_not_written_again() {
 /// decision per row.
 #[test]
 fn a_workload_is_compared_by_its_digest_replicas_and_immutable_fields() {
-    use crate::workload::{APPLIED_DIGEST, trim_statefulset};
+    use crate::caches::workload_shape;
+    use crate::workload::APPLIED_DIGEST;
     let db: MySQL = load("mysql-require-ssl.yaml");
     let facts = DbFacts::of(&db);
     let choice = sts_choice(facts.kind);
@@ -237,7 +239,7 @@ fn a_workload_is_compared_by_its_digest_replicas_and_immutable_fields() {
     let cached = |edit: &dyn Fn(&mut StatefulSet)| {
         let mut live = sts(&desired);
         edit(&mut live);
-        trim_statefulset(&mut live);
+        workload_shape(&mut live);
         stored(Workload::StatefulSet(live))
     };
     let spec = |s: &mut StatefulSet| s.spec.as_mut().unwrap().clone();
@@ -303,59 +305,66 @@ fn a_workload_is_compared_by_its_digest_replicas_and_immutable_fields() {
     }
 }
 
-/// The cache keeps what the plan reads of a workload and drops the pod template's bulk.
+/// The cache keeps what the plan reads of a workload (the digest, replicas, immutable fields,
+/// the containers' args, and a Galera cluster's carried server certificate) and drops the pod
+/// template's bulk.
 #[test]
 fn a_cached_workload_keeps_what_the_plan_reads() {
-    use crate::workload::{trim_petset, trim_statefulset};
-    let db: MySQL = load("mysql-require-ssl.yaml");
-    let facts = DbFacts::of(&db);
-    for api in [WorkloadApi::StatefulSet, WorkloadApi::PetSet] {
-        let mut desired =
-            crate::desired::workload_for(&facts, "mysql:8.4.3", api, &Observed::default())
+    use crate::caches::{petset_shape, workload_shape};
+    use crate::desired::galera_switch::{carried_certificate, replication_of};
+    let mysql: MySQL = load("mysql-require-ssl.yaml");
+    let percona: PerconaXtraDB = load("percona-tls.yaml");
+    for (facts, container) in [
+        (DbFacts::of(&mysql), "mysql"),
+        (DbFacts::of(&percona), "perconaxtradb"),
+    ] {
+        for api in [WorkloadApi::StatefulSet, WorkloadApi::PetSet] {
+            let case = format!("{} {api:?}", facts.kind);
+            let mut cached = crate::desired::workload_for(&facts, "img", api, &Observed::default())
                 .workloads
                 .remove(0);
-        let before = desired.clone();
-        match &mut desired {
-            Workload::StatefulSet(s) => trim_statefulset(s),
-            Workload::PetSet(p) => trim_petset(p),
-        }
-        let kept = desired.to_value().unwrap();
-        let template = &kept["spec"]["template"];
-        assert!(template["metadata"].is_null(), "{api:?}: {template}");
-        let keys = |v: &serde_json::Value| -> Vec<String> {
-            v.as_object().unwrap().keys().cloned().collect()
-        };
-        assert_eq!(
-            keys(&template["spec"]),
-            ["containers", "volumes"],
-            "{api:?}"
-        );
-        for container in template["spec"]["containers"].as_array().unwrap() {
-            for key in keys(container) {
-                assert!(
-                    ["name", "args", "volumeMounts"].contains(&key.as_str()),
-                    "{api:?}: {key} kept"
-                );
+            let before = cached.clone();
+            match &mut cached {
+                Workload::StatefulSet(s) => workload_shape(s),
+                Workload::PetSet(p) => petset_shape(p),
             }
-        }
-        assert_eq!(desired.applied_digest(), before.applied_digest());
-        assert_eq!(desired.replicas(), before.replicas());
-        for field in ["serviceName", "selector", "volumeClaimTemplates"] {
+            let kept = cached.to_value().unwrap();
+            let template = &kept["spec"]["template"];
+            assert!(template["metadata"].is_null(), "{case}: {template}");
+            for c in template["spec"]["containers"].as_array().unwrap() {
+                for key in c.as_object().unwrap().keys() {
+                    assert!(
+                        ["name", "args", "volumeMounts"].contains(&key.as_str()),
+                        "{case}: {key} kept"
+                    );
+                }
+            }
+            assert_eq!(cached.applied_digest(), before.applied_digest(), "{case}");
+            assert_eq!(cached.replicas(), before.replicas(), "{case}");
+            for field in ["serviceName", "selector", "volumeClaimTemplates"] {
+                let full = before.to_value().unwrap();
+                assert_eq!(kept["spec"][field], full["spec"][field], "{case} {field}");
+            }
             assert_eq!(
-                kept["spec"][field],
-                before.to_value().unwrap()["spec"][field],
-                "{api:?} {field}"
+                replication_of(cached.pod_template(), container),
+                replication_of(before.pod_template(), container),
+                "{case}"
             );
+            let carried = carried_certificate(cached.pod_template(), container);
+            assert_eq!(
+                carried,
+                carried_certificate(before.pod_template(), container),
+                "{case}"
+            );
+            // Only PerconaXtraDB mounts a server directory a Galera switch carries.
+            assert_eq!(
+                carried.is_some(),
+                facts.kind == DbKind::PerconaXtraDB,
+                "{case}"
+            );
+            let volumes = template["spec"]["volumes"].as_array().map_or(0, Vec::len);
+            assert_eq!(volumes, usize::from(carried.is_some()), "{case}");
         }
-        let args = |w: &Workload| {
-            w.pod_template().and_then(|t| t.spec.as_ref()).map(|s| {
-                s.containers
-                    .iter()
-                    .map(|c| c.args.clone())
-                    .collect::<Vec<_>>()
-            })
-        };
-        assert_eq!(args(&desired), args(&before), "{api:?}: containers' args");
     }
 }
 
