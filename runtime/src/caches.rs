@@ -49,6 +49,11 @@ where
         .collect()
 }
 
+/// Objects per page of a (re-)list. Each page is parsed whole before [`SharedWatch::new`]'s
+/// trim runs on its objects; with kube-rs's default of 500, the first lists of a restarted
+/// operator (every watch at once) held pages of full StatefulSets and Secrets side by side.
+pub const LIST_PAGE: u32 = 100;
+
 /// One shared list+watch of `K`.
 pub struct SharedWatch<K>
 where
@@ -78,7 +83,7 @@ where
         let (store, writer) = reflector::store();
         Self {
             api,
-            config,
+            config: config.page_size(LIST_PAGE),
             trim,
             store,
             writer,
