@@ -10,7 +10,7 @@ use dbtls_contract::api::ops::{
 };
 use dbtls_contract::certmanager::{Certificate, ClusterIssuer, Issuer, annotations};
 use dbtls_contract::{DbKind, labels};
-use dbtls_runtime::caches::{SharedWatch, get, labelled};
+use dbtls_runtime::caches::{IndexedStore, SharedWatch, get, labelled};
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Resource;
@@ -220,12 +220,12 @@ impl Watches {
 
     pub fn stores(&self, cluster_issuers: Store<ClusterIssuer>) -> Stores {
         Stores {
-            certificates: self.certificates.store(),
+            certificates: self.certificates.indexed(),
             issuers: self.issuers.store(),
             cluster_issuers,
             secrets: self.secrets.store(),
             services: self.services.store(),
-            pods: self.pods.store(),
+            pods: self.pods.indexed(),
             ops: self.ops.stores(),
         }
     }
@@ -245,12 +245,12 @@ impl Watches {
 /// The reads of one watched namespace (or the whole cluster).
 #[derive(Clone)]
 pub struct Stores {
-    pub certificates: Store<Certificate>,
+    pub certificates: IndexedStore<Certificate>,
     pub issuers: Store<Issuer>,
     pub cluster_issuers: Store<ClusterIssuer>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
     pub services: Store<PartialObjectMeta<Service>>,
-    pub pods: Store<Pod>,
+    pub pods: IndexedStore<Pod>,
     pub ops: OpsStores,
 }
 

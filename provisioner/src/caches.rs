@@ -10,7 +10,7 @@ use dbtls_contract::labels;
 use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::petset::PetSet;
 use dbtls_contract::tls::IssuerType;
-use dbtls_runtime::caches::{SharedWatch, get, labelled};
+use dbtls_runtime::caches::{IndexedStore, SharedWatch, get, labelled};
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
@@ -86,8 +86,8 @@ pub struct Stores {
     pub secrets: Store<Secret>,
     pub pods: Store<Pod>,
     pub services: Store<Service>,
-    pub statefulsets: Store<StatefulSet>,
-    pub petsets: Option<Store<PetSet>>,
+    pub statefulsets: IndexedStore<StatefulSet>,
+    pub petsets: Option<IndexedStore<PetSet>>,
     /// None where cert-manager's CRDs were not served at start.
     pub issuers: Option<IssuerStores>,
     /// None where the Prometheus Operator's ServiceMonitors were not served at start.
@@ -290,8 +290,8 @@ impl Watches {
             secrets: self.secrets.store(),
             pods: self.pods.store(),
             services: self.services.store(),
-            statefulsets: self.statefulsets.store(),
-            petsets: self.petsets.as_ref().map(SharedWatch::store),
+            statefulsets: self.statefulsets.indexed(),
+            petsets: self.petsets.as_ref().map(SharedWatch::indexed),
             issuers: self
                 .issuers
                 .as_ref()
