@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use dbtls_runtime::sweep::Sweep;
+
 use crate::db::DbRef;
 use crate::plan::Observed;
 
@@ -17,13 +19,17 @@ const REMEMBER: Duration = Duration::from_secs(60);
 pub struct Adopted {
     /// Secret uid -> the resourceVersion it was adopted from, and when.
     by_uid: Mutex<HashMap<String, (String, Instant)>>,
+    sweep: Mutex<Sweep>,
 }
 
 impl Adopted {
     /// Records that the Secret `uid` was adopted from version `resource_version`.
     pub fn record(&self, uid: &str, resource_version: &str) {
         let mut map = self.by_uid.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, at)| at.elapsed() < REMEMBER);
+        let now = Instant::now();
+        if self.sweep.lock().is_ok_and(|mut s| s.due(now)) {
+            map.retain(|_, (_, at)| now.duration_since(*at) < REMEMBER);
+        }
         map.insert(
             uid.to_string(),
             (resource_version.to_string(), Instant::now()),

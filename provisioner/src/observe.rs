@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::tls::IssuerType;
 use dbtls_contract::{DbKind, labels, names};
+use dbtls_runtime::sweep::Sweep;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
@@ -117,6 +118,7 @@ pub const RECHECK_ABSENT_LONGEST: Duration = Duration::from_secs(240);
 pub struct AbsentSecrets {
     /// When each was last read as absent, and how many times in a row.
     checked: Mutex<HashMap<(String, String), (Instant, u32)>>,
+    sweep: Mutex<Sweep>,
 }
 
 /// How long a Secret read as absent `times` in a row is not read again.
@@ -143,10 +145,18 @@ impl AbsentSecrets {
         };
         let key = (ns.to_string(), name.to_string());
         if absent {
-            // Forgotten once the longest recheck has passed: memory follows the waits.
-            checked.retain(|_, (at, _)| at.elapsed() < RECHECK_ABSENT_LONGEST * 2);
-            let times = checked.get(&key).map_or(0, |(_, times)| *times);
-            checked.insert(key, (Instant::now(), times.saturating_add(1)));
+            // Forgotten once the longest recheck has passed (swept once a minute; an entry
+            // past it counts as forgotten already): memory follows the waits.
+            let now = Instant::now();
+            let remembered = |at: &Instant| now.duration_since(*at) < RECHECK_ABSENT_LONGEST * 2;
+            if self.sweep.lock().is_ok_and(|mut s| s.due(now)) {
+                checked.retain(|_, (at, _)| remembered(at));
+            }
+            let times = checked
+                .get(&key)
+                .filter(|(at, _)| remembered(at))
+                .map_or(0, |(_, times)| *times);
+            checked.insert(key, (now, times.saturating_add(1)));
         } else {
             checked.remove(&key);
         }

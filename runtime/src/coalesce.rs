@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::sweep::Sweep;
+
 use dbtls_contract::api::Condition;
 use dbtls_contract::conditions::{ConditionStatus, ConditionType, Reason};
 
@@ -32,16 +34,9 @@ pub const LONGEST_INTERVAL: Duration = Duration::from_secs(300);
 pub const MESSAGE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Above this many remembered databases, entries older than the longest interval are dropped,
-/// so memory stays proportional to the databases written recently: at most once a minute, as
-/// dropping them scans every entry (on every write, that made the operators' CPU grow with the
-/// square of the databases above 1,024 of them).
+/// so memory stays proportional to the databases written recently (at most once a minute:
+/// [`crate::sweep`]).
 const PRUNE_ABOVE: usize = 1024;
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
-
-/// Whether remembered writes are to be pruned now.
-fn prune_due(remembered: usize, last_pruned: Instant, now: Instant) -> bool {
-    remembered > PRUNE_ABOVE && now.duration_since(last_pruned) >= PRUNE_EVERY
-}
 
 /// What kind of progress a status change is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +99,7 @@ pub struct StatusCoalescer {
     longest: Duration,
     window: Duration,
     last_write: Mutex<HashMap<DbKey, LastWrite>>,
-    last_pruned: Mutex<Instant>,
+    sweep: Mutex<Sweep>,
 }
 
 impl Default for StatusCoalescer {
@@ -129,7 +124,7 @@ impl StatusCoalescer {
             longest: longest.max(first).max(window),
             window,
             last_write: Mutex::default(),
-            last_pruned: Mutex::new(Instant::now()),
+            sweep: Mutex::default(),
         }
     }
 
@@ -175,13 +170,10 @@ impl StatusCoalescer {
         let Ok(mut last) = self.last_write.lock() else {
             return Vec::new();
         };
-        if let Ok(mut pruned) = self.last_pruned.lock() {
-            let now = Instant::now();
-            if prune_due(last.len(), *pruned, now) {
-                let longest = self.longest;
-                last.retain(|_, w| now.duration_since(w.at) < longest);
-                *pruned = now;
-            }
+        let now = Instant::now();
+        if last.len() > PRUNE_ABOVE && self.sweep.lock().is_ok_and(|mut s| s.due(now)) {
+            let longest = self.longest;
+            last.retain(|_, w| now.duration_since(w.at) < longest);
         }
         let previous = last.remove(key);
         let in_a_row = previous.as_ref().map_or(0, |p| p.progress_in_a_row);
@@ -206,21 +198,6 @@ impl StatusCoalescer {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn remembered_writes_are_pruned_only_when_many_and_at_most_once_a_minute() {
-        let then = Instant::now();
-        let soon = then + PRUNE_EVERY - Duration::from_secs(1);
-        let later = then + PRUNE_EVERY;
-        // (remembered, since the last prune, due)
-        for (remembered, now, due) in [
-            (PRUNE_ABOVE, later, false),
-            (PRUNE_ABOVE + 1, soon, false),
-            (PRUNE_ABOVE + 1, later, true),
-        ] {
-            assert_eq!(prune_due(remembered, then, now), due, "{remembered}");
-        }
-    }
 
     fn typed(condition: Condition, type_: &str) -> Condition {
         Condition {

@@ -7,7 +7,7 @@
 //! [`SERIES_TTL`]) are one Event with a growing `series`, as kube-rs's `Recorder` does. Unlike
 //! it, the recorder here remembers each series by a hash, its Event's name and count, not the
 //! whole Event it sent (kube's kept ~14 MB at 1,000 databases, a fifth of an operator's heap),
-//! sweeps expired series at most once a minute instead of on every publish, sends only the
+//! sweeps expired series at most once a minute ([`crate::sweep`]) instead of on every publish, sends only the
 //! series on a repeat, and starts a new Event when the one it counts on was deleted (Events
 //! expire on the API server after an hour by default).
 use std::collections::HashMap;
@@ -21,6 +21,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
+use crate::sweep::Sweep;
+
 /// events.k8s.io/v1 limits, in bytes (kube-apiserver `ValidateEventCreate`).
 pub const NOTE_LIMIT: usize = 1024;
 pub const REASON_LIMIT: usize = 128;
@@ -28,8 +30,6 @@ pub const ACTION_LIMIT: usize = 128;
 
 /// How long a repeat still counts into the series of the first Event (kube-rs's value).
 pub const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
-/// How often expired series are forgotten.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 const CUT_MARKER: &str = " …";
 
@@ -52,17 +52,16 @@ struct Series {
 
 struct SeriesTable {
     by_key: HashMap<u64, Series>,
-    swept: Instant,
+    sweep: Sweep,
 }
 
 impl SeriesTable {
     /// The next count of the series under `key` and its Event's name, if it is still open;
     /// forgets expired series first when a sweep is due.
     fn repeat(&mut self, key: u64, now: Instant) -> Option<(Box<str>, i32)> {
-        if now.duration_since(self.swept) >= SWEEP_INTERVAL {
+        if self.sweep.due(now) {
             self.by_key
                 .retain(|_, s| now.duration_since(s.last) < SERIES_TTL);
-            self.swept = now;
         }
         self.by_key
             .get(&key)
@@ -121,7 +120,7 @@ impl Recorder {
             instance,
             series: Arc::new(Mutex::new(SeriesTable {
                 by_key: HashMap::new(),
-                swept: Instant::now(),
+                sweep: Sweep::default(),
             })),
         }
     }
@@ -265,7 +264,7 @@ mod tests {
     fn table(now: Instant) -> SeriesTable {
         SeriesTable {
             by_key: HashMap::new(),
-            swept: now,
+            sweep: Sweep::since(now),
         }
     }
 
@@ -328,7 +327,7 @@ mod tests {
         let mut t = table(start);
         t.record(1, "a.1".into(), 1, start);
         let expired = start + SERIES_TTL;
-        t.swept = expired - Duration::from_secs(1);
+        t.sweep = Sweep::since(expired - Duration::from_secs(1));
         assert_eq!(t.repeat(2, expired), None);
         assert_eq!(t.by_key.len(), 1, "no sweep within a minute of the last");
         assert_eq!(
@@ -336,7 +335,7 @@ mod tests {
             None,
             "but an expired series is not repeated"
         );
-        assert_eq!(t.repeat(2, expired + SWEEP_INTERVAL), None);
+        assert_eq!(t.repeat(2, expired + crate::sweep::EVERY), None);
         assert!(t.by_key.is_empty(), "the sweep a minute later forgets it");
     }
 

@@ -22,5 +22,6 @@ pub mod metrics;
 pub mod pods;
 pub mod ssa;
 pub mod status;
+pub mod sweep;
 pub mod telemetry;
 pub mod watch_backoff;
