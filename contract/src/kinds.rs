@@ -286,14 +286,19 @@ pub struct WorkloadPart {
 }
 
 impl WorkloadPart {
-    /// The pods the workload should have, by name: none for a count the provisioner refuses
-    /// (outside 0..=[`MAX_REPLICAS`]), so that a bad spec costs nothing to look at.
+    /// The pod count asked for, if the provisioner accepts it (0..=[`MAX_REPLICAS`]): the one
+    /// range check both operators and the provisioner's validation use.
+    pub fn valid_replicas(&self) -> Option<i32> {
+        (0..=MAX_REPLICAS)
+            .contains(&self.replicas)
+            .then(|| i32::try_from(self.replicas).ok())
+            .flatten()
+    }
+
+    /// The pods the workload should have, by name: none for a count the provisioner refuses,
+    /// so that a bad spec costs nothing to look at.
     pub fn pod_names(&self) -> impl Iterator<Item = String> + '_ {
-        let count = if (0..=MAX_REPLICAS).contains(&self.replicas) {
-            self.replicas
-        } else {
-            0
-        };
+        let count = self.valid_replicas().unwrap_or(0);
         (0..count).map(|i| format!("{}-{i}", self.name))
     }
 }
@@ -491,6 +496,15 @@ mod tests {
                 role: None,
             };
             assert_eq!(refused.pod_names().count(), 0, "{replicas}");
+            assert_eq!(refused.valid_replicas(), None, "{replicas}");
+        }
+        for replicas in [0, 1, MAX_REPLICAS] {
+            let accepted = WorkloadPart {
+                name: "db".into(),
+                replicas,
+                role: None,
+            };
+            assert_eq!(accepted.valid_replicas().map(i64::from), Some(replicas));
         }
         assert_eq!(
             pods,

@@ -134,10 +134,7 @@ impl<'a> DbFacts<'a> {
 
 /// A part's pods to run (0 for a value `validate::spec` would have refused).
 pub fn replicas_of(part: &WorkloadPart) -> i32 {
-    i32::try_from(part.replicas)
-        .ok()
-        .filter(|r| (0..=dbtls_contract::kinds::MAX_REPLICAS).contains(&i64::from(*r)))
-        .unwrap_or(0)
+    part.valid_replicas().unwrap_or(0)
 }
 
 #[cfg(test)]

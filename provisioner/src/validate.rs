@@ -120,7 +120,7 @@ pub fn spec(db: &DbFacts<'_>) -> Result<String, Invalid> {
     }
     for part in &db.parts {
         let replicas = part.replicas;
-        if !(0..=dbtls_contract::kinds::MAX_REPLICAS).contains(&replicas) {
+        if part.valid_replicas().is_none() {
             let field = match part.role {
                 Some(role) => format!("spec.topology.{role}.replicas"),
                 None => "spec.replicas".to_string(),
