@@ -182,11 +182,6 @@ impl Recorder {
     }
 }
 
-/// A recorder reporting as `controller`; see [`Recorder::new`].
-pub fn recorder(client: kube::Client, controller: &str) -> Recorder {
-    Recorder::new(client, controller)
-}
-
 /// `text` cut to at most `limit` bytes at a character boundary; a cut text ends in " …".
 pub fn fit(text: &str, limit: usize) -> String {
     if text.len() <= limit {

@@ -133,7 +133,7 @@ impl StatusWriter {
             writer,
             manager,
             action,
-            recorder: events::recorder(client, reporter),
+            recorder: Recorder::new(client, reporter),
             coalescer: StatusCoalescer::new(
                 progress_interval,
                 progress_interval.saturating_mul(10),

@@ -302,7 +302,7 @@ async fn the_operators_events_are_stored() {
     let regarding: ObjectReference = db.object_ref(&());
     let long_note = "é".repeat(3000);
     for reporter in [PROVISIONER_REPORTER, OPS_MANAGER_REPORTER] {
-        let recorder = events::recorder(c.client.clone(), reporter);
+        let recorder = events::Recorder::new(c.client.clone(), reporter);
         events::publish(
             &recorder,
             &regarding,
@@ -339,7 +339,7 @@ async fn repeated_events_are_one_series_and_a_deleted_one_starts_again() {
     let c = Conformance::start().await;
     let db = c.mysql("db").await;
     let regarding: ObjectReference = db.object_ref(&());
-    let recorder = events::recorder(c.client.clone(), PROVISIONER_REPORTER);
+    let recorder = events::Recorder::new(c.client.clone(), PROVISIONER_REPORTER);
     let pod = |name: &str| ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("Pod".into()),
