@@ -10,7 +10,7 @@ use dbtls_contract::api::ops::{
 };
 use dbtls_contract::certmanager::{Certificate, ClusterIssuer, Issuer, annotations};
 use dbtls_contract::{DbKind, labels};
-use dbtls_runtime::caches::{IndexedStore, SharedWatch, get, labelled};
+use dbtls_runtime::caches::{CompactStore, CompactWatch, SharedWatch, get};
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Resource;
@@ -59,11 +59,11 @@ where
 
 /// The watches of one scope, before they run: controllers subscribe, then [`Watches::run`].
 pub struct Watches {
-    pub certificates: SharedWatch<Certificate>,
+    pub certificates: CompactWatch<Certificate>,
     pub issuers: SharedWatch<Issuer>,
-    pub secrets: SharedWatch<PartialObjectMeta<Secret>>,
-    pub services: SharedWatch<PartialObjectMeta<Service>>,
-    pub pods: SharedWatch<Pod>,
+    pub secrets: CompactWatch<PartialObjectMeta<Secret>>,
+    pub services: CompactWatch<PartialObjectMeta<Service>>,
+    pub pods: CompactWatch<Pod>,
     pub ops: OpsWatches,
 }
 
@@ -201,15 +201,15 @@ impl Watches {
     pub fn new(client: &kube::Client, namespace: Option<&str>) -> Self {
         let managed = || watcher::Config::default().labels(&labels::managed_selector());
         Self {
-            certificates: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
+            certificates: CompactWatch::new(scoped(client, namespace), managed(), lean_store::trim),
             issuers: SharedWatch::new(
                 scoped(client, namespace),
                 watcher::Config::default(),
                 lean_store::trim,
             ),
-            secrets: SharedWatch::new(scoped(client, namespace), managed(), lean_metadata),
-            services: SharedWatch::new(scoped(client, namespace), managed(), lean_metadata),
-            pods: SharedWatch::new(
+            secrets: CompactWatch::new(scoped(client, namespace), managed(), lean_metadata),
+            services: CompactWatch::new(scoped(client, namespace), managed(), lean_metadata),
+            pods: CompactWatch::new(
                 scoped(client, namespace),
                 managed(),
                 dbtls_runtime::pods::trim,
@@ -220,12 +220,12 @@ impl Watches {
 
     pub fn stores(&self, cluster_issuers: Store<ClusterIssuer>) -> Stores {
         Stores {
-            certificates: self.certificates.indexed(),
+            certificates: self.certificates.store(),
             issuers: self.issuers.store(),
             cluster_issuers,
             secrets: self.secrets.store(),
             services: self.services.store(),
-            pods: self.pods.indexed(),
+            pods: self.pods.store(),
             ops: self.ops.stores(),
         }
     }
@@ -245,12 +245,12 @@ impl Watches {
 /// The reads of one watched namespace (or the whole cluster).
 #[derive(Clone)]
 pub struct Stores {
-    pub certificates: IndexedStore<Certificate>,
+    pub certificates: CompactStore<Certificate>,
     pub issuers: Store<Issuer>,
     pub cluster_issuers: Store<ClusterIssuer>,
-    pub secrets: Store<PartialObjectMeta<Secret>>,
-    pub services: Store<PartialObjectMeta<Service>>,
-    pub pods: IndexedStore<Pod>,
+    pub secrets: CompactStore<PartialObjectMeta<Secret>>,
+    pub services: CompactStore<PartialObjectMeta<Service>>,
+    pub pods: CompactStore<Pod>,
     pub ops: OpsStores,
 }
 
@@ -268,7 +268,7 @@ impl Stores {
     }
 
     pub fn certificate(&self, namespace: &str, name: &str) -> Option<Certificate> {
-        get(&self.certificates, namespace, name)
+        self.certificates.get(namespace, name)
     }
 
     /// Every cached Certificate labelled for the database `labels` names.
@@ -277,12 +277,12 @@ impl Stores {
         namespace: &str,
         labels: &BTreeMap<String, String>,
     ) -> Vec<Certificate> {
-        labelled(&self.certificates, namespace, labels)
+        self.certificates.labelled(namespace, labels)
     }
 
     /// The pods labelled for the database `labels` names.
     pub fn pods_of(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<Pod> {
-        labelled(&self.pods, namespace, labels)
+        self.pods.labelled(namespace, labels)
     }
 
     pub fn issuer(&self, namespace: &str, name: &str) -> Option<Issuer> {
@@ -296,19 +296,14 @@ impl Stores {
     }
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<PartialObjectMeta<Secret>> {
-        self.secrets
-            .get(&ObjectRef::new(name).within(namespace))
-            .map(|s| (*s).clone())
+        self.secrets.get(namespace, name)
     }
 
     pub fn service_exists(&self, namespace: &str, name: &str) -> bool {
-        self.services
-            .get(&ObjectRef::new(name).within(namespace))
-            .is_some()
+        self.services.get(namespace, name).is_some()
     }
 }
 
-/// The cached objects of `namespace` that carry every label of `labels`.
 /// The stores of every watched scope.
 #[derive(Clone, Default)]
 pub struct Caches {

@@ -10,7 +10,7 @@ use dbtls_contract::labels;
 use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::petset::PetSet;
 use dbtls_contract::tls::IssuerType;
-use dbtls_runtime::caches::{IndexedStore, SharedWatch, get, labelled};
+use dbtls_runtime::caches::{CompactStore, CompactWatch, SharedWatch, get};
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
@@ -83,11 +83,11 @@ fn cluster_issuer_trim(issuer: &mut ClusterIssuer) {
 /// The reads of one watched namespace (or of the whole cluster).
 #[derive(Clone)]
 pub struct Stores {
-    pub secrets: Store<Secret>,
-    pub pods: Store<Pod>,
-    pub services: Store<Service>,
-    pub statefulsets: IndexedStore<StatefulSet>,
-    pub petsets: Option<IndexedStore<PetSet>>,
+    pub secrets: CompactStore<Secret>,
+    pub pods: CompactStore<Pod>,
+    pub services: CompactStore<Service>,
+    pub statefulsets: CompactStore<StatefulSet>,
+    pub petsets: Option<CompactStore<PetSet>>,
     /// None where cert-manager's CRDs were not served at start.
     pub issuers: Option<IssuerStores>,
     /// None where the Prometheus Operator's ServiceMonitors were not served at start.
@@ -105,11 +105,11 @@ pub struct IssuerStores {
 
 /// The watches of one scope, before they run: controllers subscribe, then [`Watches::run`].
 pub struct Watches {
-    pub secrets: SharedWatch<Secret>,
-    pub pods: SharedWatch<Pod>,
-    pub services: SharedWatch<Service>,
-    pub statefulsets: SharedWatch<StatefulSet>,
-    pub petsets: Option<SharedWatch<PetSet>>,
+    pub secrets: CompactWatch<Secret>,
+    pub pods: CompactWatch<Pod>,
+    pub services: CompactWatch<Service>,
+    pub statefulsets: CompactWatch<StatefulSet>,
+    pub petsets: Option<CompactWatch<PetSet>>,
     pub issuers: Option<(SharedWatch<Issuer>, SharedWatch<ClusterIssuer>)>,
     pub service_monitors: Option<SharedWatch<ServiceMonitor>>,
     /// The databases themselves: each kind's controller is driven by its own, and ProxySQL's
@@ -248,16 +248,16 @@ impl Watches {
         } = served;
         let managed = || watcher::Config::default().labels(&labels::managed_selector());
         Self {
-            secrets: SharedWatch::new(scoped(client, namespace), managed(), secret_shape),
-            pods: SharedWatch::new(
+            secrets: CompactWatch::new(scoped(client, namespace), managed(), secret_shape),
+            pods: CompactWatch::new(
                 scoped(client, namespace),
                 managed(),
                 dbtls_runtime::pods::trim,
             ),
-            services: SharedWatch::new(scoped(client, namespace), managed(), lean_store::trim),
-            statefulsets: SharedWatch::new(scoped(client, namespace), managed(), workload_shape),
+            services: CompactWatch::new(scoped(client, namespace), managed(), lean_store::trim),
+            statefulsets: CompactWatch::new(scoped(client, namespace), managed(), workload_shape),
             petsets: petsets
-                .then(|| SharedWatch::new(scoped(client, namespace), managed(), petset_shape)),
+                .then(|| CompactWatch::new(scoped(client, namespace), managed(), petset_shape)),
             // Issuers are few and carry no label of ours: all of them, trimmed to their type.
             issuers: issuers.then(|| {
                 (
@@ -290,8 +290,8 @@ impl Watches {
             secrets: self.secrets.store(),
             pods: self.pods.store(),
             services: self.services.store(),
-            statefulsets: self.statefulsets.indexed(),
-            petsets: self.petsets.as_ref().map(SharedWatch::indexed),
+            statefulsets: self.statefulsets.store(),
+            petsets: self.petsets.as_ref().map(CompactWatch::store),
             issuers: self
                 .issuers
                 .as_ref()
@@ -351,7 +351,7 @@ impl Stores {
     pub async fn wait_until_ready(&self) {
         let petsets = async {
             if let Some(p) = &self.petsets {
-                let _ = p.wait_until_ready().await;
+                p.wait_until_ready().await;
             }
         };
         let issuers = async {
@@ -399,7 +399,7 @@ impl Stores {
     }
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
-        get(&self.secrets, namespace, name)
+        self.secrets.get(namespace, name)
     }
 
     pub fn service_monitor(&self, namespace: &str, name: &str) -> Option<ServiceMonitor> {
@@ -409,11 +409,11 @@ impl Stores {
     }
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
-        get(&self.pods, namespace, name)
+        self.pods.get(namespace, name)
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {
-        get(&self.services, namespace, name)
+        self.services.get(namespace, name)
     }
 
     /// Every workload of `api` in `namespace` carrying all of `labels`.
@@ -424,14 +424,16 @@ impl Stores {
         labels: &BTreeMap<String, String>,
     ) -> Vec<Workload> {
         match api {
-            WorkloadApi::StatefulSet => labelled(&self.statefulsets, namespace, labels)
+            WorkloadApi::StatefulSet => self
+                .statefulsets
+                .labelled(namespace, labels)
                 .into_iter()
                 .map(Workload::StatefulSet)
                 .collect(),
             WorkloadApi::PetSet => self
                 .petsets
                 .iter()
-                .flat_map(|store| labelled(store, namespace, labels))
+                .flat_map(|store| store.labelled(namespace, labels))
                 .map(Workload::PetSet)
                 .collect(),
         }
@@ -439,13 +441,14 @@ impl Stores {
 
     pub fn workload(&self, api: WorkloadApi, namespace: &str, name: &str) -> Option<Workload> {
         match api {
-            WorkloadApi::StatefulSet => {
-                get(&self.statefulsets, namespace, name).map(Workload::StatefulSet)
-            }
+            WorkloadApi::StatefulSet => self
+                .statefulsets
+                .get(namespace, name)
+                .map(Workload::StatefulSet),
             WorkloadApi::PetSet => self
                 .petsets
                 .as_ref()
-                .and_then(|store| get(store, namespace, name))
+                .and_then(|store| store.get(namespace, name))
                 .map(Workload::PetSet),
         }
     }

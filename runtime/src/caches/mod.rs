@@ -1,0 +1,188 @@
+//! Watch caches shared by every controller of an operator: one list+watch per resource (and
+//! watched namespace), a store that reconciles read instead of GETting, and a trigger stream for
+//! each controller. Objects are trimmed before they are stored (what no reconcile reads is not
+//! kept), so memory follows the databases managed, not the size of what is watched.
+//!
+//! Two ways to keep them: [`Objects`], whole in kube-rs's store, for the kinds a controller
+//! reconciles (its `Controller` reads them from that store), and [`Compact`], encoded, for the
+//! children and dependencies that are many per database and read a few at a time.
+//!
+//! Written here rather than with kube-rs's `reflect_shared`, whose subscribers are not told of
+//! deletions: a Certificate or TLS Secret deleted by hand, or an Issuer removed, must trigger
+//! the databases that used it. Every subscriber here gets each object applied or deleted, and
+//! after a re-list each object that vanished while the watch was down.
+mod compact;
+mod objects;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use futures::{Stream, StreamExt};
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+pub use compact::{Compact, CompactStore};
+pub use objects::Objects;
+
+/// The object `namespace/name` in `store`, copied out.
+pub fn get<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|k| (*k).clone())
+}
+
+/// How a watch keeps its objects: applies each watcher event and says which objects it
+/// changed, for the controllers' triggers.
+pub trait Storage<K>: Send + 'static {
+    /// What reconciles read.
+    type Reader: Clone;
+    fn create() -> Self;
+    fn reader(&self) -> Self::Reader;
+    fn apply(&mut self, event: &watcher::Event<K>) -> Vec<Trigger<K>>;
+}
+
+/// An object a watch event changed, for the triggers: either at hand, or as a compact cache
+/// stored it (decoded only when a controller reads its trigger, so a list's objects do not
+/// wait in the trigger streams as copies before the controllers start).
+pub struct Trigger<K>(Source<K>);
+
+enum Source<K> {
+    Object(Arc<K>),
+    Stored(Arc<[u8]>),
+}
+
+impl<K> Clone for Trigger<K> {
+    fn clone(&self) -> Self {
+        Self(match &self.0 {
+            Source::Object(o) => Source::Object(o.clone()),
+            Source::Stored(json) => Source::Stored(json.clone()),
+        })
+    }
+}
+
+impl<K> Trigger<K> {
+    fn object(object: Arc<K>) -> Self {
+        Self(Source::Object(object))
+    }
+
+    fn stored(json: Arc<[u8]>) -> Self {
+        Self(Source::Stored(json))
+    }
+}
+
+impl<K: DeserializeOwned> Trigger<K> {
+    fn into_object(self) -> Option<Arc<K>> {
+        match self.0 {
+            Source::Object(object) => Some(object),
+            Source::Stored(json) => compact::decode(&json).map(Arc::new),
+        }
+    }
+}
+
+/// Objects per page of a (re-)list. Each page is parsed whole before [`SharedWatch::new`]'s
+/// trim runs on its objects; with kube-rs's default of 500, the first lists of a restarted
+/// operator (every watch at once) held pages of full StatefulSets and Secrets side by side.
+pub const LIST_PAGE: u32 = 100;
+
+/// A shared watch that keeps its objects compact ([`Compact`]).
+pub type CompactWatch<K> = SharedWatch<K, Compact<K>>;
+
+/// One shared list+watch of `K`, kept by `S`.
+pub struct SharedWatch<K, S = Objects<K>>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    api: Api<K>,
+    config: watcher::Config,
+    trim: fn(&mut K),
+    storage: S,
+    /// Unbounded: an operator's controllers start reading their trigger streams only once every
+    /// cache is filled, so a bounded stream would stop a watch whose first list is longer than
+    /// the bound, and that cache would never fill (a restart among 1,100 labelled Secrets left
+    /// both operators idle). What waits here is at most one entry per object listed or changed
+    /// before the controllers start.
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Trigger<K>>>>,
+}
+
+impl<K, S> SharedWatch<K, S>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+    S: Storage<K>,
+{
+    /// A watch of `api` with `config`; `trim` drops what no reader needs before storing.
+    pub fn new(api: Api<K>, config: watcher::Config, trim: fn(&mut K)) -> Self {
+        Self {
+            api,
+            config: config.page_size(LIST_PAGE),
+            trim,
+            storage: S::create(),
+            subscribers: Mutex::default(),
+        }
+    }
+
+    /// The store, for reads (ready once the first list is in).
+    pub fn store(&self) -> S::Reader {
+        self.storage.reader()
+    }
+
+    /// A stream of every object applied or deleted, for one controller's triggers
+    /// (`owns_shared_stream`, `watches_shared_stream`). Take them all before [`SharedWatch::run`].
+    pub fn subscribe(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        let (tx, rx) = mpsc::unbounded_channel::<Trigger<K>>();
+        if let Ok(mut subscribers) = self.subscribers.lock() {
+            subscribers.push(tx);
+        }
+        futures::stream::unfold(rx, |mut rx| async move {
+            while let Some(trigger) = rx.recv().await {
+                if let Some(object) = trigger.into_object() {
+                    return Some((object, rx));
+                }
+            }
+            None
+        })
+    }
+
+    /// Runs the watch (re-listing with backoff after errors) until dropped.
+    pub fn run(self) -> impl Future<Output = ()> + Send + 'static {
+        let SharedWatch {
+            api,
+            config,
+            trim,
+            mut storage,
+            subscribers,
+        } = self;
+        let subscribers = subscribers.into_inner().unwrap_or_default();
+        let resource = crate::api_metrics::resource_of(api.resource_url());
+        let events = watcher(api, config).default_backoff().modify(trim);
+        async move {
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => {
+                        tracing::debug!(%error, "shared watch error (retried)");
+                        crate::api_metrics::watch_restarted(&resource);
+                        continue;
+                    }
+                };
+                for trigger in storage.apply(&event) {
+                    for subscriber in &subscribers {
+                        // A subscriber that is gone (its controller stopped) is no error.
+                        let _ = subscriber.send(trigger.clone());
+                    }
+                }
+            }
+        }
+    }
+}
