@@ -52,6 +52,7 @@ struct Objects {
 
 #[derive(Clone)]
 struct Entry {
+    /// The object's JSON, packed.
     json: Arc<[u8]>,
     instance: Option<Box<str>>,
 }
@@ -108,8 +109,9 @@ impl Objects {
     }
 }
 
-pub(super) fn decode<K: DeserializeOwned>(json: &[u8]) -> Option<K> {
-    serde_json::from_slice(json)
+/// The object `packed` holds ([`encode`]'s `Entry::json`).
+pub(super) fn decode<K: DeserializeOwned>(packed: &[u8]) -> Option<K> {
+    serde_json::from_slice(&super::packed::unpack(packed))
         .inspect_err(|error| tracing::error!(%error, "a cached object does not decode"))
         .ok()
 }
@@ -131,7 +133,7 @@ fn encode<K: Resource + Serialize>(object: &K) -> Option<(Box<str>, Entry)> {
     Some((
         key,
         Entry {
-            json: json.into(),
+            json: super::packed::pack(&json).into(),
             instance,
         },
     ))

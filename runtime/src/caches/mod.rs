@@ -13,6 +13,7 @@
 //! after a re-list each object that vanished while the watch was down.
 mod compact;
 mod objects;
+mod packed;
 
 use std::fmt::Debug;
 use std::future::Future;
