@@ -2,7 +2,7 @@
 //! `dbtls_certificates{kind, alias, ready}`, and per database and alias the expiry and renewal
 //! times cert-manager reports in the Certificate status.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
@@ -10,7 +10,8 @@ use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
 use crate::db::DbRef;
 use crate::plan::AliasReport;
 
-type AliasKey = (String, String, &'static str);
+/// A database: (namespace, name).
+type DbKey = (String, String);
 
 #[derive(Clone)]
 struct Series {
@@ -22,9 +23,10 @@ pub struct CertificateMetrics {
     certificates: IntGaugeVec,
     expiry: GaugeVec,
     renewal: GaugeVec,
-    /// What each (namespace, database, alias) currently counts as, so that the gauge can move
-    /// an alias from one series to the other.
-    known: Mutex<HashMap<AliasKey, Series>>,
+    /// What each alias of each database currently counts as, so that the gauge can move an
+    /// alias from one series to the other. By database: a reconcile looks at its own aliases
+    /// only (scanning every alias of every database made each reconcile cost O(databases)).
+    known: Mutex<HashMap<DbKey, BTreeMap<&'static str, Series>>>,
 }
 
 impl CertificateMetrics {
@@ -67,25 +69,22 @@ impl CertificateMetrics {
         let Ok(mut known) = self.known.lock() else {
             return;
         };
-        let stale: Vec<AliasKey> = known
+        let key = (db.namespace.clone(), db.name.clone());
+        let aliases = known.entry(key).or_default();
+        let stale: Vec<&'static str> = aliases
             .keys()
-            .filter(|(ns, name, alias)| {
-                *ns == db.namespace
-                    && *name == db.name
-                    && !reports.iter().any(|r| r.alias == *alias)
-            })
-            .cloned()
+            .filter(|alias| !reports.iter().any(|r| r.alias == **alias))
+            .copied()
             .collect();
-        for key in stale {
-            self.drop_series(&mut known, &key);
+        for alias in stale {
+            self.drop_series(db, alias, aliases.remove(alias));
         }
         for report in reports {
-            let key = (db.namespace.clone(), db.name.clone(), report.alias);
             let now = Series {
                 kind,
                 ready: report.ready,
             };
-            match known.insert(key.clone(), now.clone()) {
+            match aliases.insert(report.alias, now.clone()) {
                 Some(before) if before.ready == now.ready => {}
                 Some(before) => {
                     self.count(&before, report.alias, -1);
@@ -97,6 +96,9 @@ impl CertificateMetrics {
             set_timestamp(&self.expiry, &labels, report.not_after.as_deref());
             set_timestamp(&self.renewal, &labels, report.renewal_time.as_deref());
         }
+        if aliases.is_empty() {
+            known.remove(&(db.namespace.clone(), db.name.clone()));
+        }
     }
 
     /// Removes every series of a database that is gone (or no longer has TLS).
@@ -104,21 +106,20 @@ impl CertificateMetrics {
         let Ok(mut known) = self.known.lock() else {
             return;
         };
-        let keys: Vec<AliasKey> = known
-            .keys()
-            .filter(|(ns, name, _)| *ns == db.namespace && *name == db.name)
-            .cloned()
-            .collect();
-        for key in keys {
-            self.drop_series(&mut known, &key);
+        let aliases = known
+            .remove(&(db.namespace.clone(), db.name.clone()))
+            .unwrap_or_default();
+        for (alias, series) in aliases {
+            self.drop_series(db, alias, Some(series));
         }
     }
 
-    fn drop_series(&self, known: &mut HashMap<AliasKey, Series>, key: &AliasKey) {
-        if let Some(series) = known.remove(key) {
-            self.count(&series, key.2, -1);
+    /// Removes the series of `db`'s `alias`, which counted as `series`.
+    fn drop_series(&self, db: &DbRef, alias: &str, series: Option<Series>) {
+        if let Some(series) = series {
+            self.count(&series, alias, -1);
         }
-        let labels = [key.0.as_str(), key.1.as_str(), key.2];
+        let labels = [db.namespace.as_str(), db.name.as_str(), alias];
         let _ = self.expiry.remove_label_values(&labels);
         let _ = self.renewal.remove_label_values(&labels);
     }
@@ -194,5 +195,47 @@ mod tests {
         );
         metrics.forget(&db());
         assert_eq!((gauge("false"), gauge("true")), (0, 0));
+    }
+
+    #[test]
+    fn an_alias_no_longer_reported_loses_its_series_and_other_databases_keep_theirs() {
+        let registry = Registry::new();
+        let metrics = CertificateMetrics::register(&registry).unwrap();
+        let other = DbRef {
+            name: "other".into(),
+            ..db()
+        };
+        let expiry = |db: &str, alias: &str| {
+            metrics
+                .expiry
+                .get_metric_with_label_values(&["demo", db, alias])
+                .map(|g| g.get())
+                .ok()
+        };
+        let at = Some("2030-01-01T00:00:00Z");
+        metrics.record(
+            &db(),
+            &[report("server", true, at), report("client", true, at)],
+        );
+        metrics.record(&other, &[report("client", true, at)]);
+        metrics.record(&db(), &[report("server", true, at)]);
+        let ready_clients = metrics
+            .certificates
+            .with_label_values(&["MySQL", "client", "true"])
+            .get();
+        assert_eq!(ready_clients, 1, "only the other database's client counts");
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        let series = |db: &str, alias: &str| {
+            format!(
+                "dbtls_certificate_expiry_timestamp_seconds{{alias=\"{alias}\",database=\"{db}\",namespace=\"demo\"}}"
+            )
+        };
+        assert!(text.contains(&series("other", "client")), "{text}");
+        let gone = !text.contains(&series("my", "client"));
+        assert!(gone, "the dropped alias's expiry series is removed");
+        assert_eq!(expiry("other", "client"), Some(1_893_456_000.0));
+        assert_eq!(expiry("my", "server"), Some(1_893_456_000.0));
     }
 }
