@@ -3,8 +3,11 @@
 //! its server announced, and per pod what it was last seen presenting and the reloads tried.
 //! Lost on restart by design: a restarted operator probes again and at worst reloads again (a
 //! reload drops no connection); no restart decision depends on what was remembered.
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use dbtls_runtime::sweep::Sweep;
 
 use super::plan::ReloadFailure;
 
@@ -16,7 +19,8 @@ pub struct CurrentCertificate {
     /// Unix time.
     pub not_before: i64,
     pub not_after: i64,
-    pub ca_pem: Vec<u8>,
+    /// Shared by every database whose Secret holds the same CA ([`Memory::shared_ca`]).
+    pub ca_pem: Arc<[u8]>,
 }
 
 /// A pod as last seen.
@@ -70,7 +74,7 @@ pub struct DbMemory {
     pub certificate: Option<CurrentCertificate>,
     /// The CA the server Secret held before the current one, while pods may still present a
     /// certificate from it (an issuer change).
-    pub previous_ca: Option<Vec<u8>>,
+    pub previous_ca: Option<Arc<[u8]>>,
     pub server_version: Option<String>,
     pub pods: BTreeMap<String, PodMemo>,
     /// During an issuer change: which pods accept the probe certificate of the new CA.
@@ -93,11 +97,35 @@ pub struct TrustMemo {
 #[derive(Debug, Default)]
 pub struct Memory {
     databases: Mutex<HashMap<(String, String), DbMemory>>,
+    cas: Mutex<SharedCas>,
+}
+
+/// Each CA certificate the remembered certificates hold, once: the databases of one issuer
+/// share its CA, which each of them kept a copy of (1.2 KB per database for an RSA CA).
+#[derive(Debug, Default)]
+struct SharedCas {
+    pems: HashSet<Arc<[u8]>>,
+    sweep: Sweep,
 }
 
 impl Memory {
     pub fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), DbMemory>> {
         self.databases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `pem` as the one copy every remembered certificate with that CA shares.
+    pub fn shared_ca(&self, pem: &[u8]) -> Arc<[u8]> {
+        let mut cas = self.cas.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shared) = cas.pems.get(pem) {
+            return shared.clone();
+        }
+        if cas.sweep.due(Instant::now()) {
+            // A CA no database holds any more (its issuer was replaced or removed).
+            cas.pems.retain(|pem| Arc::strong_count(pem) > 1);
+        }
+        let shared: Arc<[u8]> = pem.into();
+        cas.pems.insert(shared.clone());
+        shared
     }
 
     pub fn forget(&self, namespace: &str, database: &str) {
@@ -129,5 +157,17 @@ mod tests {
         let replaced = memo.refreshed("u2", "0@t3", "S1");
         assert_eq!(replaced.uid, "u2");
         assert!(!replaced.current);
+    }
+
+    #[test]
+    fn databases_of_one_ca_share_one_copy() {
+        let memory = Memory::default();
+        let first = memory.shared_ca(b"CA one");
+        let separate_copy = String::from("CA one");
+        let again = memory.shared_ca(separate_copy.as_bytes());
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = memory.shared_ca(b"CA two");
+        assert_eq!(&*other, b"CA two");
+        assert!(!Arc::ptr_eq(&first, &other));
     }
 }

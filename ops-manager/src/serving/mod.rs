@@ -242,6 +242,10 @@ impl Serving {
                     name: server_secret.to_string(),
                     source,
                 })?;
+        let current = current.map(|mut c| {
+            c.ca_pem = self.memory.shared_ca(&c.ca_pem);
+            c
+        });
         let mut memory = self.memory.lock();
         let entry = memory.entry(key(db)).or_default();
         if let (Some(known), Some(now)) = (&known, &current)
@@ -340,8 +344,8 @@ impl Serving {
             .lock()
             .get(&key(db))
             .and_then(|m| m.previous_ca.clone());
-        let cas: Vec<Vec<u8>> = std::iter::once(certificate.ca_pem.clone())
-            .chain(previous_ca)
+        let cas: Vec<Vec<u8>> = std::iter::once(certificate.ca_pem.to_vec())
+            .chain(previous_ca.map(|ca| ca.to_vec()))
             .collect();
         let admin = AdminLogin {
             auth_secret: target.auth_secret,
@@ -682,7 +686,7 @@ mod tests {
             serial: "NEW".into(),
             not_before: 1_000,
             not_after: 9_000,
-            ca_pem: Vec::new(),
+            ca_pem: std::sync::Arc::default(),
         }
     }
 

@@ -144,7 +144,11 @@ pub fn certificate_of(secret: &Secret) -> Option<CurrentCertificate> {
         serial,
         not_before,
         not_after,
-        ca_pem: data.get("ca.crt").map(|c| c.0.clone()).unwrap_or_default(),
+        ca_pem: data
+            .get("ca.crt")
+            .map(|c| c.0.as_slice())
+            .unwrap_or_default()
+            .into(),
     })
 }
 

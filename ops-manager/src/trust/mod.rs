@@ -218,7 +218,7 @@ pub async fn observe(
         .serving
         .current_certificate(&ctx.client, stores, db, &server_secret)
         .await?;
-    let server_ca = current.map(|c| c.ca_pem).unwrap_or_default();
+    let server_ca = current.map(|c| c.ca_pem.to_vec()).unwrap_or_default();
     let current_serial = first_serial(&server_ca);
     let mut pems = BTreeMap::new();
     if let Some(serial) = &current_serial {
