@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+use dbtls_runtime::gauge_table::GaugeTable;
+use prometheus::{IntGaugeVec, Opts, Registry};
 
 use crate::db::DbRef;
 use crate::plan::AliasReport;
@@ -21,8 +22,8 @@ struct Series {
 
 pub struct CertificateMetrics {
     certificates: IntGaugeVec,
-    expiry: GaugeVec,
-    renewal: GaugeVec,
+    expiry: GaugeTable,
+    renewal: GaugeTable,
     /// What each alias of each database currently counts as, so that the gauge can move an
     /// alias from one series to the other. By database: a reconcile looks at its own aliases
     /// only (scanning every alias of every database made each reconcile cost O(databases)).
@@ -38,19 +39,15 @@ impl CertificateMetrics {
             ),
             &["kind", "alias", "ready"],
         )?;
-        let expiry = GaugeVec::new(
-            Opts::new(
-                "dbtls_certificate_expiry_timestamp_seconds",
-                "When the issued certificate expires (Certificate status.notAfter), Unix time.",
-            ),
-            &["namespace", "database", "alias"],
+        let expiry = GaugeTable::new(
+            "dbtls_certificate_expiry_timestamp_seconds",
+            "When the issued certificate expires (Certificate status.notAfter), Unix time.",
+            "alias",
         )?;
-        let renewal = GaugeVec::new(
-            Opts::new(
-                "dbtls_certificate_renewal_timestamp_seconds",
-                "When cert-manager will renew the certificate (status.renewalTime), Unix time.",
-            ),
-            &["namespace", "database", "alias"],
+        let renewal = GaugeTable::new(
+            "dbtls_certificate_renewal_timestamp_seconds",
+            "When cert-manager will renew the certificate (status.renewalTime), Unix time.",
+            "alias",
         )?;
         registry.register(Box::new(certificates.clone()))?;
         registry.register(Box::new(expiry.clone()))?;
@@ -77,7 +74,7 @@ impl CertificateMetrics {
             .copied()
             .collect();
         for alias in stale {
-            self.drop_series(db, alias, aliases.remove(alias));
+            self.drop_series(alias, aliases.remove(alias));
         }
         for report in reports {
             let now = Series {
@@ -92,10 +89,19 @@ impl CertificateMetrics {
                 }
                 None => self.count(&now, report.alias, 1),
             }
-            let labels = [db.namespace.as_str(), db.name.as_str(), report.alias];
-            set_timestamp(&self.expiry, &labels, report.not_after.as_deref());
-            set_timestamp(&self.renewal, &labels, report.renewal_time.as_deref());
         }
+        let times = |time: fn(&AliasReport) -> Option<&str>| {
+            reports
+                .iter()
+                .filter_map(move |r| unix_time(time(r)).map(|t| (r.alias, t)))
+        };
+        self.expiry
+            .replace(&db.namespace, &db.name, times(|r| r.not_after.as_deref()));
+        self.renewal.replace(
+            &db.namespace,
+            &db.name,
+            times(|r| r.renewal_time.as_deref()),
+        );
         if aliases.is_empty() {
             known.remove(&(db.namespace.clone(), db.name.clone()));
         }
@@ -110,18 +116,17 @@ impl CertificateMetrics {
             .remove(&(db.namespace.clone(), db.name.clone()))
             .unwrap_or_default();
         for (alias, series) in aliases {
-            self.drop_series(db, alias, Some(series));
+            self.drop_series(alias, Some(series));
         }
+        self.expiry.replace(&db.namespace, &db.name, []);
+        self.renewal.replace(&db.namespace, &db.name, []);
     }
 
-    /// Removes the series of `db`'s `alias`, which counted as `series`.
-    fn drop_series(&self, db: &DbRef, alias: &str, series: Option<Series>) {
+    /// Uncounts an alias that counted as `series`.
+    fn drop_series(&self, alias: &str, series: Option<Series>) {
         if let Some(series) = series {
             self.count(&series, alias, -1);
         }
-        let labels = [db.namespace.as_str(), db.name.as_str(), alias];
-        let _ = self.expiry.remove_label_values(&labels);
-        let _ = self.renewal.remove_label_values(&labels);
     }
 
     fn count(&self, series: &Series, alias: &str, delta: i64) {
@@ -132,13 +137,11 @@ impl CertificateMetrics {
     }
 }
 
-fn set_timestamp(gauge: &GaugeVec, labels: &[&str; 3], value: Option<&str>) {
-    match value.and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok()) {
-        Some(time) => gauge.with_label_values(labels).set(time.timestamp() as f64),
-        None => {
-            let _ = gauge.remove_label_values(labels);
-        }
-    }
+/// An RFC 3339 time of a Certificate's status, as Unix time (none: no series).
+fn unix_time(value: Option<&str>) -> Option<f64> {
+    value
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .map(|time| time.timestamp() as f64)
 }
 
 #[cfg(test)]
@@ -187,14 +190,12 @@ mod tests {
         );
         assert_eq!((gauge("false"), gauge("true")), (0, 1));
         assert_eq!(
-            metrics
-                .expiry
-                .with_label_values(&["demo", "my", "server"])
-                .get(),
-            1_893_456_000.0
+            metrics.expiry.get("demo", "my", "server"),
+            Some(1_893_456_000.0)
         );
         metrics.forget(&db());
         assert_eq!((gauge("false"), gauge("true")), (0, 0));
+        assert_eq!(metrics.expiry.get("demo", "my", "server"), None);
     }
 
     #[test]
@@ -205,13 +206,7 @@ mod tests {
             name: "other".into(),
             ..db()
         };
-        let expiry = |db: &str, alias: &str| {
-            metrics
-                .expiry
-                .get_metric_with_label_values(&["demo", db, alias])
-                .map(|g| g.get())
-                .ok()
-        };
+        let expiry = |db: &str, alias: &str| metrics.expiry.get("demo", db, alias);
         let at = Some("2030-01-01T00:00:00Z");
         metrics.record(
             &db(),

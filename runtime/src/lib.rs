@@ -14,6 +14,7 @@ pub mod crds;
 pub mod diff;
 pub mod events;
 pub mod finalizer;
+pub mod gauge_table;
 pub mod http;
 pub mod key;
 pub mod leader;

@@ -3,11 +3,9 @@
 //! certificate a pod presents expires — and
 //! `dbtls_certificate_reloads_total{kind, method, result}` — reloads and restarts made to bring
 //! pods to the current certificate.
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
-
 use dbtls_contract::DbKind;
-use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+use dbtls_runtime::gauge_table::GaugeTable;
+use prometheus::{IntCounterVec, Opts, Registry};
 
 /// `method` label values.
 pub const RELOAD: &str = "reload";
@@ -17,20 +15,16 @@ pub const SUCCESS: &str = "success";
 pub const FAILURE: &str = "failure";
 
 pub struct ServingMetrics {
-    served_expiry: GaugeVec,
+    served_expiry: GaugeTable,
     reloads: IntCounterVec,
-    /// The pods with a series, per (namespace, database), to remove those that are gone.
-    known: Mutex<BTreeMap<(String, String), BTreeSet<String>>>,
 }
 
 impl ServingMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let served_expiry = GaugeVec::new(
-            Opts::new(
-                "dbtls_served_certificate_expiry_timestamp_seconds",
-                "When the certificate a pod presents to its clients expires, Unix time.",
-            ),
-            &["namespace", "database", "pod"],
+        let served_expiry = GaugeTable::new(
+            "dbtls_served_certificate_expiry_timestamp_seconds",
+            "When the certificate a pod presents to its clients expires, Unix time.",
+            "pod",
         )?;
         let reloads = IntCounterVec::new(
             Opts::new(
@@ -52,7 +46,6 @@ impl ServingMetrics {
         Ok(Self {
             served_expiry,
             reloads,
-            known: Mutex::default(),
         })
     }
 
@@ -65,28 +58,10 @@ impl ServingMetrics {
     /// Records what each pod of a database presents (`(pod, expiry)`); pods not listed lose
     /// their series.
     pub fn record(&self, namespace: &str, database: &str, served: &[(String, i64)]) {
-        let Ok(mut known) = self.known.lock() else {
-            return;
-        };
-        let key = (namespace.to_string(), database.to_string());
-        let now: BTreeSet<String> = served.iter().map(|(pod, _)| pod.clone()).collect();
-        for gone in known.get(&key).into_iter().flatten() {
-            if !now.contains(gone) {
-                let _ = self
-                    .served_expiry
-                    .remove_label_values(&[namespace, database, gone]);
-            }
-        }
-        for (pod, expiry) in served {
-            self.served_expiry
-                .with_label_values(&[namespace, database, pod])
-                .set(*expiry as f64);
-        }
-        if now.is_empty() {
-            known.remove(&key);
-        } else {
-            known.insert(key, now);
-        }
+        let series = served
+            .iter()
+            .map(|(pod, expiry)| (pod.as_str(), *expiry as f64));
+        self.served_expiry.replace(namespace, database, series);
     }
 
     /// Removes every series of a database.
@@ -105,15 +80,10 @@ mod tests {
         let registry = Registry::new();
         let metrics = ServingMetrics::register(&registry).unwrap();
         metrics.record("ns", "db", &[("db-0".into(), 100), ("db-1".into(), 200)]);
-        let series = |pod: &str| {
-            metrics
-                .served_expiry
-                .get_metric_with_label_values(&["ns", "db", pod])
-                .map(|g| g.get())
-        };
-        assert_eq!(series("db-1").unwrap(), 200.0);
+        let series = |pod: &str| metrics.served_expiry.get("ns", "db", pod);
+        assert_eq!(series("db-1"), Some(200.0));
         metrics.record("ns", "db", &[("db-0".into(), 150)]);
-        assert_eq!(series("db-0").unwrap(), 150.0);
+        assert_eq!(series("db-0"), Some(150.0));
         let families = registry.gather();
         let expiry = families
             .iter()
