@@ -6,6 +6,7 @@
 //! The API server, stand-ins and the bench's own watches run in this process, so the bench
 //! process's CPU is the testbed's cost, not the operators'.
 pub mod process;
+pub mod real;
 pub mod report;
 pub mod requests;
 pub mod tracker;
@@ -342,6 +343,194 @@ async fn create(
     Ok(())
 }
 
+/// The stand-ins a run keeps in its own process: cert-manager (with the keys made before the
+/// clock starts) and the workload status, for `namespaces` (none: all).
+struct StandIns {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl StandIns {
+    fn start(
+        cert_manager: kube::Client,
+        workload_status: kube::Client,
+        keys: Vec<rcgen::KeyPair>,
+        options: &BenchOptions,
+        namespaces: Vec<String>,
+    ) -> StandIns {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let config = StandInConfig {
+            key_pool: Some(certmanager::keys::KeyPool::start_with(keys)),
+            issuance_rate: options.issuance_rate,
+            concurrency: 16,
+            namespaces: namespaces.clone(),
+            ..StandInConfig::default()
+        };
+        let tasks = vec![
+            tokio::spawn(certmanager::run(cert_manager, config, stopped())),
+            tokio::spawn(workload_sim::run(workload_status, namespaces, stopped())),
+        ];
+        StandIns { stop, tasks }
+    }
+
+    /// Ends the run: the operators (their logs kept in `dir`), the bench's watches, then the
+    /// stand-ins.
+    async fn stop(
+        self,
+        running: &[Operator],
+        watches: Vec<tokio::task::JoinHandle<()>>,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for op in running {
+            let _ = std::fs::write(dir.join(format!("{}.log", op.name)), op.logs());
+            op.kill().await?;
+        }
+        for task in watches {
+            task.abort();
+        }
+        futures::future::join_all(self.tasks).await;
+        Ok(())
+    }
+}
+
+/// What the bulk phase measured.
+struct Bulk {
+    kinds: Vec<DbKind>,
+    /// Time the bench took to send all the creates.
+    create_send: Duration,
+    /// First create to last database Ready, and to last converged.
+    ready_all: Duration,
+    converge_all: Duration,
+}
+
+/// Creates `options.databases` databases, `options.create_parallelism` at a time, and waits
+/// until every one is Ready.
+async fn create_all(
+    bench: &kube::Client,
+    kinds_cache: &apply::KindCache,
+    tracker: &Tracker,
+    options: &BenchOptions,
+    progress: &impl Fn(&str),
+    running: &[Operator],
+) -> anyhow::Result<Bulk> {
+    let started = Instant::now();
+    let planned: Vec<(DbKind, Key)> = (0..options.databases)
+        .map(|i| database(i, options.namespaces, ""))
+        .collect();
+    futures::stream::iter(planned.iter())
+        .map(|(kind, key)| create(bench, kinds_cache, tracker, *kind, key))
+        .buffer_unordered(options.create_parallelism.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    let create_send = started.elapsed();
+    progress(&format!(
+        "sent {} creates in {create_send:.1?}",
+        options.databases
+    ));
+    let mut ticker = Ticker::new(progress, started);
+    wait_until("every database to be Ready", options.deadline, || {
+        let (converged, ready, total) = tracker.progress();
+        ticker.tell(format!("{converged}/{total} converged, {ready} Ready"));
+        ready == total
+    })
+    .await
+    .map_err(|e| {
+        let logs: String = running
+            .iter()
+            .map(|o| o.logs())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let tail: String = logs.lines().rev().take(40).collect::<Vec<_>>().join("\n");
+        e.context(format!("operator log tail (newest first):\n{tail}"))
+    })?;
+    let ready_all = started.elapsed();
+    let converge_all = tracker
+        .last_converged()
+        .map(|t| t.saturating_duration_since(started))
+        .unwrap_or(ready_all);
+    Ok(Bulk {
+        kinds: planned.iter().map(|(k, _)| *k).collect(),
+        create_send,
+        ready_all,
+        converge_all,
+    })
+}
+
+/// The stand-in's keys, made before the clock starts (none without a key cache).
+fn key_stock(
+    options: &BenchOptions,
+    progress: &impl Fn(&str),
+) -> anyhow::Result<Vec<rcgen::KeyPair>> {
+    let Some(file) = &options.key_cache else {
+        return Ok(Vec::new());
+    };
+    // Every database has at most three Certificates; re-issues draw on the refill.
+    let issuances = options.databases * (1 + usize::from(options.renewal));
+    let wanted = 3 * (issuances + options.single_creates);
+    progress(&format!(
+        "{wanted} keys from {} (those it lacks are generated now, once)",
+        file.display()
+    ));
+    let keys = certmanager::keys::cached_rsa_keys(file, wanted)
+        .with_context(|| format!("key cache {}", file.display()))?;
+    progress(&format!(
+        "{} keys ready before the clock starts",
+        keys.len()
+    ));
+    Ok(keys)
+}
+
+/// Creates `options.single_creates` databases one at a time, each once the previous is Ready:
+/// creation to workload created, and to converged.
+async fn single_creates(
+    bench: &kube::Client,
+    kinds_cache: &apply::KindCache,
+    tracker: &Tracker,
+    options: &BenchOptions,
+    running: &[Operator],
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let mut single_workload = Vec::new();
+    let mut single_converged = Vec::new();
+    for i in 0..options.single_creates {
+        let (kind, key) = database(i, options.namespaces, "single-");
+        let sent = Instant::now();
+        create(bench, kinds_cache, tracker, kind, &key).await?;
+        if let Err(e) = wait_until(
+            &format!("single database {}/{} to converge", key.0, key.1),
+            Duration::from_secs(60),
+            || tracker.get(&key).is_some_and(|t| t.converged.is_some()),
+        )
+        .await
+        {
+            let diagnosis = where_it_stands(bench, kind, &key, tracker, running).await;
+            return Err(e.context(diagnosis));
+        }
+        if let Some(track) = tracker.get(&key) {
+            if let Some(w) = track.workload {
+                single_workload.push(w.saturating_duration_since(sent));
+            }
+            if let Some(c) = track.converged {
+                single_converged.push(c.saturating_duration_since(sent));
+            }
+        }
+        // Let the database reach Ready so the next one starts on an idle system.
+        wait_until("single database Ready", Duration::from_secs(60), || {
+            tracker.get(&key).is_some_and(|t| t.ready.is_some())
+        })
+        .await?;
+    }
+    Ok((single_workload, single_converged))
+}
+
 async fn sample_operator(operator: &Operator) -> ProcessSample {
     match operator.pid().await {
         Some(pid) => process::sample(&pid.to_string()).unwrap_or_default(),
@@ -371,47 +560,13 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
         options.namespaces, options.unrelated_secrets
     ));
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
-    let stock = match &options.key_cache {
-        // Every database has at most three Certificates; re-issues draw on the refill.
-        Some(file) => {
-            let issuances = options.databases * (1 + usize::from(options.renewal));
-            let wanted = 3 * (issuances + options.single_creates);
-            progress(&format!(
-                "{wanted} keys from {} (those it lacks are generated now, once)",
-                file.display()
-            ));
-            let keys = certmanager::keys::cached_rsa_keys(file, wanted)
-                .with_context(|| format!("key cache {}", file.display()))?;
-            progress(&format!(
-                "{} keys ready before the clock starts",
-                keys.len()
-            ));
-            keys
-        }
-        None => Vec::new(),
-    };
-    let stand_in = tokio::spawn(certmanager::run(
+    let stand_ins = StandIns::start(
         server.client_as("cert-manager").await?,
-        StandInConfig {
-            key_pool: Some(certmanager::keys::KeyPool::start_with(stock)),
-            issuance_rate: options.issuance_rate,
-            concurrency: 16,
-            ..StandInConfig::default()
-        },
-        stopped(),
-    ));
-    let workloads = tokio::spawn(workload_sim::run(
         server.client_as("kube-controller-manager").await?,
+        key_stock(&options, &progress)?,
+        &options,
         Vec::new(),
-        stopped(),
-    ));
+    );
     let tracker = Tracker::default();
     let watches = tracker.watch(&bench);
 
@@ -446,43 +601,20 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
     // Bulk phase.
     let start_index = log.len();
     let kinds_cache = apply::KindCache::default();
-    let started = Instant::now();
-    let planned: Vec<(DbKind, Key)> = (0..options.databases)
-        .map(|i| database(i, options.namespaces, ""))
-        .collect();
-    futures::stream::iter(planned.iter())
-        .map(|(kind, key)| create(&bench, &kinds_cache, &tracker, *kind, key))
-        .buffer_unordered(options.create_parallelism.max(1))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<()>>>()?;
-    let create_send = started.elapsed();
-    progress(&format!(
-        "sent {} creates in {create_send:.1?}",
-        options.databases
-    ));
-    let mut ticker = Ticker::new(&progress, started);
-    wait_until("every database to be Ready", options.deadline, || {
-        let (converged, ready, total) = tracker.progress();
-        ticker.tell(format!("{converged}/{total} converged, {ready} Ready"));
-        ready == total
-    })
-    .await
-    .map_err(|e| {
-        let logs: String = running
-            .iter()
-            .map(|o| o.logs())
-            .collect::<Vec<_>>()
-            .join("\n");
-        let tail: String = logs.lines().rev().take(40).collect::<Vec<_>>().join("\n");
-        e.context(format!("operator log tail (newest first):\n{tail}"))
-    })?;
-    let ready_all = started.elapsed();
-    let converge_all = tracker
-        .last_converged()
-        .map(|t| t.saturating_duration_since(started))
-        .unwrap_or(ready_all);
+    let Bulk {
+        kinds,
+        create_send,
+        ready_all,
+        converge_all,
+    } = create_all(
+        &bench,
+        &kinds_cache,
+        &tracker,
+        &options,
+        &progress,
+        &running,
+    )
+    .await?;
     // The last status writes of convergence (a rollout's final StatefulSet status, the
     // operators' answers to it) can trail the Ready phase: idle starts once the API server has
     // been quiet for a second, so the idle window measures writes that never stop, not those.
@@ -503,7 +635,6 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
     let records = log.snapshot();
     let converge_records = &records[start_index..converge_index];
     let idle_records = &records[converge_index..idle_index];
-    let kinds: Vec<DbKind> = planned.iter().map(|(k, _)| *k).collect();
     let minimum = requests::minimum_for(&kinds);
     let mut figures = Vec::new();
     for (i, op) in running.iter().enumerate() {
@@ -569,36 +700,8 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
     };
 
     // One database at a time on the idle system.
-    let mut single_workload = Vec::new();
-    let mut single_converged = Vec::new();
-    for i in 0..options.single_creates {
-        let (kind, key) = database(i, options.namespaces, "single-");
-        let sent = Instant::now();
-        create(&bench, &kinds_cache, &tracker, kind, &key).await?;
-        if let Err(e) = wait_until(
-            &format!("single database {}/{} to converge", key.0, key.1),
-            Duration::from_secs(60),
-            || tracker.get(&key).is_some_and(|t| t.converged.is_some()),
-        )
-        .await
-        {
-            let diagnosis = where_it_stands(&bench, kind, &key, &tracker, &running).await;
-            return Err(e.context(diagnosis));
-        }
-        if let Some(track) = tracker.get(&key) {
-            if let Some(w) = track.workload {
-                single_workload.push(w.saturating_duration_since(sent));
-            }
-            if let Some(c) = track.converged {
-                single_converged.push(c.saturating_duration_since(sent));
-            }
-        }
-        // Let the database reach Ready so the next one starts on an idle system.
-        wait_until("single database Ready", Duration::from_secs(60), || {
-            tracker.get(&key).is_some_and(|t| t.ready.is_some())
-        })
-        .await?;
-    }
+    let (single_workload, single_converged) =
+        single_creates(&bench, &kinds_cache, &tracker, &options, &running).await?;
 
     let report = BenchReport {
         options_databases: options.databases,
@@ -620,15 +723,7 @@ pub async fn run(options: BenchOptions, progress: impl Fn(&str)) -> anyhow::Resu
         renewal,
     };
 
-    let _ = stop_tx.send(true);
-    for op in &running {
-        let _ = std::fs::write(dir.join(format!("{}.log", op.name)), op.logs());
-        op.kill().await?;
-    }
-    for task in watches {
-        task.abort();
-    }
-    let _ = tokio::join!(stand_in, workloads);
+    stand_ins.stop(&running, watches, &dir).await?;
     server.shutdown().await;
     Ok(report)
 }

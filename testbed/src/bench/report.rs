@@ -2,6 +2,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::process::ProcessSample;
+use super::requests::RequestCounts;
 use super::{BenchReport, OperatorFigures, RenewalFigures};
 
 /// The `q`-quantile (0..=1) by nearest rank; None for no samples.
@@ -17,7 +19,7 @@ fn ms(d: Option<Duration>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn per_db(count: usize, databases: usize) -> f64 {
+pub(super) fn per_db(count: usize, databases: usize) -> f64 {
     count as f64 / databases.max(1) as f64
 }
 
@@ -30,18 +32,53 @@ fn by_target(counts: &std::collections::BTreeMap<String, usize>, databases: usiz
         .join(", ")
 }
 
-fn operator_rows(out: &mut String, report: &BenchReport, op: &OperatorFigures) {
-    let n = report.options_databases;
-    let c = &op.converge;
-    let ratio = c.writes as f64 / op.minimum_writes.max(1) as f64;
-    let (restart_writes, restart_reads, restart_took) = match &op.restart {
+/// The latency line of the databases created one at a time.
+pub(super) fn single_line(out: &mut String, workload: &[Duration], converged: &[Duration]) {
+    let _ = writeln!(
+        out,
+        "- one database on the idle system ({} samples): creation → workload created median **{}**, p99 {}; → converged median {}, p99 {}",
+        workload.len(),
+        ms(quantile(workload, 0.5)),
+        ms(quantile(workload, 0.99)),
+        ms(quantile(converged, 0.5)),
+        ms(quantile(converged, 0.99)),
+    );
+}
+
+/// The `- <operator> writes/db by target: ...` and `reads/db` lines.
+pub(super) fn target_lines(out: &mut String, name: &str, counts: &RequestCounts, n: usize) {
+    let _ = writeln!(
+        out,
+        "- {name} writes/db by target: {}",
+        by_target(&counts.writes_by_target, n)
+    );
+    let _ = writeln!(
+        out,
+        "- {name} reads/db by target: {}",
+        by_target(&counts.reads_by_target, n)
+    );
+}
+
+/// The restart columns: writes, reads per database, time until quiet (`-`: not restarted).
+pub(super) fn restart_cells(
+    restart: &Option<(RequestCounts, ProcessSample, Duration)>,
+    n: usize,
+) -> (String, String, String) {
+    match restart {
         Some((counts, _, took)) => (
             counts.all_writes().to_string(),
             format!("{:.1}", per_db(counts.reads, n)),
             format!("{:.1} s", took.as_secs_f64()),
         ),
         None => ("-".into(), "-".into(), "-".into()),
-    };
+    }
+}
+
+fn operator_rows(out: &mut String, report: &BenchReport, op: &OperatorFigures) {
+    let n = report.options_databases;
+    let c = &op.converge;
+    let ratio = c.writes as f64 / op.minimum_writes.max(1) as f64;
+    let (restart_writes, restart_reads, restart_took) = restart_cells(&op.restart, n);
     let _ = writeln!(
         out,
         "| {} | {:.2} | {:.2} | {:.2} ({}) | {:.2} | {} | {:.2} | {} | {} | {} | {} / {} | {:.1} | {:.1} | {:.1} |",
@@ -81,15 +118,7 @@ pub fn render(report: &BenchReport) -> String {
         report.ready_all.as_secs_f64(),
         n as f64 / report.ready_all.as_secs_f64().max(0.001),
     );
-    let _ = writeln!(
-        out,
-        "- one database on the idle system ({} samples): creation → workload created median **{}**, p99 {}; → converged median {}, p99 {}",
-        report.single_workload.len(),
-        ms(quantile(&report.single_workload, 0.5)),
-        ms(quantile(&report.single_workload, 0.99)),
-        ms(quantile(&report.single_converged, 0.5)),
-        ms(quantile(&report.single_converged, 0.99)),
-    );
+    single_line(&mut out, &report.single_workload, &report.single_converged);
     let (issued, span) = report.issued;
     let _ = writeln!(
         out,
@@ -136,18 +165,7 @@ pub fn render(report: &BenchReport) -> String {
     }
     let _ = writeln!(out);
     for op in &report.operators {
-        let _ = writeln!(
-            out,
-            "- {} writes/db by target: {}",
-            op.name,
-            by_target(&op.converge.writes_by_target, n)
-        );
-        let _ = writeln!(
-            out,
-            "- {} reads/db by target: {}",
-            op.name,
-            by_target(&op.converge.reads_by_target, n)
-        );
+        target_lines(&mut out, &op.name, &op.converge, n);
         if let Some((_, sample, _)) = &op.restart {
             let _ = writeln!(
                 out,

@@ -47,6 +47,11 @@ struct Cli {
     /// Skip renewing every certificate once converged (the day-2 figures).
     #[arg(long)]
     no_renewal: bool,
+    /// Run against the cluster of this kubeconfig (cluster-admin; e.g. a real control plane)
+    /// instead of the in-memory testbed: request counts then come from the operators' own
+    /// `dbtls_api_requests_total` series. The day-2 renewal is measured on the testbed only.
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -74,6 +79,14 @@ async fn main() -> anyhow::Result<()> {
         issuance_rate: cli.issuance_rate,
         renewal: !cli.no_renewal,
     };
+    if let Some(kubeconfig) = cli.kubeconfig {
+        if options.renewal {
+            eprintln!("note: the renewal phase needs the testbed's request log; not run here");
+        }
+        let report = bench::real::run(kubeconfig, options, |line| eprintln!("{line}")).await?;
+        println!("{}", bench::real::render(&report));
+        return Ok(());
+    }
     let report = bench::run(options, |line| eprintln!("{line}")).await?;
     println!("{}", bench::report::render(&report));
     Ok(())
