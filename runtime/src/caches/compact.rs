@@ -116,12 +116,18 @@ pub(super) fn decode<K: DeserializeOwned>(packed: &[u8]) -> Option<K> {
         .ok()
 }
 
-fn encode<K: Resource + Serialize>(object: &K) -> Option<(Box<str>, Entry)> {
+/// Where `object` is kept (None: it has no name).
+fn key_of<K: Resource>(object: &K) -> Option<Box<str>> {
     let meta = object.meta();
-    let key = key(
+    Some(key(
         meta.namespace.as_deref().unwrap_or_default(),
         meta.name.as_deref()?,
-    );
+    ))
+}
+
+fn encode<K: Resource + Serialize>(object: &K) -> Option<(Box<str>, Entry)> {
+    let meta = object.meta();
+    let key = key_of(object)?;
     let json = serde_json::to_vec(object)
         .inspect_err(|error| tracing::error!(%error, %key, "an object does not encode"))
         .ok()?;
@@ -245,7 +251,7 @@ where
                 vec![Trigger::object(Arc::new(object.clone()))]
             }
             watcher::Event::Delete(object) => {
-                if let Some((key, _)) = encode(object) {
+                if let Some(key) = key_of(object) {
                     write().remove(&key);
                 }
                 vec![Trigger::object(Arc::new(object.clone()))]
