@@ -1,20 +1,12 @@
-//! The database watch behind each controller, with what neither operator reads removed before
-//! objects enter the controller's store. `Controller::new` keeps every database exactly as
-//! listed, and half of a stored database's JSON is `metadata.managedFields` (one entry per field
-//! manager: the user, both operators, the status writers), parsed into nested maps; kubectl's
+//! What neither operator reads, removed from every watched object before it enters a cache
+//! (`crate::caches`). Kept as listed, half of a stored database's JSON is
+//! `metadata.managedFields` (one entry per field manager: the user, both operators, the status
+//! writers), parsed into nested maps; kubectl's
 //! client-side `last-applied-configuration` annotation repeats the whole spec once more. Both
 //! operators only ever write with server-side apply, which never sends these back, so dropping
 //! them from the cache changes nothing but memory (kube-rs documents the same optimisation for
 //! `WatchStreamExt::modify`).
-use std::fmt::Debug;
-use std::hash::Hash;
-
-use futures::{Stream, TryStreamExt};
 use kube::Resource;
-use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use serde::de::DeserializeOwned;
 
 /// kubectl's client-side apply record: a copy of the last applied manifest.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -29,30 +21,6 @@ pub fn trim<K: Resource>(object: &mut K) {
             meta.annotations = None;
         }
     }
-}
-
-/// What `Controller::new(api, config)` builds, with [`trim`] applied before the store: the
-/// store to give `Controller::for_stream` and the stream of applied objects that triggers it.
-/// No backoff here, as in `Controller::new`: the controller's trigger backoff covers it.
-pub fn watch<K>(
-    api: Api<K>,
-    config: watcher::Config,
-) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let resource = crate::api_metrics::resource_of(api.resource_url());
-    let stream = watcher(api, config)
-        .inspect_err(move |_| crate::api_metrics::watch_restarted(&resource))
-        .modify(trim::<K>)
-        .reflect(writer)
-        .applied_objects();
-    (reader, stream)
 }
 
 #[cfg(test)]
