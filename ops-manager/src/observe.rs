@@ -1,7 +1,9 @@
 //! The read step: everything the plan needs about one database, from the watch caches. The API
 //! server is read only where no cache can answer: the auth Secret a user names (it carries none
 //! of the operators' labels), and, before a Certificate is first created, whether an object of
-//! its name already exists that is not ours.
+//! its name already exists that is not ours. That last read waits until the plan could create
+//! the Certificate (the provisioner's objects exist): on a real API server a database is
+//! reconciled several times while it waits for them, and each time read every name again.
 use std::collections::BTreeMap;
 
 use dbtls_contract::api::TlsView;
@@ -51,6 +53,9 @@ pub async fn observe<K: Database>(
         }
     }
     observed.missing_objects = missing_objects(client, stores, db, db_ref).await?;
+    // No Certificate is created while the provisioner's objects are missing (the plan waits),
+    // so whether its name is taken by someone else is asked only once it could be.
+    let may_create = observed.missing_objects.is_empty();
 
     let selector = labels::for_database(db_ref.kind, &db_ref.name);
     observed.certificates = stores
@@ -67,6 +72,7 @@ pub async fn observe<K: Database>(
         let foreign = match (ours, cached) {
             (true, _) => None,
             (false, Some(cached)) => Some(cached),
+            (false, None) if !may_create => None,
             (false, None) => certificates
                 .get_opt(&name)
                 .await
@@ -83,6 +89,7 @@ pub async fn observe<K: Database>(
         ) {
             (Some(cached), _) => Some(cached),
             (None, true) => None,
+            (None, false) if !may_create => None,
             (None, false) => secrets
                 .get_metadata_opt(&name)
                 .await

@@ -12,7 +12,7 @@ use dbtls_contract::{OPS_MANAGER_FINALIZER, labels};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams};
-use testbed::harness::{Env, EnvOptions};
+use testbed::harness::{Env, EnvOptions, http};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -33,6 +33,18 @@ fn provisioner_objects(kind: DbKind, db: &str) -> String {
         .collect::<String>();
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {db}-auth\n  labels:\n{labels}stringData:\n  username: root\n  password: x\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {db}\n  labels:\n{labels}spec:\n  ports: [{{port: 3306}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {db}-pods\n  labels:\n{labels}spec:\n  clusterIP: None\n  ports: [{{port: 3306}}]\n"
+    )
+}
+
+/// The ops-manager's GETs of Certificates so far, from its own request metrics.
+async fn certificate_reads(env: &Env) -> f64 {
+    let (_, body) = http::get(&env.metrics_url("ops-manager").unwrap(), "/metrics")
+        .await
+        .unwrap();
+    http::sum_series(
+        &body,
+        "dbtls_api_requests_total",
+        &[("verb", "get"), ("resource", "certificates")],
     )
 }
 
@@ -93,6 +105,9 @@ async fn the_ops_manager_waits_for_issuer_and_objects_then_issues_and_adopts() {
             .items
             .is_empty()
     );
+    // Nothing can be created yet, so no Certificate name is read from the API server to tell
+    // someone else's object from none (the cache answers for ours).
+    assert_eq!(certificate_reads(&env).await, 0.0);
 
     env.apply_yaml(&provisioner_objects(kind, "my"))
         .await
@@ -115,6 +130,11 @@ async fn the_ops_manager_waits_for_issuer_and_objects_then_issues_and_adopts() {
             .items
             .is_empty(),
         "no Certificates for an issuer that does not exist"
+    );
+
+    assert!(
+        certificate_reads(&env).await >= 1.0,
+        "once it could create them, the ops-manager reads whether the names are taken"
     );
 
     env.create_ca_issuer("ca").await.unwrap();
