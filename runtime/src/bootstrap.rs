@@ -175,6 +175,9 @@ pub async fn client(args: &CommonArgs, user_agent: &str) -> Result<kube::Client,
         config.headers.push((axum::http::header::USER_AGENT, value));
     }
     Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&crate::in_flight::LimitInFlight::new(usize::from(
+            args.max_requests_in_flight,
+        )))
         .with_layer(&crate::api_metrics::CountRequests)
         .build())
 }

@@ -29,6 +29,11 @@ pub struct CommonArgs {
     /// How many databases of one kind are reconciled at once.
     #[arg(long, env = "DBTLS_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+    /// Requests to the API server in flight at once, watches apart: each is an HTTP/1.1
+    /// connection of its own, so this bounds the connections the operator opens and the load
+    /// it puts on the API server when the reconciles of every kind run at once.
+    #[arg(long, env = "DBTLS_MAX_REQUESTS_IN_FLIGHT", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_requests_in_flight: u16,
     /// How long the progress of a wait for issuance (its message moving as Certificates are
     /// issued) waits after the previous status write before it is written; each further one
     /// in a row waits twice as long, up to ten times this. Transitions are written at once.

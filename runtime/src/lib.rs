@@ -16,6 +16,7 @@ pub mod events;
 pub mod finalizer;
 pub mod gauge_table;
 pub mod http;
+pub mod in_flight;
 pub mod key;
 pub mod leader;
 pub mod lean_store;
