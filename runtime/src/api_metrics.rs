@@ -68,11 +68,8 @@ pub fn classify(method: &Method, uri: &Uri, apply: bool) -> (&'static str, Strin
         [resource, _name] => (resource.to_string(), true),
         [resource, _name, sub, ..] => (format!("{resource}/{sub}"), true),
     };
-    let watch = uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
     let verb = match *method {
-        Method::GET if watch => "watch",
+        Method::GET if is_watch(uri) => "watch",
         Method::GET if named => "get",
         Method::GET => "list",
         Method::POST => "create",
@@ -84,6 +81,12 @@ pub fn classify(method: &Method, uri: &Uri, apply: bool) -> (&'static str, Strin
         _ => "other",
     };
     (verb, resource)
+}
+
+/// Whether a request is a watch (`?watch=true`).
+pub fn is_watch(uri: &Uri) -> bool {
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
 }
 
 /// A tower layer that counts every request of the client it wraps.

@@ -3,8 +3,8 @@
 //! every request in flight is a TLS connection of its own, with its read buffers, kept in the
 //! client's pool after it is answered. Without a bound, the reconciles of all kinds at once
 //! (`--concurrency` per kind) decide how many there are, and so the load the operator puts on
-//! a slow API server. Watches are long-lived and few (one per watched resource
-//! and namespace): they are never held back, so they cannot starve the requests.
+//! a slow API server. Watches are long-lived and few (one per watched resource and namespace):
+//! they take no place, which they would keep for as long as they run.
 //!
 //! A request holds its place until its answer's body is read to the end or dropped, so the
 //! bound is on connections busy, not only on requests waiting for headers.
@@ -12,10 +12,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::http::{Request, Response, Uri};
+use axum::http::{Request, Response};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::api_metrics::is_watch;
 
 /// The tower layer; see the module documentation.
 #[derive(Clone, Debug)]
@@ -48,12 +50,6 @@ pub struct Limited<S> {
     places: Arc<Semaphore>,
 }
 
-/// Whether the request is a watch (`?watch=true`), which is never held back.
-fn is_watch(uri: &Uri) -> bool {
-    uri.query()
-        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
-}
-
 impl<S, B, RB> tower::Service<Request<B>> for Limited<S>
 where
     S: tower::Service<Request<B>, Response = Response<RB>>,
@@ -73,7 +69,7 @@ where
         let answered = self.inner.call(request);
         async move {
             let place = match places {
-                // Closed never: the semaphore lives as long as the layer.
+                // Never closed: the semaphore lives as long as the layer.
                 Some(places) => places.acquire_owned().await.ok(),
                 None => None,
             };
