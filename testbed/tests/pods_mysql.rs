@@ -19,6 +19,7 @@ use pods_support::{
     POD_READY, client_files, mariadb, password, pem_to_der, pod_ip, ready, real_pods, secret_data,
     server_memory, tempdir, verifies_for,
 };
+use testbed::harness::http::{self, sum_series};
 use testbed::harness::{Env, EnvOptions};
 
 const KIND: DbKind = DbKind::MySQL;
@@ -220,4 +221,65 @@ async fn a_missing_secret_keeps_the_pod_waiting_and_the_conditions_name_it() {
     assert_eq!(started.reason.as_deref(), Some("AuthSecretMissing"));
     assert!(started.message.unwrap().contains("creds"));
     println!("pods_mysql: a missing Secret reported as: {waiting}");
+}
+
+/// `spec.monitor`'s sidecar is the real `mysqld_exporter` (Debian's build, under the image name
+/// the provisioner gives it): with only the pod spec the provisioner writes (`exporter.cnf`,
+/// the exporter certificate, the CA bundle, the credentials as environment) it logs in to a
+/// requireSSL server over TLS and presents a certificate the server verifies.
+#[tokio::test]
+async fn a_monitored_mysql_is_scraped_over_tls_with_the_exporter_certificate() {
+    if !real_pods("a_monitored_mysql_is_scraped_over_tls_with_the_exporter_certificate") {
+        return;
+    }
+    let env = Env::start(EnvOptions::default()).await.unwrap();
+    env.create_ca_issuer("ca").await.unwrap();
+    let monitor = "  monitor:\n    agent: prometheus.io/builtin\n";
+    env.apply_yaml(&mysql("mon", monitor)).await.unwrap();
+    let took = ready(&env, KIND, "mon").await;
+    let ip = pod_ip(&env, "mon-0").await;
+    let metrics = format!("http://{ip}:56790");
+    let scrape_up = || async {
+        let (code, body) = http::get(&metrics, "/metrics").await?;
+        anyhow::ensure!(code == 200, "GET /metrics: {code}");
+        Ok(sum_series(&body, "mysql_up", &[]))
+    };
+    env.eventually("the exporter reaches the server", POD_READY, || async {
+        Ok((scrape_up().await? == 1.0).then_some(()))
+    })
+    .await
+    .unwrap();
+
+    // From now on every root login needs a certificate the server's CA signed, and the
+    // exporter's open connections are closed: only a scrape that logs in with its certificate
+    // again can report the server up (a plaintext one is refused by require_secure_transport).
+    let ns = env.namespace().to_string();
+    let dir = tempdir(&ns);
+    let client = client_files(&env, "mon-client-cert", &dir).await;
+    let password = password(&env, "mon").await;
+    let sql = |q: &str| mariadb(&ip, &password, Some(&client), q).unwrap();
+    let accounts =
+        sql("SELECT CONCAT(QUOTE(user), '@', QUOTE(host)) FROM mysql.user WHERE user = 'root'");
+    for account in accounts.lines() {
+        sql(&format!("ALTER USER {account} REQUIRE X509"));
+    }
+    let exporter_sessions =
+        "SELECT id FROM information_schema.PROCESSLIST WHERE host LIKE '127.0.0.1:%'";
+    for id in sql(exporter_sessions).lines() {
+        // A session may end between the two statements.
+        let _ = mariadb(&ip, &password, Some(&client), &format!("KILL {id}"));
+    }
+    let scrapes = std::sync::atomic::AtomicU32::new(0);
+    env.eventually("a scrape that logs in again", POD_READY, || async {
+        scrapes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((scrape_up().await? == 1.0).then_some(()))
+    })
+    .await
+    .unwrap();
+    let scrapes = scrapes.into_inner();
+    let ssl_sessions = sql("SHOW GLOBAL STATUS LIKE 'Ssl_accepts'");
+    println!(
+        "pods_mysql: monitored MySQL Ready {:.1}s after creation; the exporter logged in with its certificate (REQUIRE X509) on scrape {scrapes}; {ssl_sessions}",
+        took.as_secs_f64()
+    );
 }
