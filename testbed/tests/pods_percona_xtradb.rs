@@ -2,7 +2,8 @@
 //! database form one Galera cluster whose replication runs over TLS with the database's server
 //! certificate. Checked on the running servers: every node is Synced in a Primary component of
 //! size 3, Galera's replication port presents exactly the Secret's certificate, a write on one
-//! node is read on another, and the state transfers that filled the joiners were encrypted.
+//! node is read on another, the state transfers that filled the joiners were encrypted, and
+//! each node's exporter sidecar reaches its requireSSL server.
 //!
 //! The node's image for `percona/percona-xtradb-cluster` is MariaDB + galera-4 behind
 //! `testbed/images/percona-xtradb-cluster-entrypoint.sh`; the test node has no cluster DNS, so
@@ -18,9 +19,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use ops_manager::serving::probe::{self, ClientIdentity};
 use pods_support::{
-    client_files, database, mariadb, password, pem_to_der, pod_ip, ready, real_pods, resolver,
-    secret_data, server_memory, tempdir,
+    POD_READY, client_files, database, mariadb, password, pem_to_der, pod_ip, ready, real_pods,
+    resolver, secret_data, server_memory, tempdir,
 };
+use testbed::harness::http::{self, sum_series};
 use testbed::harness::{Env, EnvOptions};
 
 const KIND: DbKind = DbKind::PerconaXtraDB;
@@ -66,9 +68,13 @@ async fn three_pods_form_one_galera_cluster_that_replicates_over_tls() {
     env.create_ca_issuer("ca").await.unwrap();
     let ns = env.namespace().to_string();
     let created = Instant::now();
-    env.apply_yaml(&database(KIND, NAME, "8.0.40", 3, &ns, resolver))
-        .await
-        .unwrap();
+    // Monitored: every node runs the mysqld_exporter sidecar (PerconaXtraDB's per-alias layout).
+    let monitored = database(KIND, NAME, "8.0.40", 3, &ns, resolver).replacen(
+        "  deletionPolicy: WipeOut\n",
+        "  monitor:\n    agent: prometheus.io/operator\n  deletionPolicy: WipeOut\n",
+        1,
+    );
+    env.apply_yaml(&monitored).await.unwrap();
     let took = ready(&env, KIND, NAME).await;
 
     let password = password(&env, NAME).await;
@@ -117,6 +123,15 @@ async fn three_pods_form_one_galera_cluster_that_replicates_over_tls() {
             chain[0], leaf,
             "{pod} replicates with the Secret's certificate"
         );
+        // Its exporter reaches the requireSSL server: over TLS, with the exporter certificate.
+        let metrics = format!("http://{ip}:56790");
+        let up = env
+            .eventually(&format!("{pod}'s exporter up"), POD_READY, || async {
+                let (_, body) = http::get(&metrics, "/metrics").await?;
+                Ok(Some(sum_series(&body, "mysql_up", &[])).filter(|up| *up == 1.0))
+            })
+            .await;
+        assert!(up.is_ok(), "{pod}: {up:?}");
         ips.push(ip);
     }
 

@@ -580,6 +580,51 @@ mod tests {
         assert!(env.iter().any(|e| e.name == galera::POD_NAME_ENV));
     }
 
+    /// Found on the real node: with the whole config Secret as its option directory, a
+    /// monitored PerconaXtraDB's server container read the exporter's `[client]` group, and its
+    /// entrypoint's client went to 127.0.0.1 instead of the bootstrap socket.
+    #[test]
+    fn a_monitored_percona_server_reads_only_its_own_config_files() {
+        let mut db: PerconaXtraDB = load("percona-tls.yaml");
+        db.spec.monitor = Some(serde_yaml::from_str("agent: prometheus.io/operator").unwrap());
+        let facts = DbFacts::of(&db);
+        let DesiredWorkload {
+            workloads, config, ..
+        } = workload_for(
+            &facts,
+            "img",
+            WorkloadApi::StatefulSet,
+            &Observed::default(),
+        );
+        let files: Vec<String> = config.unwrap().data.unwrap().into_keys().collect();
+        assert!(files.contains(&exporter::CNF.to_string()), "{files:?}");
+        let pod = pod_spec(&workloads[0]);
+        let config_volume = pod
+            .volumes
+            .clone()
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == server_tls::CONFIG_VOLUME)
+            .unwrap();
+        let items: Vec<String> = config_volume
+            .secret
+            .unwrap()
+            .items
+            .unwrap()
+            .into_iter()
+            .map(|i| i.path)
+            .collect();
+        assert_eq!(items, [server_tls::SST_TLS_CNF]);
+        let server_mounts = db_container(&pod, "perconaxtradb").volume_mounts.clone();
+        assert!(
+            server_mounts
+                .unwrap()
+                .iter()
+                .any(|m| m.name == server_tls::CONFIG_VOLUME
+                    && m.mount_path == server_tls::MYSQL_CONF_DIR)
+        );
+    }
+
     #[test]
     fn proxysql_runs_without_storage_and_with_frontend_tls() {
         let db: ProxySQL = load("proxysql-tls.yaml");

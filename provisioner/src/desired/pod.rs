@@ -6,8 +6,9 @@ use dbtls_contract::DbKind;
 use dbtls_contract::api::StorageType;
 use dbtls_contract::{labels, names};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec,
-    Probe, SecretKeySelector, SecretVolumeSource, TCPSocketAction, Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath, PodSpec,
+    PodTemplateSpec, Probe, SecretKeySelector, SecretVolumeSource, TCPSocketAction, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -142,10 +143,24 @@ fn tls_parts(
     let mut init_mounts: Vec<VolumeMount> =
         base_mounts.iter().chain(&tls.mounts).cloned().collect();
     if !tls.config_files.is_empty() {
+        // Only the server's files: the config Secret also holds the exporter's `exporter.cnf`,
+        // whose `[client]` group every client in a server container mounting the whole Secret
+        // as an option directory (PerconaXtraDB's `/etc/mysql/conf.d`) would read, its own
+        // entrypoint's and state transfers' included.
+        let items = tls
+            .config_files
+            .keys()
+            .map(|file| KeyToPath {
+                key: file.clone(),
+                path: file.clone(),
+                mode: None,
+            })
+            .collect();
         parts.volumes.push(Volume {
             name: CONFIG_VOLUME.to_string(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(names::config_secret(&db.name)),
+                items: Some(items),
                 ..SecretVolumeSource::default()
             }),
             ..Volume::default()
