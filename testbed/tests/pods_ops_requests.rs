@@ -5,6 +5,8 @@
 //! presents the client certificate the client Secret holds at that moment: from the old CA
 //! until it is re-issued, from the new one right after, which every pod accepts because the
 //! ops-manager made every server trust both CAs (the CA bundle) before re-issuing anything.
+//! The databases are monitored: once the servers refuse the old CA, every exporter sidecar
+//! still logs in, with its re-issued certificate, without a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod pods_support;
@@ -17,8 +19,8 @@ use dbtls_contract::DbKind;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use ops_manager::serving::probe;
 use pods_support::{
-    Trust, client_loop, database, delete_and_wait, mariadb, pod_runs, ready, real_pods, resolver,
-    secret_data,
+    Trust, client_files, client_loop, database, delete_and_wait, exporters_logging_in, mariadb,
+    monitored, password, pod_runs, ready, real_pods, resolver, secret_data, tempdir,
 };
 use serde_json::{Value, json};
 use testbed::harness::{Env, EnvOptions};
@@ -105,10 +107,23 @@ async fn under_load(
 async fn proven(env: &Env, kind: DbKind, name: &str, replicas: u32, version: &str) {
     let resolver = resolver().await;
     let ns = env.namespace().to_string();
-    env.apply_yaml(&database(kind, name, version, replicas, &ns, resolver))
-        .await
-        .unwrap();
+    // Monitored: each pod's exporter sidecar holds a metrics-exporter certificate, re-issued by
+    // both requests like the others.
+    env.apply_yaml(&monitored(&database(
+        kind, name, version, replicas, &ns, resolver,
+    )))
+    .await
+    .unwrap();
     ready(env, kind, name).await;
+    let password = password(env, name).await;
+    let dir = tempdir(&ns);
+    let client = client_files(env, &format!("{name}-client-cert"), &dir).await;
+    env.eventually("every exporter up", FINISHED_WITHIN, || async {
+        let up = exporters_logging_in(env, name, &password, &client).await;
+        Ok((up == replicas as usize).then_some(()))
+    })
+    .await
+    .unwrap();
     let runs = pod_runs(env, name).await;
 
     let (took, seen) = under_load(
@@ -181,6 +196,20 @@ async fn proven(env: &Env, kind: DbKind, name: &str, replicas: u32, version: &st
         "pods_ops_requests: {kind} with {replicas} pod(s): the old CA refused by every pod {:.1}s after the change",
         forgetting.elapsed().as_secs_f64()
     );
+    // The exporters, never restarted, log in with their re-issued certificate: one from the old
+    // CA would now be refused.
+    let client = client_files(env, &format!("{name}-client-cert"), &dir).await;
+    env.eventually(
+        "every exporter logs in with the new CA's certificate",
+        FINISHED_WITHIN,
+        || async {
+            let up = exporters_logging_in(env, name, &password, &client).await;
+            Ok((up == replicas as usize).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(pod_runs(env, name).await, runs, "no exporter restarted");
     println!(
         "pods_ops_requests: {kind} with {replicas} pod(s): issuer change {:.1}s; client {} rounds, {} failures, 0 pods restarted",
         took.as_secs_f64(),

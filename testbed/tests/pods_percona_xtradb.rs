@@ -19,10 +19,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use ops_manager::serving::probe::{self, ClientIdentity};
 use pods_support::{
-    POD_READY, client_files, database, mariadb, password, pem_to_der, pod_ip, ready, real_pods,
-    resolver, secret_data, server_memory, tempdir,
+    POD_READY, client_files, database, exporter_up, mariadb, monitored, password, pem_to_der,
+    pod_ip, ready, real_pods, resolver, secret_data, server_memory, tempdir,
 };
-use testbed::harness::http::{self, sum_series};
 use testbed::harness::{Env, EnvOptions};
 
 const KIND: DbKind = DbKind::PerconaXtraDB;
@@ -69,12 +68,11 @@ async fn three_pods_form_one_galera_cluster_that_replicates_over_tls() {
     let ns = env.namespace().to_string();
     let created = Instant::now();
     // Monitored: every node runs the mysqld_exporter sidecar (PerconaXtraDB's per-alias layout).
-    let monitored = database(KIND, NAME, "8.0.40", 3, &ns, resolver).replacen(
-        "  deletionPolicy: WipeOut\n",
-        "  monitor:\n    agent: prometheus.io/operator\n  deletionPolicy: WipeOut\n",
-        1,
-    );
-    env.apply_yaml(&monitored).await.unwrap();
+    env.apply_yaml(&monitored(&database(
+        KIND, NAME, "8.0.40", 3, &ns, resolver,
+    )))
+    .await
+    .unwrap();
     let took = ready(&env, KIND, NAME).await;
 
     let password = password(&env, NAME).await;
@@ -124,11 +122,9 @@ async fn three_pods_form_one_galera_cluster_that_replicates_over_tls() {
             "{pod} replicates with the Secret's certificate"
         );
         // Its exporter reaches the requireSSL server: over TLS, with the exporter certificate.
-        let metrics = format!("http://{ip}:56790");
         let up = env
             .eventually(&format!("{pod}'s exporter up"), POD_READY, || async {
-                let (_, body) = http::get(&metrics, "/metrics").await?;
-                Ok(Some(sum_series(&body, "mysql_up", &[])).filter(|up| *up == 1.0))
+                Ok(Some(exporter_up(&ip).await?).filter(|up| *up == 1.0))
             })
             .await;
         assert!(up.is_ok(), "{pod}: {up:?}");

@@ -197,6 +197,56 @@ pub fn database(
     format!("{own}{rest}")
 }
 
+/// `yaml` (a database from [`database`]) monitored: its pods run the mysqld_exporter sidecar.
+pub fn monitored(yaml: &str) -> String {
+    yaml.replacen(
+        "  deletionPolicy: WipeOut\n",
+        "  monitor:\n    agent: prometheus.io/operator\n  deletionPolicy: WipeOut\n",
+        1,
+    )
+}
+
+/// The exporter sidecar's port (KubeDB's default for the MySQL family).
+pub const EXPORTER_PORT: u16 = 56790;
+
+/// `mysql_up` as the exporter at `ip` reports it on one scrape.
+pub async fn exporter_up(ip: &str) -> anyhow::Result<f64> {
+    let metrics = format!("http://{ip}:{EXPORTER_PORT}");
+    let (code, body) = testbed::harness::http::get(&metrics, "/metrics").await?;
+    anyhow::ensure!(code == 200, "GET /metrics on {ip}: {code}");
+    Ok(testbed::harness::http::sum_series(&body, "mysql_up", &[]))
+}
+
+/// How many pods of `name` have an exporter that logs in afresh: its open sessions (from
+/// 127.0.0.1) are killed first, so `mysql_up` is 1 only if it logs in again with the certificate
+/// files it has now. `client` = `(ca, cert, key)` the servers accept, for the kills.
+pub async fn exporters_logging_in(
+    env: &Env,
+    name: &str,
+    password: &str,
+    client: &[String; 3],
+) -> usize {
+    let mut up = 0;
+    for pod in env.pods_of(name).await.unwrap() {
+        let Some(ip) = pod.status.and_then(|s| s.pod_ip) else {
+            continue;
+        };
+        let sessions =
+            "SELECT id FROM information_schema.PROCESSLIST WHERE host LIKE '127.0.0.1:%'";
+        for id in mariadb(&ip, password, Some(client), sessions)
+            .unwrap_or_default()
+            .lines()
+        {
+            // A session may end between the two statements.
+            let _ = mariadb(&ip, password, Some(client), &format!("KILL {id}"));
+        }
+        if exporter_up(&ip).await.is_ok_and(|v| v == 1.0) {
+            up += 1;
+        }
+    }
+    up
+}
+
 /// The resolver pods use for cluster names (started once per test process).
 pub async fn resolver() -> std::net::Ipv4Addr {
     let kubeconfig = std::env::var(testbed::harness::cluster::REAL_CLUSTER_ENV).unwrap();
