@@ -53,9 +53,9 @@ pub async fn observe<K: Database>(
         }
     }
     observed.missing_objects = missing_objects(client, stores, db, db_ref).await?;
-    // No Certificate is created while the provisioner's objects are missing (the plan waits),
-    // so whether its name is taken by someone else is asked only once it could be.
-    let may_create = observed.missing_objects.is_empty();
+    // No Certificate is created while the plan waits for the provisioner's objects, so whether
+    // its name is taken by someone else is asked only once it could be.
+    let may_create = !observed.waiting_for_objects();
 
     let selector = labels::for_database(db_ref.kind, &db_ref.name);
     observed.certificates = stores

@@ -83,6 +83,13 @@ pub struct Observed {
     pub hold: Option<String>,
 }
 
+impl Observed {
+    /// Whether the plan waits for the provisioner's objects (it creates no Certificate then).
+    pub fn waiting_for_objects(&self) -> bool {
+        !self.missing_objects.is_empty()
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
     Create,
@@ -327,7 +334,7 @@ fn unwanted(
 pub fn plan(db: &DbRef, tls_view: &TlsView<'_>, cluster_domain: &str, observed: &Observed) -> Plan {
     let outcomes = outcomes(db, tls_view, cluster_domain, observed);
     let issuer_ready = issuer_condition(db, &outcomes, tls_view, observed);
-    let waiting_for_objects = !observed.missing_objects.is_empty();
+    let waiting_for_objects = observed.waiting_for_objects();
     let mut tally = Tally::default();
     for (alias_name, outcome) in &outcomes {
         let report = match outcome {
