@@ -75,6 +75,18 @@ impl ConditionType {
         }
     }
 
+    /// Whether `reader` reads this type on a database's status (the others are dropped from its
+    /// cache): its own, and for the ops-manager the provisioner's `WorkloadReady`, which an
+    /// OpsRequest and a removal of `spec.tls` wait on.
+    pub const fn read_by(self, reader: Writer) -> bool {
+        match (self.writer(), reader) {
+            (Writer::Provisioner, Writer::Provisioner)
+            | (Writer::OpsManager, Writer::OpsManager) => true,
+            (_, Writer::OpsManager) => matches!(self, Self::WorkloadReady),
+            (_, Writer::Provisioner) => false,
+        }
+    }
+
     /// The types `writer` owns.
     pub fn of(writer: Writer) -> impl Iterator<Item = ConditionType> {
         Self::ALL
@@ -243,6 +255,31 @@ mod tests {
         }
         assert_eq!(Reason::parse("Misspelt"), None);
         assert_eq!(ConditionType::TlsSecretsReady.as_str(), "TLSSecretsReady");
+    }
+
+    #[test]
+    fn each_operator_reads_its_own_types_and_the_ops_manager_also_workload_ready() {
+        let read = |reader| {
+            ConditionType::ALL
+                .iter()
+                .copied()
+                .filter(move |t| t.read_by(reader))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            read(Writer::Provisioner),
+            ConditionType::of(Writer::Provisioner).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            read(Writer::OpsManager),
+            [
+                ConditionType::WorkloadReady,
+                ConditionType::IssuerReady,
+                ConditionType::CertificatesReady,
+                ConditionType::TlsServing,
+                ConditionType::OpsRequestProgressing
+            ]
+        );
     }
 
     #[test]

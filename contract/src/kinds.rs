@@ -368,6 +368,7 @@ pub trait Database:
         false
     }
     fn db_status(&self) -> Option<&DatabaseStatus>;
+    fn db_status_mut(&mut self) -> Option<&mut DatabaseStatus>;
     /// The pods the workload is asked to run, unchecked: `spec.replicas`, else KubeDB's
     /// default of 1 (a SingleStore cluster's are in [`Database::workload_parts`]).
     fn requested_replicas(&self) -> i64 {
@@ -398,6 +399,9 @@ macro_rules! impl_database {
             }
             fn db_status(&self) -> Option<&DatabaseStatus> {
                 self.status.as_ref()
+            }
+            fn db_status_mut(&mut self) -> Option<&mut DatabaseStatus> {
+                self.status.as_mut()
             }
             fn workload_parts(&self) -> Vec<WorkloadPart> {
                 Topology::topology_parts(self).unwrap_or_else(|| {

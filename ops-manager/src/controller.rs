@@ -42,6 +42,11 @@ where
     }
 }
 
+/// A database as the ops-manager keeps it: of its conditions, only those it reads.
+fn database_trim<K: Database>(db: &mut K) {
+    lean_store::trim_database(db, dbtls_contract::conditions::Writer::OpsManager);
+}
+
 /// The controllers of kind `K` in one scope: its databases' and its OpsRequests', sharing one
 /// watch of the databases (a database's change may unblock its OpsRequest, and an
 /// OpsRequest's phase shows on the database).
@@ -59,7 +64,7 @@ where
     let databases: SharedWatch<K> = SharedWatch::new(
         api::<K>(&ctx.client, scope),
         watcher::Config::default(),
-        lean_store::trim,
+        database_trim::<K>,
     );
     let store = databases.store();
     let (for_issuers, for_cluster_issuers) = (store.clone(), store.clone());

@@ -210,23 +210,24 @@ pub fn petset_shape(petset: &mut PetSet) {
     template_shape(&mut petset.spec.template);
 }
 
-/// A watch of every database of a kind (no selector: users make them), trimmed as the
-/// controllers' stores always were.
+/// A watch of every database of a kind (no selector: users make them), trimmed to what the
+/// provisioner reads.
 fn database_watch<K>(client: &kube::Client, namespace: Option<&str>) -> SharedWatch<K>
 where
-    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: dbtls_contract::Database
+        + Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + std::fmt::Debug,
 {
     SharedWatch::new(
         scoped(client, namespace),
         watcher::Config::default(),
-        lean_store::trim,
+        database_trim::<K>,
     )
+}
+
+/// A database as the provisioner keeps it: of its conditions, only those it reads.
+fn database_trim<K: dbtls_contract::Database>(db: &mut K) {
+    lean_store::trim_database(db, dbtls_contract::conditions::Writer::Provisioner);
 }
 
 fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>

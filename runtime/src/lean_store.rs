@@ -6,6 +6,8 @@
 //! operators only ever write with server-side apply, which never sends these back, so dropping
 //! them from the cache changes nothing but memory (kube-rs documents the same optimisation for
 //! `WatchStreamExt::modify`).
+use dbtls_contract::Database;
+use dbtls_contract::conditions::{ConditionType, Writer};
 use kube::Resource;
 
 /// kubectl's client-side apply record: a copy of the last applied manifest.
@@ -20,6 +22,19 @@ pub fn trim<K: Resource>(object: &mut K) {
         if annotations.is_empty() {
             meta.annotations = None;
         }
+    }
+}
+
+/// A database as `reader` keeps it: [`trim`], and of its status conditions only the types it
+/// reads (`ConditionType::read_by`). The other operator's conditions are a third of a stored
+/// database's memory (messages included) and no plan or status write of this one looks at them:
+/// every status write compares and keeps its own types only.
+pub fn trim_database<K: Database>(db: &mut K, reader: Writer) {
+    trim(db);
+    if let Some(status) = db.db_status_mut() {
+        status
+            .conditions
+            .retain(|c| ConditionType::parse(&c.type_).is_some_and(|t| t.read_by(reader)));
     }
 }
 
@@ -69,5 +84,46 @@ mod tests {
         let mut cm = object(&[(LAST_APPLIED_ANNOTATION, "{}")]);
         trim(&mut cm);
         assert_eq!(cm.metadata.annotations, None);
+    }
+
+    #[test]
+    fn a_database_keeps_the_conditions_its_reader_reads() {
+        let conditions: Vec<serde_json::Value> = [
+            "ProvisioningStarted",
+            "WorkloadReady",
+            "Ready",
+            "IssuerReady",
+            "TLSServing",
+            "SomethingElse",
+        ]
+        .iter()
+        .map(|t| serde_json::json!({"type": t, "status": "True", "lastTransitionTime": "2026-12-05T00:00:00Z", "message": "m"}))
+        .collect();
+        let db: dbtls_contract::api::MySQL = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubedb.com/v1", "kind": "MySQL",
+            "metadata": {"name": "db", "namespace": "ns"},
+            "spec": {"version": "8.4.3"},
+            "status": {"phase": "Ready", "conditions": conditions},
+        }))
+        .unwrap();
+        let kept = |reader| {
+            let mut db = db.clone();
+            trim_database(&mut db, reader);
+            let status = db.db_status().unwrap();
+            assert_eq!(status.phase.map(|p| p.as_str()), Some("Ready"));
+            status
+                .conditions
+                .iter()
+                .map(|c| c.type_.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kept(Writer::Provisioner),
+            ["ProvisioningStarted", "WorkloadReady", "Ready"]
+        );
+        assert_eq!(
+            kept(Writer::OpsManager),
+            ["WorkloadReady", "IssuerReady", "TLSServing"]
+        );
     }
 }
