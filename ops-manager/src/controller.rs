@@ -13,7 +13,9 @@ use dbtls_contract::api::ops::{
 use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 use dbtls_contract::certmanager::{self, ClusterIssuer};
 use dbtls_contract::{Database, labels};
-use dbtls_runtime::caches::SharedWatch;
+use dbtls_runtime::caches::{
+    DatabaseKey, Keyed, KeyedWatch, SharedWatch, issuer_reference, issuer_references,
+};
 use dbtls_runtime::lean_store;
 use dbtls_runtime::watch_backoff::trigger_backoff;
 use futures::future::BoxFuture;
@@ -21,14 +23,13 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::caches::{Caches, OpsWatches, Watches};
 use crate::context::Context;
 use crate::ops_request;
-use crate::plan::IssuerKey;
 use crate::reconcile::{error_policy, reconcile};
 
 /// Where a controller looks: one namespace, or the whole cluster.
@@ -61,29 +62,25 @@ fn controller<K: Database>(
 where
     K::Ops: WatchedOps,
 {
-    let databases: SharedWatch<K> = SharedWatch::new(
+    let databases: KeyedWatch<K> = KeyedWatch::with_storage(
         api::<K>(&ctx.client, scope),
         watcher::Config::default(),
         database_trim::<K>,
+        Keyed::referencing(issuer_references::<K>),
     );
     let store = databases.store();
     let (for_issuers, for_cluster_issuers) = (store.clone(), store.clone());
     let ops = K::Ops::watch(&watches.ops);
-    let controller = Controller::for_shared_stream(databases.subscribe(), store)
+    let controller = Controller::for_shared_stream(databases.subscribe_keys(), store.keys.clone())
         .owns_shared_stream(watches.certificates.subscribe())
+        // Issuers only from their own namespace, ClusterIssuers from any.
         .watches_shared_stream(watches.issuers.subscribe(), move |issuer| {
-            let key = IssuerKey {
-                kind: certmanager::ISSUER_KIND.into(),
-                name: issuer.name_any(),
-            };
-            databases_using(&for_issuers, &key, issuer.namespace().as_deref())
+            let reference = issuer_reference(certmanager::ISSUER_KIND, &issuer.name_any());
+            for_issuers.referring(&reference, issuer.namespace().as_deref())
         })
         .watches_shared_stream(cluster_issuers.subscribe(), move |issuer| {
-            let key = IssuerKey {
-                kind: certmanager::CLUSTER_ISSUER_KIND.into(),
-                name: issuer.name_any(),
-            };
-            databases_using(&for_cluster_issuers, &key, None)
+            let reference = issuer_reference(certmanager::CLUSTER_ISSUER_KIND, &issuer.name_any());
+            for_cluster_issuers.referring(&reference, None)
         })
         .watches_shared_stream(watches.secrets.subscribe(), |s| {
             database_of::<K>(&s.metadata)
@@ -94,7 +91,7 @@ where
         .watches_shared_stream(watches.pods.subscribe(), |p| database_of::<K>(&p.metadata))
         .watches_shared_stream(ops.subscribe(), |o| {
             let ns = o.namespace()?;
-            Some(ObjectRef::<K>::new(o.spec_view().database).within(&ns))
+            Some(ObjectRef::<DatabaseKey<K>>::new(o.spec_view().database).within(&ns))
         })
         .with_config(controller::Config::default().concurrency(concurrency))
         .trigger_backoff(trigger_backoff());
@@ -109,7 +106,11 @@ where
     let databases_controller = async move {
         controller
             .graceful_shutdown_on(shutdown)
-            .run(reconcile::<K>, error_policy::<K>, ctx)
+            .run(
+                move |key, ctx| store.reconcile(&key, ctx, reconcile::<K>),
+                error_policy::<K>,
+                ctx,
+            )
             .for_each(|result| async move {
                 if let Err(error) = result {
                     tracing::debug!(kind = %K::KIND, %error, "controller event");
@@ -227,38 +228,8 @@ pub async fn run(
 }
 
 /// The database an object of ours belongs to, read from its labels.
-fn database_of<K: Database>(meta: &ObjectMeta) -> Option<ObjectRef<K>> {
+fn database_of<K: Database>(meta: &ObjectMeta) -> Option<ObjectRef<DatabaseKey<K>>> {
     let (kind, name) = labels::database_of(meta.labels.as_ref()?)?;
     let namespace = meta.namespace.as_deref()?;
     (kind == K::KIND).then(|| ObjectRef::new(name).within(namespace))
-}
-
-/// Every database in the store whose `spec.tls` names the issuer (an Issuer only from its own
-/// namespace).
-fn databases_using<K: Database>(
-    store: &Store<K>,
-    key: &IssuerKey,
-    namespace: Option<&str>,
-) -> Vec<ObjectRef<K>> {
-    store
-        .state()
-        .into_iter()
-        .filter(|db| namespace.is_none() || db.namespace().as_deref() == namespace)
-        .filter(|db| uses_issuer(db.as_ref(), key))
-        .map(|db| ObjectRef::from_obj(db.as_ref()))
-        .collect()
-}
-
-pub fn uses_issuer<K: Database>(db: &K, key: &IssuerKey) -> bool {
-    let Some(tls) = db.tls() else {
-        return false;
-    };
-    tls.issuer_ref
-        .into_iter()
-        .chain(
-            tls.certificates
-                .iter()
-                .filter_map(|c| c.issuer_ref.as_ref()),
-        )
-        .any(|issuer| IssuerKey::of(issuer) == *key)
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use dbtls_contract::Database;
 use dbtls_contract::conditions::{ConditionType, Reason};
 use dbtls_contract::kinds::alias;
+use dbtls_runtime::caches::DatabaseKey;
 use dbtls_runtime::conditions::Desired;
 use dbtls_runtime::key::key_of;
 use dbtls_runtime::status::StatusUpdate;
@@ -90,7 +91,11 @@ pub async fn reconcile<K: Database>(db: Arc<K>, ctx: Arc<Context>) -> Result<Act
     result
 }
 
-pub fn error_policy<K: Database>(db: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy<K: Database>(
+    db: Arc<DatabaseKey<K>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let delay = ctx.retries.after_error(&key_of(db.as_ref()));
     tracing::warn!(kind = %K::KIND, db = %db.name_any(), %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)

@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 
 use dbtls_contract::api::{IssuerRef, MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 use dbtls_contract::certmanager::{self, ClusterIssuer, Issuer};
-use dbtls_contract::labels;
 use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::petset::PetSet;
 use dbtls_contract::tls::IssuerType;
-use dbtls_runtime::caches::{CompactStore, CompactWatch, SharedWatch, get};
+use dbtls_contract::{DbKind, labels};
+use dbtls_runtime::caches::{
+    CompactStore, CompactWatch, Keyed, KeyedWatch, SharedWatch, Storage, get, issuer_references,
+};
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
@@ -23,6 +25,7 @@ use kube::runtime::watcher;
 
 use crate::desired::auth::{PASSWORD_KEY, USERNAME_KEY};
 use crate::desired::server_tls::{CA_KEY, CERT_KEY, KEY_KEY};
+use crate::facts::Provisionable;
 use crate::workload::{Workload, WorkloadApi};
 
 /// Keys whose contents no reconcile reads from the cache (only whether they are set): the
@@ -93,8 +96,8 @@ pub struct Stores {
     /// None where the Prometheus Operator's ServiceMonitors were not served at start.
     pub service_monitors: Option<Store<ServiceMonitor>>,
     /// The databases a ProxySQL can front (`spec.backend`).
-    pub mysqls: Store<MySQL>,
-    pub perconaxtradbs: Store<PerconaXtraDB>,
+    pub mysqls: CompactStore<MySQL>,
+    pub perconaxtradbs: CompactStore<PerconaXtraDB>,
 }
 
 #[derive(Clone)]
@@ -118,22 +121,22 @@ pub struct Watches {
 }
 
 pub struct DatabaseWatches {
-    pub mysqls: SharedWatch<MySQL>,
-    pub perconaxtradbs: SharedWatch<PerconaXtraDB>,
-    pub proxysqls: SharedWatch<ProxySQL>,
-    pub singlestores: SharedWatch<Singlestore>,
-    pub mssqlservers: SharedWatch<MSSQLServer>,
+    pub mysqls: KeyedWatch<MySQL>,
+    pub perconaxtradbs: KeyedWatch<PerconaXtraDB>,
+    pub proxysqls: KeyedWatch<ProxySQL>,
+    pub singlestores: KeyedWatch<Singlestore>,
+    pub mssqlservers: KeyedWatch<MSSQLServer>,
 }
 
 /// The database kind's own watch among [`DatabaseWatches`].
 pub trait WatchedKind: Sized + Resource<DynamicType = ()> + Clone + 'static {
-    fn watch(watches: &DatabaseWatches) -> &SharedWatch<Self>;
+    fn watch(watches: &DatabaseWatches) -> &KeyedWatch<Self>;
 }
 
 macro_rules! watched_kind {
     ($($ty:ty => $field:ident),*) => {$(
         impl WatchedKind for $ty {
-            fn watch(watches: &DatabaseWatches) -> &SharedWatch<Self> {
+            fn watch(watches: &DatabaseWatches) -> &KeyedWatch<Self> {
                 &watches.$field
             }
         }
@@ -212,17 +215,35 @@ pub fn petset_shape(petset: &mut PetSet) {
 
 /// A watch of every database of a kind (no selector: users make them), trimmed to what the
 /// provisioner reads.
-fn database_watch<K>(client: &kube::Client, namespace: Option<&str>) -> SharedWatch<K>
+fn database_watch<K>(client: &kube::Client, namespace: Option<&str>) -> KeyedWatch<K>
 where
-    K: dbtls_contract::Database
+    K: Provisionable
         + Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
         + std::fmt::Debug,
 {
-    SharedWatch::new(
+    let storage = match K::KIND {
+        DbKind::ProxySQL => Keyed::referencing(proxysql_references::<K>),
+        _ => Keyed::create(),
+    };
+    KeyedWatch::with_storage(
         scoped(client, namespace),
         watcher::Config::default(),
         database_trim::<K>,
+        storage,
     )
+}
+
+/// How a ProxySQL refers to its backend (`spec.backend`), MySQL or PerconaXtraDB.
+pub fn backend_reference(name: &str) -> String {
+    format!("backend/{name}")
+}
+
+/// What a ProxySQL's reconcile depends on besides its own objects: its issuers (ACME or not
+/// decides its Secrets) and its backend. The other kinds depend on neither.
+fn proxysql_references<K: Provisionable>(db: &K) -> Vec<String> {
+    let mut references = issuer_references(db);
+    references.extend(db.extras().backend.map(backend_reference));
+    references
 }
 
 /// A database as the provisioner keeps it: of its conditions, only those it reads.
@@ -301,8 +322,8 @@ impl Watches {
                     cluster_issuers: cluster_issuers.store(),
                 }),
             service_monitors: self.service_monitors.as_ref().map(SharedWatch::store),
-            mysqls: self.databases.mysqls.store(),
-            perconaxtradbs: self.databases.perconaxtradbs.store(),
+            mysqls: self.databases.mysqls.store().objects,
+            perconaxtradbs: self.databases.perconaxtradbs.store().objects,
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::{DbKind, certmanager, labels, petset};
+use dbtls_runtime::caches::{DatabaseKey, issuer_reference};
 use dbtls_runtime::metrics::ReconcileMetrics;
 use dbtls_runtime::watch_backoff::trigger_backoff;
 use futures::future::BoxFuture;
@@ -15,9 +16,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::ResourceExt as _;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 
-use crate::caches::{Caches, Served, WatchedKind, Watches};
+use crate::caches::{Caches, Served, WatchedKind, Watches, backend_reference};
 use crate::context::Context;
 use crate::facts::Provisionable;
 use crate::reconcile::{error_policy, reconcile};
@@ -102,38 +103,10 @@ pub async fn workload_choices(
 }
 
 /// The database a labelled object (Secret, pod) belongs to, for kind `K`.
-fn owner_of<K: Provisionable>(meta: &ObjectMeta) -> Option<ObjectRef<K>> {
+fn owner_of<K: Provisionable>(meta: &ObjectMeta) -> Option<ObjectRef<DatabaseKey<K>>> {
     let (kind, db) = labels::database_of(meta.labels.as_ref()?)?;
     (kind == K::KIND)
         .then(|| ObjectRef::new(db).within(meta.namespace.as_deref().unwrap_or_default()))
-}
-
-/// The databases of `store` that `refers` says refer to a changed object (an issuer, a
-/// backend): what that object's watch event triggers.
-fn referring<K: Provisionable>(store: &Store<K>, refers: impl Fn(&K) -> bool) -> Vec<ObjectRef<K>> {
-    store
-        .state()
-        .iter()
-        .filter(|db| refers(db))
-        .map(|db| ObjectRef::from_obj(&**db))
-        .collect()
-}
-
-/// Whether `db`'s `spec.tls` names the issuer `kind`/`name` (an Issuer only in its own
-/// `namespace`, a ClusterIssuer with none).
-fn names_issuer<K: Provisionable>(
-    db: &K,
-    kind: &str,
-    name: &str,
-    namespace: &Option<String>,
-) -> bool {
-    (namespace.is_none() || db.namespace() == *namespace)
-        && db.tls().is_some_and(|tls| {
-            tls.aliases(K::KIND).into_iter().any(|alias| {
-                tls.issuer_for(alias)
-                    .is_some_and(|i| i.kind == kind && i.name == name)
-            })
-        })
 }
 
 /// The controller of kind `K` in one scope, triggered by its databases and by the shared
@@ -146,50 +119,43 @@ fn controller<K: Provisionable + WatchedKind>(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> BoxFuture<'static, ()> {
     let own = K::watch(&watches.databases);
-    let store = own.store();
-    let mut controller = Controller::for_shared_stream(own.subscribe(), store.clone())
-        .with_config(controller::Config::default().concurrency(concurrency))
-        .trigger_backoff(trigger_backoff())
-        .owns_shared_stream(watches.services.subscribe())
-        .watches_shared_stream(watches.secrets.subscribe(), |s| owner_of::<K>(&s.metadata))
-        .watches_shared_stream(watches.pods.subscribe(), |p| owner_of::<K>(&p.metadata));
-    // Only a ProxySQL's Secrets depend on its issuer's type (ACME or not).
-    if let (DbKind::ProxySQL, Some((issuers, cluster_issuers))) = (K::KIND, &watches.issuers) {
-        let (databases, cluster_databases) = (store.clone(), store.clone());
-        controller = controller
-            .watches_shared_stream(issuers.subscribe(), move |issuer| {
-                let (name, ns) = (issuer.name_any(), issuer.namespace());
-                referring(&databases, |db: &K| {
-                    names_issuer(db, certmanager::ISSUER_KIND, &name, &ns)
-                })
-            })
-            .watches_shared_stream(cluster_issuers.subscribe(), move |issuer| {
-                let name = issuer.name_any();
-                referring(&cluster_databases, |db: &K| {
-                    names_issuer(db, certmanager::CLUSTER_ISSUER_KIND, &name, &None)
-                })
-            });
-    }
-    // A ProxySQL waits for its backend and mounts the backend's CA and client certificate.
+    let databases = own.store();
+    let mut controller =
+        Controller::for_shared_stream(own.subscribe_keys(), databases.keys.clone())
+            .with_config(controller::Config::default().concurrency(concurrency))
+            .trigger_backoff(trigger_backoff())
+            .owns_shared_stream(watches.services.subscribe())
+            .watches_shared_stream(watches.secrets.subscribe(), |s| owner_of::<K>(&s.metadata))
+            .watches_shared_stream(watches.pods.subscribe(), |p| owner_of::<K>(&p.metadata));
+    // Only a ProxySQL's Secrets depend on its issuer's type (ACME or not), and only a ProxySQL
+    // waits for its backend and mounts the backend's CA and client certificate: its watch
+    // keeps what each refers to (`caches::proxysql_references`). An Issuer counts in its own
+    // namespace only, a ClusterIssuer in any, a backend in its own.
     if K::KIND == DbKind::ProxySQL {
-        let (mysql_fronted, pxc_fronted) = (store.clone(), store.clone());
-        let fronts = |name: String, ns: Option<String>| {
-            move |db: &K| db.namespace() == ns && db.extras().backend == Some(name.as_str())
-        };
+        if let Some((issuers, cluster_issuers)) = &watches.issuers {
+            let (referring, cluster_referring) = (databases.clone(), databases.clone());
+            controller = controller
+                .watches_shared_stream(issuers.subscribe(), move |issuer| {
+                    let reference = issuer_reference(certmanager::ISSUER_KIND, &issuer.name_any());
+                    referring.referring(&reference, issuer.namespace().as_deref())
+                })
+                .watches_shared_stream(cluster_issuers.subscribe(), move |issuer| {
+                    let reference =
+                        issuer_reference(certmanager::CLUSTER_ISSUER_KIND, &issuer.name_any());
+                    cluster_referring.referring(&reference, None)
+                });
+        }
+        let (mysql_fronted, pxc_fronted) = (databases.clone(), databases.clone());
         controller = controller
             .watches_shared_stream(watches.databases.mysqls.subscribe(), move |backend| {
-                referring(
-                    &mysql_fronted,
-                    fronts(backend.name_any(), backend.namespace()),
-                )
+                let reference = backend_reference(&backend.name_any());
+                mysql_fronted.referring(&reference, backend.namespace().as_deref())
             })
             .watches_shared_stream(
                 watches.databases.perconaxtradbs.subscribe(),
                 move |backend| {
-                    referring(
-                        &pxc_fronted,
-                        fronts(backend.name_any(), backend.namespace()),
-                    )
+                    let reference = backend_reference(&backend.name_any());
+                    pxc_fronted.referring(&reference, backend.namespace().as_deref())
                 },
             );
     }
@@ -206,7 +172,11 @@ fn controller<K: Provisionable + WatchedKind>(
         tracing::info!(kind = %K::KIND, ?namespace, "controller started");
         controller
             .graceful_shutdown_on(shutdown)
-            .run(reconcile::<K>, error_policy::<K>, ctx)
+            .run(
+                move |key, ctx| databases.reconcile(&key, ctx, reconcile::<K>),
+                error_policy::<K>,
+                ctx,
+            )
             .for_each(|result| async move {
                 if let Err(error) = result {
                     tracing::debug!(%error, "controller event");

@@ -13,7 +13,6 @@ use dbtls_contract::{DbKind, labels, names};
 use dbtls_runtime::sweep::Sweep;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::Api;
-use kube::runtime::reflector::ObjectRef;
 
 use crate::backend::{Backend, BackendTls};
 use crate::caches::Stores;
@@ -305,13 +304,13 @@ fn backend(stores: &Stores, facts: &DbFacts<'_>) -> Option<Backend> {
     let ns = facts.namespace.as_str();
     stores
         .mysqls
-        .get(&ObjectRef::new(name).within(ns))
-        .map(|db| Backend::of(&*db))
+        .get(ns, name)
+        .map(|db| Backend::of(&db))
         .or_else(|| {
             stores
                 .perconaxtradbs
-                .get(&ObjectRef::new(name).within(ns))
-                .map(|db| Backend::of(&*db))
+                .get(ns, name)
+                .map(|db| Backend::of(&db))
         })
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbtls_contract::{PROVISIONER_FINALIZER, PROVISIONER_MANAGER};
+use dbtls_runtime::caches::DatabaseKey;
 use dbtls_runtime::finalizer;
 use dbtls_runtime::key::{DbKey, key_of};
 use dbtls_runtime::status::StatusOutcome;
@@ -72,7 +73,11 @@ pub async fn reconcile<K: Provisionable>(db: Arc<K>, ctx: Arc<Context>) -> Resul
 }
 
 /// Error policy: exponential backoff per database, capped at 5 minutes.
-pub fn error_policy<K: Provisionable>(db: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy<K: Provisionable>(
+    db: Arc<DatabaseKey<K>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let delay = ctx.error_backoff(&key_of(&*db));
     tracing::warn!(db = %db.name_any(), namespace = ?db.namespace(), %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)

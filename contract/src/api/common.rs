@@ -203,6 +203,14 @@ impl<'a> TlsView<'a> {
     pub fn certificate(&self, alias: &str) -> Option<&'a CertificateSpec> {
         self.certificates.iter().find(|c| c.alias == alias)
     }
+    /// Every issuer named: `spec.tls.issuerRef` and each certificate entry's own.
+    pub fn issuers(&self) -> impl Iterator<Item = &'a IssuerRef> + use<'a> {
+        let certificates = self.certificates;
+        self.issuer_ref
+            .into_iter()
+            .chain(certificates.iter().filter_map(|c| c.issuer_ref.as_ref()))
+    }
+
     /// The issuer for `alias`: the entry's own `issuerRef`, else `spec.tls.issuerRef`.
     pub fn issuer_for(&self, alias: &str) -> Option<&'a IssuerRef> {
         self.certificate(alias)

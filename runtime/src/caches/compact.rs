@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use dbtls_contract::labels::INSTANCE;
 use kube::Resource;
@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
+use super::dictionary::{self, Dictionary, Encoder};
 use super::{Storage, Trigger};
 
 /// The reader of a compact cache (cheap to clone; every clone reads the same objects).
@@ -39,6 +40,8 @@ impl<K> Clone for CompactStore<K> {
 #[derive(Default)]
 struct Shared {
     objects: RwLock<Objects>,
+    /// What the objects stored after the first few are compressed against.
+    dictionary: OnceLock<Dictionary>,
     listed: AtomicBool,
     filled: Notify,
 }
@@ -52,7 +55,7 @@ struct Objects {
 
 #[derive(Clone)]
 struct Entry {
-    /// The object's JSON, packed.
+    /// The object's JSON, packed and compressed ([`encode`]).
     json: Arc<[u8]>,
     instance: Option<Box<str>>,
 }
@@ -109,9 +112,15 @@ impl Objects {
     }
 }
 
-/// The object `packed` holds ([`encode`]'s `Entry::json`).
-pub(super) fn decode<K: DeserializeOwned>(packed: &[u8]) -> Option<K> {
-    serde_json::from_slice(&super::packed::unpack(packed))
+/// The object `encoded` holds ([`encode`]'s `Entry::json`).
+pub(super) fn decode<K: DeserializeOwned>(
+    encoded: &[u8],
+    dictionary: Option<&Dictionary>,
+) -> Option<K> {
+    let packed = dictionary::decode(encoded, dictionary)
+        .inspect_err(|error| tracing::error!(%error, "a cached object does not decompress"))
+        .ok()?;
+    serde_json::from_slice(&super::packed::unpack(&packed))
         .inspect_err(|error| tracing::error!(%error, "a cached object does not decode"))
         .ok()
 }
@@ -125,7 +134,13 @@ fn key_of<K: Resource>(object: &K) -> Option<Box<str>> {
     ))
 }
 
-fn encode<K: Resource + Serialize>(object: &K) -> Option<(Box<str>, Entry)> {
+/// `object` as stored: its JSON packed, then compressed by `encoder` (which may learn its
+/// dictionary from it: then it is made known to `shared`'s readers before the entry exists).
+fn encode<K: Resource + Serialize>(
+    object: &K,
+    encoder: &mut Encoder,
+    shared: &Shared,
+) -> Option<(Box<str>, Entry)> {
     let meta = object.meta();
     let key = key_of(object)?;
     let json = serde_json::to_vec(object)
@@ -136,10 +151,15 @@ fn encode<K: Resource + Serialize>(object: &K) -> Option<(Box<str>, Entry)> {
         .as_ref()
         .and_then(|l| l.get(INSTANCE))
         .map(|i| i.as_str().into());
+    let (encoded, learned) = encoder.encode(&super::packed::pack(&json));
+    if let Some(dictionary) = learned {
+        // Set once: this cache's only encoder learns once.
+        let _ = shared.dictionary.set(dictionary);
+    }
     Some((
         key,
         Entry {
-            json: super::packed::pack(&json).into(),
+            json: encoded.into(),
             instance,
         },
     ))
@@ -165,7 +185,7 @@ impl<K: Resource + DeserializeOwned> CompactStore<K> {
     /// The object `namespace/name` (cluster-scoped objects: an empty namespace).
     pub fn get(&self, namespace: &str, name: &str) -> Option<K> {
         let json = self.read(|o| o.by_name.get(&key(namespace, name)).map(|e| e.json.clone()))?;
-        decode(&json)
+        decode(&json, self.shared.dictionary.get())
     }
 
     /// The objects of `namespace` that carry every label of `labels`. With the database's
@@ -191,7 +211,7 @@ impl<K: Resource + DeserializeOwned> CompactStore<K> {
         });
         candidates
             .iter()
-            .filter_map(|json| decode::<K>(json))
+            .filter_map(|json| decode::<K>(json, self.shared.dictionary.get()))
             .filter(|o| carries_all(o, labels))
             .collect()
     }
@@ -212,6 +232,7 @@ impl<K: Resource + DeserializeOwned> CompactStore<K> {
 /// its end, as kube-rs's store does, so reads in between see the last complete state.
 pub struct Compact<K> {
     store: CompactStore<K>,
+    encoder: Encoder,
     listing: Option<HashMap<Box<str>, Entry>>,
 }
 
@@ -227,6 +248,7 @@ where
                 shared: Arc::default(),
                 kind: PhantomData,
             },
+            encoder: Encoder::default(),
             listing: None,
         }
     }
@@ -236,7 +258,8 @@ where
     }
 
     fn apply(&mut self, event: &watcher::Event<K>) -> Vec<Trigger<K>> {
-        let shared = &self.store.shared;
+        let shared = &*self.store.shared;
+        let encoder = &mut self.encoder;
         let write = || {
             shared
                 .objects
@@ -245,7 +268,7 @@ where
         };
         match event {
             watcher::Event::Apply(object) => {
-                if let Some((key, entry)) = encode(object) {
+                if let Some((key, entry)) = encode(object, encoder, shared) {
                     write().insert(key, entry);
                 }
                 vec![Trigger::object(Arc::new(object.clone()))]
@@ -261,7 +284,7 @@ where
                 Vec::new()
             }
             watcher::Event::InitApply(object) => {
-                if let Some((key, entry)) = encode(object) {
+                if let Some((key, entry)) = encode(object, encoder, shared) {
                     self.listing.get_or_insert_default().insert(key, entry);
                 }
                 Vec::new()
@@ -278,7 +301,7 @@ where
                     .into_iter()
                     .map(|gone| gone.json)
                     .chain(listed_json)
-                    .map(Trigger::stored)
+                    .map(|json| Trigger::stored(json, shared.dictionary.get().cloned()))
                     .collect()
             }
         }
@@ -290,6 +313,7 @@ where
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::ResourceExt as _;
 
     fn cm(name: &str, instance: &str, role: &str) -> ConfigMap {
         let mut object = ConfigMap::default();
@@ -386,6 +410,37 @@ mod tests {
         assert_eq!(store.get("ns", "b-1"), None);
         assert!(store.labelled("ns", &by("b", None)).is_empty());
         assert_eq!(names(store.labelled("ns", &by("c", None))), ["c-1"]);
+    }
+
+    #[test]
+    fn objects_compressed_against_the_learned_dictionary_read_back_the_same() {
+        let mut cache = Compact::<ConfigMap>::create();
+        let store = cache.reader();
+        let objects: Vec<ConfigMap> = (0..40)
+            .map(|i| cm(&format!("db-{i}-server"), &format!("db-{i}"), "server"))
+            .collect();
+        for object in &objects {
+            cache.apply(&watcher::Event::Apply(object.clone()));
+        }
+        assert!(store.shared.dictionary.get().is_some(), "learned");
+        for object in &objects {
+            let (ns, name) = (
+                object.metadata.namespace.as_deref().unwrap(),
+                object.name_any(),
+            );
+            assert_eq!(store.get(ns, &name).as_ref(), Some(object));
+        }
+        assert_eq!(
+            names(store.labelled("ns", &by("db-39", None))),
+            ["db-39-server"]
+        );
+        // A re-list hands its objects out as stored: compressed ones decode with the dictionary.
+        cache.apply(&watcher::Event::Init);
+        for object in &objects {
+            cache.apply(&watcher::Event::InitApply(object.clone()));
+        }
+        let changed = triggered(cache.apply(&watcher::Event::InitDone));
+        assert_eq!(changed, names(objects.clone()));
     }
 
     #[tokio::test]

@@ -3,15 +3,18 @@
 //! each controller. Objects are trimmed before they are stored (what no reconcile reads is not
 //! kept), so memory follows the databases managed, not the size of what is watched.
 //!
-//! Two ways to keep them: [`Objects`], whole in kube-rs's store, for the kinds a controller
-//! reconciles (its `Controller` reads them from that store), and [`Compact`], encoded, for the
-//! children and dependencies that are many per database and read a few at a time.
+//! Three ways to keep them: [`Compact`], encoded, for the children and dependencies that are
+//! many per database and read a few at a time; [`Keyed`], the databases: compact, with a store
+//! of their names alone that their `Controller` runs over; and [`Objects`], whole in kube-rs's
+//! store, for what is few (issuers, OpsRequests, ServiceMonitors).
 //!
 //! Written here rather than with kube-rs's `reflect_shared`, whose subscribers are not told of
 //! deletions: a Certificate or TLS Secret deleted by hand, or an Issuer removed, must trigger
 //! the databases that used it. Every subscriber here gets each object applied or deleted, and
 //! after a re-list each object that vanished while the watch was down.
 mod compact;
+mod dictionary;
+mod keyed;
 mod objects;
 mod packed;
 
@@ -29,6 +32,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 pub use compact::{Compact, CompactStore};
+pub use keyed::{
+    DatabaseKey, Keyed, KeyedStore, KeyedWatch, References, issuer_reference, issuer_references,
+};
 pub use objects::Objects;
 
 /// The object `namespace/name` in `store`, copied out.
@@ -58,14 +64,14 @@ pub struct Trigger<K>(Source<K>);
 
 enum Source<K> {
     Object(Arc<K>),
-    Stored(Arc<[u8]>),
+    Stored(Arc<[u8]>, Option<dictionary::Dictionary>),
 }
 
 impl<K> Clone for Trigger<K> {
     fn clone(&self) -> Self {
         Self(match &self.0 {
             Source::Object(o) => Source::Object(o.clone()),
-            Source::Stored(json) => Source::Stored(json.clone()),
+            Source::Stored(json, dictionary) => Source::Stored(json.clone(), dictionary.clone()),
         })
     }
 }
@@ -75,8 +81,8 @@ impl<K> Trigger<K> {
         Self(Source::Object(object))
     }
 
-    fn stored(json: Arc<[u8]>) -> Self {
-        Self(Source::Stored(json))
+    fn stored(json: Arc<[u8]>, dictionary: Option<dictionary::Dictionary>) -> Self {
+        Self(Source::Stored(json, dictionary))
     }
 }
 
@@ -84,7 +90,9 @@ impl<K: DeserializeOwned> Trigger<K> {
     fn into_object(self) -> Option<Arc<K>> {
         match self.0 {
             Source::Object(object) => Some(object),
-            Source::Stored(json) => compact::decode(&json).map(Arc::new),
+            Source::Stored(json, dictionary) => {
+                compact::decode(&json, dictionary.as_ref()).map(Arc::new)
+            }
         }
     }
 }
@@ -123,11 +131,21 @@ where
 {
     /// A watch of `api` with `config`; `trim` drops what no reader needs before storing.
     pub fn new(api: Api<K>, config: watcher::Config, trim: fn(&mut K)) -> Self {
+        Self::with_storage(api, config, trim, S::create())
+    }
+
+    /// [`SharedWatch::new`], kept by `storage`.
+    pub fn with_storage(
+        api: Api<K>,
+        config: watcher::Config,
+        trim: fn(&mut K),
+        storage: S,
+    ) -> Self {
         Self {
             api,
             config: config.page_size(LIST_PAGE),
             trim,
-            storage: S::create(),
+            storage,
             subscribers: Mutex::default(),
         }
     }

@@ -1,5 +1,6 @@
-//! Whole objects in kube-rs's store: what a controller needs for the kind it reconciles
-//! (`Controller::for_shared_stream` reads its objects from a [`Store`]).
+//! Whole objects in kube-rs's store, which a `Controller` reads what it reconciles from
+//! (`Controller::for_shared_stream`): the OpsRequests, and the databases' keys ([`super::Keyed`]);
+//! also what is few and read whole (issuers, ServiceMonitors).
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
