@@ -22,6 +22,7 @@ async fn ten_databases_converge_with_no_idle_writes() {
         deadline: Duration::from_secs(180),
         restarts: true,
         key_cache: Some(key_cache.clone()),
+        distinct_keys: None,
         issuance_rate: Some(200.0),
         renewal: true,
     };

@@ -37,6 +37,10 @@ struct Cli {
     /// bench executable.
     #[arg(long)]
     key_cache: Option<std::path::PathBuf>,
+    /// At most this many distinct keys from the key cache, each handed out to several
+    /// Certificates: for N larger than the keys this machine can make in time.
+    #[arg(long)]
+    distinct_keys: Option<usize>,
     /// Generate keys while the clock runs, on one background thread (the stand-in is then the
     /// bottleneck, as before the key cache).
     #[arg(long)]
@@ -76,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         deadline: Duration::from_secs(cli.deadline_seconds),
         restarts: !cli.no_restarts,
         key_cache: (!cli.no_key_cache).then(|| cli.key_cache.unwrap_or_else(default_key_cache)),
+        distinct_keys: cli.distinct_keys,
         issuance_rate: cli.issuance_rate,
         renewal: !cli.no_renewal,
     };

@@ -422,6 +422,17 @@ pub fn cached_rsa_keys(file: &std::path::Path, count: usize) -> std::io::Result<
     Ok(keys)
 }
 
+/// `count` keys made of `keys` handed out in turn (each a copy; a key is then shared by several
+/// Certificates).
+pub fn reused(keys: &[KeyPair], count: usize) -> Vec<KeyPair> {
+    let pems: Vec<String> = keys.iter().map(|k| k.serialize_pem()).collect();
+    pems.iter()
+        .cycle()
+        .take(count)
+        .filter_map(|pem| parse_pem(pem))
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod cache_tests {
@@ -447,6 +458,12 @@ mod cache_tests {
         assert_eq!(KeySpec::of_key(&more[2]), Some(KeySpec::Rsa(2048)));
         let fewer = cached_rsa_keys(&file, 1).unwrap();
         assert_eq!(public(&fewer), public(&first)[..1]);
+        let handed_out = reused(&first, 5);
+        assert_eq!(
+            public(&handed_out),
+            [0, 1, 0, 1, 0].map(|i| public(&first)[i].clone()),
+            "in turn"
+        );
         let _ = std::fs::remove_dir_all(file.parent().unwrap());
     }
 }
