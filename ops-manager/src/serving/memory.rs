@@ -76,7 +76,9 @@ pub struct DbMemory {
     /// certificate from it (an issuer change).
     pub previous_ca: Option<Arc<[u8]>>,
     pub server_version: Option<String>,
-    pub pods: BTreeMap<String, PodMemo>,
+    /// Boxed: a map node has room for eleven entries, and most databases have one to three
+    /// pods (unboxed, ~2 KB per database).
+    pub pods: BTreeMap<String, Box<PodMemo>>,
     /// During an issuer change: which pods accept the probe certificate of the new CA.
     pub trust: Option<TrustMemo>,
     /// After it: the retired CA's client certificate, and which pods refuse it already.

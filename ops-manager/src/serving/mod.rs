@@ -292,7 +292,7 @@ impl Serving {
                 reloads: memo.reloads,
                 failure: memo.failure.clone(),
             });
-            entry.pods.insert(pod.name.clone(), memo);
+            entry.pods.insert(pod.name.clone(), Box::new(memo));
         }
         entry
             .pods
@@ -305,11 +305,12 @@ impl Serving {
         let entry = memory.entry(key(db)).or_default();
         pods.iter()
             .map(|pod| {
-                entry.pods.remove(&pod.name).unwrap_or_default().refreshed(
-                    &pod.uid,
-                    &pod.fingerprint,
-                    serial,
-                )
+                entry
+                    .pods
+                    .remove(&pod.name)
+                    .map(|m| *m)
+                    .unwrap_or_default()
+                    .refreshed(&pod.uid, &pod.fingerprint, serial)
             })
             .collect()
     }
