@@ -125,8 +125,8 @@ pub(super) fn decode<K: DeserializeOwned>(
         .ok()
 }
 
-/// Where `object` is kept (None: it has no name).
-fn key_of<K: Resource>(object: &K) -> Option<Box<str>> {
+/// Where `object` is kept, `namespace/name` (None: it has no name).
+pub(super) fn key_of<K: Resource>(object: &K) -> Option<Box<str>> {
     let meta = object.meta();
     Some(key(
         meta.namespace.as_deref().unwrap_or_default(),

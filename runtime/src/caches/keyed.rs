@@ -24,7 +24,7 @@ use kube::runtime::watcher;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Compact, CompactStore, Objects, SharedWatch, Storage, Trigger};
+use super::{Compact, CompactStore, Objects, SharedWatch, Storage, Trigger, compact};
 
 /// What a database's controller keys on: its name and namespace, nothing else.
 pub type DatabaseKey<K> = PartialObjectMeta<K>;
@@ -68,7 +68,8 @@ pub fn issuer_references<K: dbtls_contract::Database>(db: &K) -> Vec<String> {
 /// One database's references.
 type Names = Box<[Box<str>]>;
 
-/// Each database's references, by `namespace/name` (none: no entry).
+/// Each database's references, by `namespace/name` as the compact cache keys it (none: no
+/// entry).
 type Referring = HashMap<Box<str>, Names>;
 
 /// The writer of a [`KeyedStore`].
@@ -186,7 +187,10 @@ where
             .into_iter()
             .map(String::into_boxed_str)
             .collect();
-        (!references.is_empty()).then(|| (key_string(object).into_boxed_str(), references))
+        if references.is_empty() {
+            return None;
+        }
+        Some((compact::key_of(object)?, references))
     }
 
     fn apply_references(&mut self, event: &watcher::Event<K>) {
@@ -202,13 +206,17 @@ where
             watcher::Event::Apply(o) => {
                 let entry = self.references_of(o);
                 let mut referring = referring();
-                referring.remove(key_string(o).as_str());
+                if let Some(key) = compact::key_of(o) {
+                    referring.remove(&key);
+                }
                 if let Some((key, references)) = entry {
                     referring.insert(key, references);
                 }
             }
             watcher::Event::Delete(o) => {
-                referring().remove(key_string(o).as_str());
+                if let Some(key) = compact::key_of(o) {
+                    referring().remove(&key);
+                }
             }
             watcher::Event::Init => self.listing = Some(Referring::new()),
             watcher::Event::InitApply(o) => {
@@ -222,16 +230,6 @@ where
             }
         }
     }
-}
-
-/// `namespace/name`, as [`Referring`] is keyed.
-fn key_string<K: Resource>(object: &K) -> String {
-    let meta = object.meta();
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default()
-    )
 }
 
 impl<K> Storage<K> for Keyed<K>
