@@ -72,24 +72,26 @@ where
     let (for_issuers, for_cluster_issuers) = (store.clone(), store.clone());
     let ops = K::Ops::watch(&watches.ops);
     let controller = Controller::for_shared_stream(databases.subscribe_keys(), store.keys.clone())
-        .owns_shared_stream(watches.certificates.subscribe())
+        .owns_shared_stream(watches.certificates.subscribe_changes())
         // Issuers only from their own namespace, ClusterIssuers from any.
-        .watches_shared_stream(watches.issuers.subscribe(), move |issuer| {
+        .watches_shared_stream(watches.issuers.subscribe_changes(), move |issuer| {
             let reference = issuer_reference(certmanager::ISSUER_KIND, &issuer.name_any());
             for_issuers.referring(&reference, issuer.namespace().as_deref())
         })
-        .watches_shared_stream(cluster_issuers.subscribe(), move |issuer| {
+        .watches_shared_stream(cluster_issuers.subscribe_changes(), move |issuer| {
             let reference = issuer_reference(certmanager::CLUSTER_ISSUER_KIND, &issuer.name_any());
             for_cluster_issuers.referring(&reference, None)
         })
-        .watches_shared_stream(watches.secrets.subscribe(), |s| {
+        .watches_shared_stream(watches.secrets.subscribe_changes(), |s| {
             database_of::<K>(&s.metadata)
         })
-        .watches_shared_stream(watches.services.subscribe(), |s| {
+        .watches_shared_stream(watches.services.subscribe_changes(), |s| {
             database_of::<K>(&s.metadata)
         })
-        .watches_shared_stream(watches.pods.subscribe(), |p| database_of::<K>(&p.metadata))
-        .watches_shared_stream(ops.subscribe(), |o| {
+        .watches_shared_stream(watches.pods.subscribe_changes(), |p| {
+            database_of::<K>(&p.metadata)
+        })
+        .watches_shared_stream(ops.subscribe_changes(), |o| {
             let ns = o.namespace()?;
             Some(ObjectRef::<DatabaseKey<K>>::new(o.spec_view().database).within(&ns))
         })
@@ -98,8 +100,8 @@ where
     let ops_controller = ops_request::controller::<K::Ops, K>(
         ctx,
         ops,
-        watches.certificates.subscribe(),
-        databases.subscribe(),
+        watches.certificates.subscribe_changes(),
+        databases.subscribe_changes(),
         shutdown.clone(),
     );
     let ctx = ctx.clone();

@@ -60,6 +60,12 @@ fn watched_resources() -> Vec<ApiResource> {
         .collect()
 }
 
+/// jemalloc rather than glibc's malloc, which kept more freed memory resident as the caches
+/// grew (docs/benchmarks.md, "Memory, seventh pass").
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();

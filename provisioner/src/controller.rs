@@ -124,9 +124,13 @@ fn controller<K: Provisionable + WatchedKind>(
         Controller::for_shared_stream(own.subscribe_keys(), databases.keys.clone())
             .with_config(controller::Config::default().concurrency(concurrency))
             .trigger_backoff(trigger_backoff())
-            .owns_shared_stream(watches.services.subscribe())
-            .watches_shared_stream(watches.secrets.subscribe(), |s| owner_of::<K>(&s.metadata))
-            .watches_shared_stream(watches.pods.subscribe(), |p| owner_of::<K>(&p.metadata));
+            .owns_shared_stream(watches.services.subscribe_changes())
+            .watches_shared_stream(watches.secrets.subscribe_changes(), |s| {
+                owner_of::<K>(&s.metadata)
+            })
+            .watches_shared_stream(watches.pods.subscribe_changes(), |p| {
+                owner_of::<K>(&p.metadata)
+            });
     // Only a ProxySQL's Secrets depend on its issuer's type (ACME or not), and only a ProxySQL
     // waits for its backend and mounts the backend's CA and client certificate: its watch
     // keeps what each refers to (`caches::proxysql_references`). An Issuer counts in its own
@@ -135,11 +139,11 @@ fn controller<K: Provisionable + WatchedKind>(
         if let Some((issuers, cluster_issuers)) = &watches.issuers {
             let (referring, cluster_referring) = (databases.clone(), databases.clone());
             controller = controller
-                .watches_shared_stream(issuers.subscribe(), move |issuer| {
+                .watches_shared_stream(issuers.subscribe_changes(), move |issuer| {
                     let reference = issuer_reference(certmanager::ISSUER_KIND, &issuer.name_any());
                     referring.referring(&reference, issuer.namespace().as_deref())
                 })
-                .watches_shared_stream(cluster_issuers.subscribe(), move |issuer| {
+                .watches_shared_stream(cluster_issuers.subscribe_changes(), move |issuer| {
                     let reference =
                         issuer_reference(certmanager::CLUSTER_ISSUER_KIND, &issuer.name_any());
                     cluster_referring.referring(&reference, None)
@@ -147,12 +151,15 @@ fn controller<K: Provisionable + WatchedKind>(
         }
         let (mysql_fronted, pxc_fronted) = (databases.clone(), databases.clone());
         controller = controller
-            .watches_shared_stream(watches.databases.mysqls.subscribe(), move |backend| {
-                let reference = backend_reference(&backend.name_any());
-                mysql_fronted.referring(&reference, backend.namespace().as_deref())
-            })
             .watches_shared_stream(
-                watches.databases.perconaxtradbs.subscribe(),
+                watches.databases.mysqls.subscribe_changes(),
+                move |backend| {
+                    let reference = backend_reference(&backend.name_any());
+                    mysql_fronted.referring(&reference, backend.namespace().as_deref())
+                },
+            )
+            .watches_shared_stream(
+                watches.databases.perconaxtradbs.subscribe_changes(),
                 move |backend| {
                     let reference = backend_reference(&backend.name_any());
                     pxc_fronted.referring(&reference, backend.namespace().as_deref())
@@ -160,11 +167,13 @@ fn controller<K: Provisionable + WatchedKind>(
             );
     }
     if let Some(service_monitors) = &watches.service_monitors {
-        controller = controller.owns_shared_stream(service_monitors.subscribe());
+        controller = controller.owns_shared_stream(service_monitors.subscribe_changes());
     }
     controller = match (ctx.workload(K::KIND).api, &watches.petsets) {
-        (WorkloadApi::PetSet, Some(petsets)) => controller.owns_shared_stream(petsets.subscribe()),
-        _ => controller.owns_shared_stream(watches.statefulsets.subscribe()),
+        (WorkloadApi::PetSet, Some(petsets)) => {
+            controller.owns_shared_stream(petsets.subscribe_changes())
+        }
+        _ => controller.owns_shared_stream(watches.statefulsets.subscribe_changes()),
     };
     let ctx = ctx.clone();
     let namespace = scope.map(str::to_string);

@@ -30,6 +30,12 @@ struct Args {
     secret_propagation: std::time::Duration,
 }
 
+/// jemalloc rather than glibc's malloc, which kept more freed memory resident as the caches
+/// grew (docs/benchmarks.md, "Memory, seventh pass").
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();

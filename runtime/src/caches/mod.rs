@@ -11,7 +11,8 @@
 //! Written here rather than with kube-rs's `reflect_shared`, whose subscribers are not told of
 //! deletions: a Certificate or TLS Secret deleted by hand, or an Issuer removed, must trigger
 //! the databases that used it. Every subscriber here gets each object applied or deleted, and
-//! after a re-list each object that vanished while the watch was down.
+//! after a re-list each object that vanished while the watch was down; the watch's first list
+//! goes only to the controller of the listed kind itself ([`SharedWatch::subscribe_changes`]).
 mod compact;
 mod dictionary;
 mod keyed;
@@ -120,7 +121,17 @@ where
     /// the bound, and that cache would never fill (a restart among 1,100 labelled Secrets left
     /// both operators idle). What waits here is at most one entry per object listed or changed
     /// before the controllers start.
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<Trigger<K>>>>,
+    subscribers: Mutex<Vec<Subscriber<K>>>,
+}
+
+/// One controller's trigger stream.
+struct Subscriber<K> {
+    sender: mpsc::UnboundedSender<Trigger<K>>,
+    /// Whether it is handed the objects of the watch's first list. A controller's own objects
+    /// are; what it owns or watches is not: every database is reconciled once its controller
+    /// starts, so the first list of its Secrets, Certificates or pods would only queue the
+    /// same reconciles again (one trigger per object and controller, each decoded).
+    first_list: bool,
 }
 
 impl<K, S> SharedWatch<K, S>
@@ -155,12 +166,23 @@ where
         self.storage.reader()
     }
 
-    /// A stream of every object applied or deleted, for one controller's triggers
-    /// (`owns_shared_stream`, `watches_shared_stream`). Take them all before [`SharedWatch::run`].
+    /// A stream of every object listed, applied or deleted, for the controller of `K` itself
+    /// (`for_shared_stream`). Take every stream before [`SharedWatch::run`].
     pub fn subscribe(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        let (tx, rx) = mpsc::unbounded_channel::<Trigger<K>>();
+        self.stream(true)
+    }
+
+    /// A stream of every object applied or deleted after the watch's first list, and of every
+    /// object a later re-list finds changed or gone: the triggers of a controller that owns or
+    /// watches `K` (`owns_shared_stream`, `watches_shared_stream`).
+    pub fn subscribe_changes(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        self.stream(false)
+    }
+
+    fn stream(&self, first_list: bool) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        let (sender, rx) = mpsc::unbounded_channel::<Trigger<K>>();
         if let Ok(mut subscribers) = self.subscribers.lock() {
-            subscribers.push(tx);
+            subscribers.push(Subscriber { sender, first_list });
         }
         futures::stream::unfold(rx, |mut rx| async move {
             while let Some(trigger) = rx.recv().await {
@@ -181,7 +203,10 @@ where
             mut storage,
             subscribers,
         } = self;
-        let subscribers = subscribers.into_inner().unwrap_or_default();
+        let mut fanout = Fanout {
+            subscribers: subscribers.into_inner().unwrap_or_default(),
+            listed: false,
+        };
         let resource = crate::api_metrics::resource_of(api.resource_url());
         let events = watcher(api, config).default_backoff().modify(trim);
         async move {
@@ -195,13 +220,94 @@ where
                         continue;
                     }
                 };
-                for trigger in storage.apply(&event) {
-                    for subscriber in &subscribers {
-                        // A subscriber that is gone (its controller stopped) is no error.
-                        let _ = subscriber.send(trigger.clone());
-                    }
-                }
+                let triggers = storage.apply(&event);
+                fanout.dispatch(&event, triggers);
             }
         }
+    }
+}
+
+/// Hands a watch's triggers to its subscribers.
+struct Fanout<K> {
+    subscribers: Vec<Subscriber<K>>,
+    /// Whether the watch's first list is complete.
+    listed: bool,
+}
+
+impl<K> Fanout<K> {
+    /// `triggers`, what `event` changed, to each subscriber that wants them.
+    fn dispatch(&mut self, event: &watcher::Event<K>, triggers: Vec<Trigger<K>>) {
+        let first_list = !self.listed;
+        self.listed |= matches!(event, watcher::Event::InitDone);
+        let told: Vec<&Subscriber<K>> = self
+            .subscribers
+            .iter()
+            .filter(|s| !first_list || s.first_list)
+            .collect();
+        for trigger in triggers {
+            for subscriber in &told {
+                // A subscriber that is gone (its controller stopped) is no error.
+                let _ = subscriber.sender.send(trigger.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::objects::tests::cm;
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::ResourceExt;
+
+    fn subscriber(
+        first_list: bool,
+    ) -> (
+        Subscriber<ConfigMap>,
+        mpsc::UnboundedReceiver<Trigger<ConfigMap>>,
+    ) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (Subscriber { sender, first_list }, receiver)
+    }
+
+    fn names(receiver: &mut mpsc::UnboundedReceiver<Trigger<ConfigMap>>) -> Vec<String> {
+        std::iter::from_fn(|| receiver.try_recv().ok())
+            .filter_map(Trigger::into_object)
+            .map(|o| o.name_any())
+            .collect()
+    }
+
+    /// The controller's own stream gets the first list; a stream of what it owns or watches
+    /// only what changes after it, including what a later re-list finds.
+    #[test]
+    fn the_first_list_goes_to_own_streams_only() {
+        let (own, mut own_rx) = subscriber(true);
+        let (changes, mut changes_rx) = subscriber(false);
+        let mut fanout = Fanout {
+            subscribers: vec![own, changes],
+            listed: false,
+        };
+        let mut storage = Objects::<ConfigMap>::create();
+        let mut feed = |event: watcher::Event<ConfigMap>| {
+            let triggers = storage.apply(&event);
+            fanout.dispatch(&event, triggers);
+        };
+        feed(watcher::Event::Init);
+        feed(watcher::Event::InitApply(cm("listed")));
+        feed(watcher::Event::InitDone);
+        assert_eq!(names(&mut own_rx), ["listed"]);
+        assert!(names(&mut changes_rx).is_empty());
+
+        feed(watcher::Event::Apply(cm("created")));
+        assert_eq!(names(&mut own_rx), ["created"]);
+        assert_eq!(names(&mut changes_rx), ["created"]);
+
+        // A re-list after the watch was down: what vanished meanwhile is a change for both.
+        feed(watcher::Event::Init);
+        feed(watcher::Event::InitApply(cm("created")));
+        feed(watcher::Event::InitDone);
+        assert!(names(&mut changes_rx).contains(&"listed".to_string()));
+        assert!(names(&mut own_rx).contains(&"listed".to_string()));
     }
 }

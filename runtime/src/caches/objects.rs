@@ -122,11 +122,12 @@ where
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
 
-    fn cm(name: &str) -> ConfigMap {
+    /// A ConfigMap `ns/<name>` (the caches' tests' object).
+    pub(crate) fn cm(name: &str) -> ConfigMap {
         let mut cm = ConfigMap::default();
         cm.metadata.name = Some(name.into());
         cm.metadata.namespace = Some("ns".into());
