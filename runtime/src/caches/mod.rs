@@ -239,13 +239,12 @@ impl<K> Fanout<K> {
     fn dispatch(&mut self, event: &watcher::Event<K>, triggers: Vec<Trigger<K>>) {
         let first_list = !self.listed;
         self.listed |= matches!(event, watcher::Event::InitDone);
-        let told: Vec<&Subscriber<K>> = self
-            .subscribers
-            .iter()
-            .filter(|s| !first_list || s.first_list)
-            .collect();
         for trigger in triggers {
-            for subscriber in &told {
+            let told = self
+                .subscribers
+                .iter()
+                .filter(|s| !first_list || s.first_list);
+            for subscriber in told {
                 // A subscriber that is gone (its controller stopped) is no error.
                 let _ = subscriber.sender.send(trigger.clone());
             }
