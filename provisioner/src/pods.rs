@@ -3,19 +3,31 @@
 //! its last log line there instead of a bare CrashLoopBackOff).
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
-/// The last two non-empty lines of a container's termination message (kubelet fills it with
-/// the tail of the log when the container sets `terminationMessagePolicy:
-/// FallbackToLogsOnError`); two, because a server's last line is often only "Aborting".
+/// The last two non-empty lines of a container's termination message that report an error
+/// (or, when none does, the last two lines). Kubelet fills the message with the tail of the log
+/// when the container sets `terminationMessagePolicy: FallbackToLogsOnError`; two, because a
+/// server's last error is often only "Aborting"; errors first, because a server's background
+/// threads may log notes between the cause and the abort.
 fn last_lines(message: &str) -> Option<String> {
-    let mut lines: Vec<&str> = message
-        .lines()
-        .rev()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(2)
-        .collect();
-    lines.reverse();
-    (!lines.is_empty()).then(|| lines.join(" | "))
+    let lines = || {
+        message
+            .lines()
+            .rev()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+    };
+    let says_error = |line: &&str| {
+        let lower = line.to_ascii_lowercase();
+        ["error", "fatal", "panic"]
+            .iter()
+            .any(|w| lower.contains(w))
+    };
+    let mut picked: Vec<&str> = lines().filter(says_error).take(2).collect();
+    if picked.is_empty() {
+        picked = lines().take(2).collect();
+    }
+    picked.reverse();
+    (!picked.is_empty()).then(|| picked.join(" | "))
 }
 
 /// Why `container` keeps the pod from being ready, if it does.
@@ -146,6 +158,27 @@ mod tests {
             problem(&crashing).unwrap(),
             "pod db-0: container mysql: CrashLoopBackOff, 3 restarts, last exit 1: [ERROR] SSL error: Unable to get private key | [ERROR] Aborting"
         );
+    }
+
+    #[test]
+    fn the_lines_kept_from_a_crash_log() {
+        let cases = [
+            ("nothing at all", "\n \n", None),
+            ("no error: the last two lines", "a\nb\nc\n", Some("b | c")),
+            (
+                "a note between the cause and the abort",
+                "[ERROR] SSL error: Failed to set ciphers\n[Note] InnoDB: Buffer pool(s) load completed\n[ERROR] Aborting\n",
+                Some("[ERROR] SSL error: Failed to set ciphers | [ERROR] Aborting"),
+            ),
+            (
+                "one error and notes after it",
+                "starting\nFATAL: no key\n[Note] shutting down\n",
+                Some("FATAL: no key"),
+            ),
+        ];
+        for (case, message, expected) in cases {
+            assert_eq!(last_lines(message).as_deref(), expected, "{case}");
+        }
     }
 
     #[test]
