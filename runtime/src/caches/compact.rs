@@ -7,7 +7,8 @@
 //!
 //! Objects are found by namespace and name, and by namespace and `app.kubernetes.io/instance`
 //! (the database they belong to) through an index, so a reconcile reads only its database's.
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
@@ -46,18 +47,115 @@ struct Shared {
     filled: Notify,
 }
 
-/// The encoded objects by `namespace/name`, and their names by `namespace/instance`.
+/// The stored objects: each once, by `namespace/name`, and again (the same allocation) under
+/// `namespace/instance`.
 #[derive(Default)]
 struct Objects {
-    by_name: HashMap<Box<str>, Entry>,
-    by_instance: HashMap<Box<str>, Vec<Box<str>>>,
+    by_name: HashSet<Entry>,
+    by_instance: HashMap<Box<str>, Vec<Entry>>,
 }
 
+/// One stored object in one allocation: its `namespace/name`, its database's
+/// `app.kubernetes.io/instance` and its JSON, packed and compressed ([`encode`]). Kept as
+/// separate fields, the key, the instance and the JSON were three allocations and a 48-byte
+/// map bucket per object, about as much again as the compressed object itself.
 #[derive(Clone)]
-struct Entry {
-    /// The object's JSON, packed and compressed ([`encode`]).
-    json: Arc<[u8]>,
-    instance: Option<Box<str>>,
+pub(super) struct Entry(Arc<[u8]>);
+
+/// The length written before the instance of an object without one.
+const NO_INSTANCE: u16 = u16::MAX;
+
+impl Entry {
+    /// None when `key` or `instance` is too long to store (the API server bounds a namespace,
+    /// a name and a label value far below `u16::MAX` bytes).
+    fn new(key: &str, instance: Option<&str>, encoded: &[u8]) -> Option<Self> {
+        let key_len = u16::try_from(key.len()).ok()?;
+        let instance_len = match instance {
+            Some(instance) => u16::try_from(instance.len())
+                .ok()
+                .filter(|len| *len != NO_INSTANCE)?,
+            None => NO_INSTANCE,
+        };
+        let instance = instance.unwrap_or_default();
+        let mut bytes = Vec::with_capacity(4 + key.len() + instance.len() + encoded.len());
+        bytes.extend_from_slice(&key_len.to_le_bytes());
+        bytes.extend_from_slice(key.as_bytes());
+        bytes.extend_from_slice(&instance_len.to_le_bytes());
+        bytes.extend_from_slice(instance.as_bytes());
+        bytes.extend_from_slice(encoded);
+        Some(Self(bytes.into()))
+    }
+
+    /// The length written at `at`, and where what it measures starts.
+    fn length_at(&self, at: usize) -> (u16, usize) {
+        let len = match self.0.get(at..at + 2) {
+            Some(&[low, high]) => u16::from_le_bytes([low, high]),
+            _ => 0,
+        };
+        (len, at + 2)
+    }
+
+    fn text(&self, at: usize, len: u16) -> &str {
+        let bytes = self.0.get(at..at + usize::from(len)).unwrap_or_default();
+        // Written from a `&str` by `Entry::new`: always UTF-8.
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// `namespace/name`.
+    fn key(&self) -> &str {
+        let (len, at) = self.length_at(0);
+        self.text(at, len)
+    }
+
+    /// The instance's length and where the instance starts.
+    fn instance_length(&self) -> (u16, usize) {
+        self.length_at(2 + self.key().len())
+    }
+
+    fn instance(&self) -> Option<&str> {
+        let (len, at) = self.instance_length();
+        (len != NO_INSTANCE).then(|| self.text(at, len))
+    }
+
+    /// The object, packed and compressed.
+    pub(super) fn encoded(&self) -> &[u8] {
+        let (len, at) = self.instance_length();
+        let start = at
+            + if len == NO_INSTANCE {
+                0
+            } else {
+                usize::from(len)
+            };
+        self.0.get(start..).unwrap_or_default()
+    }
+
+    /// `namespace/instance`, where the index keeps it (None: it names no instance).
+    fn indexed(&self) -> Option<Box<str>> {
+        let namespace = self.key().split_once('/').map_or("", |(ns, _)| ns);
+        Some(key(namespace, self.instance()?))
+    }
+}
+
+// An entry is found by its key: a `&str` finds it in `Objects::by_name`, so the set needs no
+// key of its own beside it.
+impl Borrow<str> for Entry {
+    fn borrow(&self) -> &str {
+        self.key()
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Entry {}
+
+impl std::hash::Hash for Entry {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
 }
 
 /// `namespace/name` (or `namespace/instance`): neither a namespace nor a name nor a label
@@ -66,48 +164,41 @@ fn key(namespace: &str, name: &str) -> Box<str> {
     format!("{namespace}/{name}").into_boxed_str()
 }
 
-fn name_of(key: &str) -> &str {
-    key.split_once('/').map_or(key, |(_, name)| name)
-}
-
 impl Objects {
-    fn insert(&mut self, key: Box<str>, entry: Entry) {
-        self.remove(&key);
-        if let Some(instance) = &entry.instance {
-            let namespace = key.split_once('/').map_or("", |(ns, _)| ns);
+    fn insert(&mut self, entry: Entry) {
+        self.remove(entry.key());
+        if let Some(indexed) = entry.indexed() {
             self.by_instance
-                .entry(self::key(namespace, instance))
+                .entry(indexed)
                 .or_default()
-                .push(name_of(&key).into());
+                .push(entry.clone());
         }
-        self.by_name.insert(key, entry);
+        self.by_name.insert(entry);
     }
 
     fn remove(&mut self, key: &str) -> Option<Entry> {
-        let entry = self.by_name.remove(key)?;
-        if let Some(instance) = &entry.instance {
-            let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-            let indexed = self::key(namespace, instance);
-            if let Some(names) = self.by_instance.get_mut(&indexed) {
-                names.retain(|n| &**n != name);
-                if names.is_empty() {
-                    self.by_instance.remove(&indexed);
-                }
+        let entry = self.by_name.take(key)?;
+        if let Some(indexed) = entry.indexed()
+            && let Some(entries) = self.by_instance.get_mut(&indexed)
+        {
+            entries.retain(|e| e.key() != key);
+            if entries.is_empty() {
+                self.by_instance.remove(&indexed);
             }
         }
         Some(entry)
     }
 
-    fn replace_all(&mut self, listed: HashMap<Box<str>, Entry>) -> Vec<Entry> {
+    /// Replaces every object with `listed`; returns those that are gone.
+    fn replace_all(&mut self, listed: Vec<Entry>) -> Vec<Entry> {
         let before = std::mem::take(self);
-        for (key, entry) in listed {
-            self.insert(key, entry);
+        for entry in listed {
+            self.insert(entry);
         }
         before
             .by_name
             .into_iter()
-            .filter(|(key, _)| !self.by_name.contains_key(key))
-            .map(|(_, gone)| gone)
+            .filter(|entry| !self.by_name.contains(entry.key()))
             .collect()
     }
 }
@@ -140,29 +231,23 @@ fn encode<K: Resource + Serialize>(
     object: &K,
     encoder: &mut Encoder,
     shared: &Shared,
-) -> Option<(Box<str>, Entry)> {
+) -> Option<Entry> {
     let meta = object.meta();
     let key = key_of(object)?;
     let json = serde_json::to_vec(object)
         .inspect_err(|error| tracing::error!(%error, %key, "an object does not encode"))
         .ok()?;
-    let instance = meta
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(INSTANCE))
-        .map(|i| i.as_str().into());
+    let instance = meta.labels.as_ref().and_then(|l| l.get(INSTANCE));
     let (encoded, learned) = encoder.encode(&super::packed::pack(&json));
     if let Some(dictionary) = learned {
         // Set once: this cache's only encoder learns once.
         let _ = shared.dictionary.set(dictionary);
     }
-    Some((
-        key,
-        Entry {
-            json: encoded.into(),
-            instance,
-        },
-    ))
+    let entry = Entry::new(&key, instance.map(String::as_str), &encoded);
+    if entry.is_none() {
+        tracing::error!(%key, "an object's name or instance is too long to store");
+    }
+    entry
 }
 
 fn carries_all<K: Resource>(object: &K, labels: &BTreeMap<String, String>) -> bool {
@@ -184,8 +269,8 @@ impl<K: Resource + DeserializeOwned> CompactStore<K> {
 
     /// The object `namespace/name` (cluster-scoped objects: an empty namespace).
     pub fn get(&self, namespace: &str, name: &str) -> Option<K> {
-        let json = self.read(|o| o.by_name.get(&key(namespace, name)).map(|e| e.json.clone()))?;
-        decode(&json, self.shared.dictionary.get())
+        let entry = self.read(|o| o.by_name.get(&*key(namespace, name)).cloned())?;
+        decode(entry.encoded(), self.shared.dictionary.get())
     }
 
     /// The objects of `namespace` that carry every label of `labels`. With the database's
@@ -193,25 +278,26 @@ impl<K: Resource + DeserializeOwned> CompactStore<K> {
     /// at (the index); a reconcile that scanned the whole cache made an operator's CPU grow
     /// with the square of the databases.
     pub fn labelled(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<K> {
-        let candidates: Vec<Arc<[u8]>> = self.read(|o| match labels.get(INSTANCE) {
+        let candidates: Vec<Entry> = self.read(|o| match labels.get(INSTANCE) {
             Some(instance) => o
                 .by_instance
                 .get(&key(namespace, instance))
-                .into_iter()
-                .flatten()
-                .filter_map(|name| o.by_name.get(&key(namespace, name)))
-                .map(|e| e.json.clone())
-                .collect(),
+                .cloned()
+                .unwrap_or_default(),
             None => o
                 .by_name
                 .iter()
-                .filter(|(k, _)| k.split_once('/').is_some_and(|(ns, _)| ns == namespace))
-                .map(|(_, e)| e.json.clone())
+                .filter(|e| {
+                    e.key()
+                        .split_once('/')
+                        .is_some_and(|(ns, _)| ns == namespace)
+                })
+                .cloned()
                 .collect(),
         });
         candidates
             .iter()
-            .filter_map(|json| decode::<K>(json, self.shared.dictionary.get()))
+            .filter_map(|entry| decode::<K>(entry.encoded(), self.shared.dictionary.get()))
             .filter(|o| carries_all(o, labels))
             .collect()
     }
@@ -233,7 +319,7 @@ impl<K: Resource + DeserializeOwned> CompactStore<K> {
 pub struct Compact<K> {
     store: CompactStore<K>,
     encoder: Encoder,
-    listing: Option<HashMap<Box<str>, Entry>>,
+    listing: Option<Vec<Entry>>,
 }
 
 impl<K> Storage<K> for Compact<K>
@@ -268,8 +354,8 @@ where
         };
         match event {
             watcher::Event::Apply(object) => {
-                if let Some((key, entry)) = encode(object, encoder, shared) {
-                    write().insert(key, entry);
+                if let Some(entry) = encode(object, encoder, shared) {
+                    write().insert(entry);
                 }
                 vec![Trigger::object(Arc::new(object.clone()))]
             }
@@ -280,18 +366,18 @@ where
                 vec![Trigger::object(Arc::new(object.clone()))]
             }
             watcher::Event::Init => {
-                self.listing = Some(HashMap::new());
+                self.listing = Some(Vec::new());
                 Vec::new()
             }
             watcher::Event::InitApply(object) => {
-                if let Some((key, entry)) = encode(object, encoder, shared) {
-                    self.listing.get_or_insert_default().insert(key, entry);
+                if let Some(entry) = encode(object, encoder, shared) {
+                    self.listing.get_or_insert_default().push(entry);
                 }
                 Vec::new()
             }
             watcher::Event::InitDone => {
                 let listed = self.listing.take().unwrap_or_default();
-                let listed_json: Vec<Arc<[u8]>> = listed.values().map(|e| e.json.clone()).collect();
+                let listed_entries = listed.clone();
                 let vanished = write().replace_all(listed);
                 shared.listed.store(true, Ordering::Release);
                 shared.filled.notify_waiters();
@@ -299,9 +385,8 @@ where
                 // listed; both are handed out as the stored JSON, decoded when read.
                 vanished
                     .into_iter()
-                    .map(|gone| gone.json)
-                    .chain(listed_json)
-                    .map(|json| Trigger::stored(json, shared.dictionary.get().cloned()))
+                    .chain(listed_entries)
+                    .map(|entry| Trigger::stored(entry, shared.dictionary.get().cloned()))
                     .collect()
             }
         }
@@ -352,6 +437,45 @@ mod tests {
                 .map(|o| (*o).clone())
                 .collect(),
         )
+    }
+
+    #[test]
+    fn an_entry_reads_back_its_key_instance_and_object() {
+        let long = "x".repeat(usize::from(u16::MAX) + 1);
+        // (case, key, instance, where the index keeps it: None when not stored at all)
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<Option<&'a str>>);
+        let cases: [Case; 5] = [
+            ("with an instance", "ns/a-1", Some("a"), Some(Some("ns/a"))),
+            ("without one", "ns/a-1", None, Some(None)),
+            (
+                "an empty instance is one",
+                "ns/a-1",
+                Some(""),
+                Some(Some("ns/")),
+            ),
+            (
+                "a cluster-scoped object",
+                "/ca",
+                Some("a"),
+                Some(Some("/a")),
+            ),
+            ("a key too long to store", &long, None, None),
+        ];
+        for (case, key, instance, indexed) in cases {
+            let entry = Entry::new(key, instance, b"\x01object");
+            assert_eq!(
+                entry.as_ref().map(|e| e.indexed()),
+                indexed.map(|i| i.map(Box::from)),
+                "{case}"
+            );
+            if let Some(entry) = entry {
+                assert_eq!(entry.key(), key, "{case}");
+                assert_eq!(entry.instance(), instance, "{case}");
+                assert_eq!(entry.encoded(), b"\x01object", "{case}");
+                let found: HashSet<Entry> = HashSet::from([entry]);
+                assert!(found.contains(key), "{case}: found by its key");
+            }
+        }
     }
 
     #[test]

@@ -65,14 +65,14 @@ pub struct Trigger<K>(Source<K>);
 
 enum Source<K> {
     Object(Arc<K>),
-    Stored(Arc<[u8]>, Option<dictionary::Dictionary>),
+    Stored(compact::Entry, Option<dictionary::Dictionary>),
 }
 
 impl<K> Clone for Trigger<K> {
     fn clone(&self) -> Self {
         Self(match &self.0 {
             Source::Object(o) => Source::Object(o.clone()),
-            Source::Stored(json, dictionary) => Source::Stored(json.clone(), dictionary.clone()),
+            Source::Stored(entry, dictionary) => Source::Stored(entry.clone(), dictionary.clone()),
         })
     }
 }
@@ -82,8 +82,8 @@ impl<K> Trigger<K> {
         Self(Source::Object(object))
     }
 
-    fn stored(json: Arc<[u8]>, dictionary: Option<dictionary::Dictionary>) -> Self {
-        Self(Source::Stored(json, dictionary))
+    fn stored(entry: compact::Entry, dictionary: Option<dictionary::Dictionary>) -> Self {
+        Self(Source::Stored(entry, dictionary))
     }
 }
 
@@ -91,8 +91,8 @@ impl<K: DeserializeOwned> Trigger<K> {
     fn into_object(self) -> Option<Arc<K>> {
         match self.0 {
             Source::Object(object) => Some(object),
-            Source::Stored(json, dictionary) => {
-                compact::decode(&json, dictionary.as_ref()).map(Arc::new)
+            Source::Stored(entry, dictionary) => {
+                compact::decode(entry.encoded(), dictionary.as_ref()).map(Arc::new)
             }
         }
     }
