@@ -76,13 +76,56 @@ pub struct DbMemory {
     /// certificate from it (an issuer change).
     pub previous_ca: Option<Arc<[u8]>>,
     pub server_version: Option<String>,
-    /// Boxed: a map node has room for eleven entries, and most databases have one to three
-    /// pods (unboxed, ~2 KB per database).
-    pub pods: BTreeMap<String, Box<PodMemo>>,
+    pub pods: PodMemos,
     /// During an issuer change: which pods accept the probe certificate of the new CA.
     pub trust: Option<TrustMemo>,
     /// After it: the retired CA's client certificate, and which pods refuse it already.
     pub retired: Option<(TrustMemo, super::probe::ClientIdentity)>,
+}
+
+/// Each pod's memo, by pod name. A vector: most databases have one to three pods, and a
+/// `BTreeMap` allocated a node for eleven (~0.4 KB per database, besides the memos).
+#[derive(Debug, Default)]
+pub struct PodMemos(Vec<(String, PodMemo)>);
+
+impl PodMemos {
+    pub fn get(&self, pod: &str) -> Option<&PodMemo> {
+        self.0.iter().find(|(name, _)| name == pod).map(|(_, m)| m)
+    }
+
+    pub fn get_mut(&mut self, pod: &str) -> Option<&mut PodMemo> {
+        self.0
+            .iter_mut()
+            .find(|(name, _)| name == pod)
+            .map(|(_, m)| m)
+    }
+
+    /// Replaces the pod's memo, if it had one.
+    pub fn insert(&mut self, pod: String, memo: PodMemo) {
+        match self.get_mut(&pod) {
+            Some(kept) => *kept = memo,
+            None => self.0.push((pod, memo)),
+        }
+    }
+
+    pub fn remove(&mut self, pod: &str) -> Option<PodMemo> {
+        let at = self.0.iter().position(|(name, _)| name == pod)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    /// Keeps the memos of the pods `keep` names.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.0.retain(|(name, _)| keep(name));
+        self.0.shrink_to_fit();
+    }
+
+    pub fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &PodMemo)> {
+        self.0.iter().map(|(name, memo)| (name.as_str(), memo))
+    }
 }
 
 /// The pods (by uid) seen answering a handshake with a client certificate from the CA
@@ -159,6 +202,28 @@ mod tests {
         let replaced = memo.refreshed("u2", "0@t3", "S1");
         assert_eq!(replaced.uid, "u2");
         assert!(!replaced.current);
+    }
+
+    #[test]
+    fn pod_memos_by_name() {
+        let memo = |uid: &str| PodMemo {
+            uid: uid.into(),
+            ..PodMemo::default()
+        };
+        let mut memos = PodMemos::default();
+        memos.insert("db-0".into(), memo("u0"));
+        memos.insert("db-1".into(), memo("u1"));
+        memos.insert("db-0".into(), memo("u0-again"));
+        assert_eq!(memos.iter().count(), 2, "one memo per pod");
+        assert_eq!(memos.get("db-0").map(|m| m.uid.as_str()), Some("u0-again"));
+        if let Some(m) = memos.get_mut("db-1") {
+            m.reloads = 3;
+        }
+        assert_eq!(memos.get("db-1").map(|m| m.reloads), Some(3));
+        memos.retain(|pod| pod == "db-1");
+        assert_eq!(memos.get("db-0"), None);
+        assert_eq!(memos.remove("db-1").map(|m| m.uid), Some("u1".to_string()));
+        assert_eq!(memos.iter().count(), 0);
     }
 
     #[test]

@@ -292,11 +292,11 @@ impl Serving {
                 reloads: memo.reloads,
                 failure: memo.failure.clone(),
             });
-            entry.pods.insert(pod.name.clone(), Box::new(memo));
+            entry.pods.insert(pod.name.clone(), memo);
         }
         entry
             .pods
-            .retain(|name, _| pods.iter().any(|p| p.name == *name));
+            .retain(|name| pods.iter().any(|p| p.name == name));
         states
     }
 
@@ -305,12 +305,11 @@ impl Serving {
         let entry = memory.entry(key(db)).or_default();
         pods.iter()
             .map(|pod| {
-                entry
-                    .pods
-                    .remove(&pod.name)
-                    .map(|m| *m)
-                    .unwrap_or_default()
-                    .refreshed(&pod.uid, &pod.fingerprint, serial)
+                entry.pods.remove(&pod.name).unwrap_or_default().refreshed(
+                    &pod.uid,
+                    &pod.fingerprint,
+                    serial,
+                )
             })
             .collect()
     }
@@ -560,7 +559,7 @@ impl Serving {
                 .map(|m| {
                     m.pods
                         .iter()
-                        .filter_map(|(name, memo)| Some((name.clone(), memo.expiry?)))
+                        .filter_map(|(name, memo)| Some((name.to_string(), memo.expiry?)))
                         .collect()
                 })
                 .unwrap_or_default()
