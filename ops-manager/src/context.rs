@@ -98,11 +98,9 @@ impl Retries {
 mod tests {
     use super::*;
     use dbtls_runtime::backoff::CAP;
-    use k8s_openapi::api::core::v1::ConfigMap;
-    use kube::runtime::reflector::ObjectRef;
 
     fn key(name: &str) -> DbKey {
-        ObjectRef::<ConfigMap>::new(name).within("ns").erase()
+        DbKey::new("MySQL", "ns", name)
     }
 
     #[test]

@@ -339,9 +339,7 @@ mod tests {
     }
 
     fn key(name: &str) -> DbKey {
-        kube::runtime::reflector::ObjectRef::<k8s_openapi::api::core::v1::ConfigMap>::new(name)
-            .within("ns")
-            .erase()
+        DbKey::new("MySQL", "ns", name)
     }
 
     #[test]
