@@ -77,10 +77,12 @@ pub struct DbMemory {
     pub previous_ca: Option<Arc<[u8]>>,
     pub server_version: Option<String>,
     pub pods: PodMemos,
-    /// During an issuer change: which pods accept the probe certificate of the new CA.
-    pub trust: Option<TrustMemo>,
+    /// During an issuer change: which pods accept the probe certificate of the new CA. Boxed,
+    /// as `retired`: only an issuer change has one, and inline they made every database's
+    /// entry ~0.2 KB larger.
+    pub trust: Option<Box<TrustMemo>>,
     /// After it: the retired CA's client certificate, and which pods refuse it already.
-    pub retired: Option<(TrustMemo, super::probe::ClientIdentity)>,
+    pub retired: Option<Box<(TrustMemo, super::probe::ClientIdentity)>>,
 }
 
 /// Each pod's memo, by pod name. A vector: most databases have one to three pods, and a

@@ -92,14 +92,14 @@ impl Serving {
     pub fn remember_retired(&self, db: &DbRef, ca_serial: &str, identity: ClientIdentity) {
         let mut memory = self.memory.lock();
         let entry = memory.entry(key(db)).or_default();
-        if entry.retired.as_ref().map(|(m, _)| m.ca_serial.as_str()) != Some(ca_serial) {
-            entry.retired = Some((
+        if entry.retired.as_deref().map(|(m, _)| m.ca_serial.as_str()) != Some(ca_serial) {
+            entry.retired = Some(Box::new((
                 TrustMemo {
                     ca_serial: ca_serial.to_string(),
                     ..TrustMemo::default()
                 },
                 identity,
-            ));
+            )));
         }
     }
 
@@ -108,7 +108,7 @@ impl Serving {
         let memory = self.memory.lock();
         memory
             .get(&key(db))
-            .and_then(|m| m.retired.as_ref())
+            .and_then(|m| m.retired.as_deref())
             .map(|(m, i)| (m.ca_serial.clone(), i.clone()))
     }
 
@@ -117,7 +117,7 @@ impl Serving {
         let memory = self.memory.lock();
         memory
             .get(&key(db))
-            .and_then(|m| m.retired.as_ref())
+            .and_then(|m| m.retired.as_deref())
             .map(|(m, _)| m.ca_serial.clone())
     }
 
@@ -135,7 +135,7 @@ impl Serving {
             .memory
             .lock()
             .get(&key(db))
-            .and_then(|m| m.retired.as_ref())
+            .and_then(|m| m.retired.as_deref())
             .map(|(m, i)| (m.ca_serial.clone(), i.clone()))
         else {
             return true;
@@ -269,11 +269,11 @@ struct Check<'a> {
 impl Check<'_> {
     fn memo<'m>(&self, entry: &'m mut DbMemory) -> &'m mut TrustMemo {
         match self.want {
-            Want::Accept => entry.trust.get_or_insert_with(TrustMemo::default),
+            Want::Accept => entry.trust.get_or_insert_with(Box::default).as_mut(),
             Want::Refuse => {
                 &mut entry
                     .retired
-                    .get_or_insert_with(|| (TrustMemo::default(), self.identity.clone()))
+                    .get_or_insert_with(|| Box::new((TrustMemo::default(), self.identity.clone())))
                     .0
             }
         }
