@@ -116,7 +116,8 @@ pub async fn execute(
     for adopt in &plan.adopt {
         // Remembered only when it took: a refused adoption is tried again from the cache.
         if adopt_secret(&secrets, db, adopt).await? {
-            ctx.adopted.record(&adopt.uid, &adopt.resource_version);
+            ctx.adopted
+                .record(&adopt.uid, Some(&adopt.resource_version), ());
         }
     }
     Ok(())

@@ -10,9 +10,10 @@ use dbtls_contract::api::ops::{
 };
 use dbtls_contract::certmanager::{Certificate, ClusterIssuer, Issuer, annotations};
 use dbtls_contract::{DbKind, labels};
-use dbtls_runtime::caches::{CompactStore, CompactWatch, SharedWatch, get};
+use dbtls_runtime::caches::{ByNameWatch, CompactStore, CompactWatch, SharedWatch, get};
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -44,6 +45,44 @@ where
             .collect();
         object.metadata.annotations = (!kept.is_empty()).then_some(kept);
     }
+    // None of those: the auth or config Secret, or someone else's Secret where one of ours
+    // would go, which only has to be known to exist.
+    if object.metadata.annotations.is_none() {
+        existence_only(object);
+    }
+}
+
+/// A Certificate as the ops-manager keeps it: [`lean_store::trim`], and none of the times no
+/// plan reads (its creation, its conditions' transitions, `notBefore`, cert-manager's failure
+/// bookkeeping): timestamps are most of what the cache's compression leaves of a status.
+pub fn lean_certificate(certificate: &mut Certificate) {
+    lean_store::trim(certificate);
+    certificate.metadata.creation_timestamp = None;
+    if let Some(status) = certificate.status.as_mut() {
+        status.not_before = None;
+        status.last_failure_time = None;
+        status.next_private_key_secret_name = None;
+        for condition in status.conditions.iter_mut().flatten() {
+            condition.last_transition_time = None;
+        }
+    }
+}
+
+/// Of an object the ops-manager only needs to know exists (the provisioner's Services, its
+/// auth and config Secrets), its name, namespace and labels (which name the database): its
+/// uid, resourceVersion, timestamps and owner are random bytes the cache's compression cannot
+/// shorten, most of what such an entry costs.
+pub fn existence_only<K>(object: &mut PartialObjectMeta<K>)
+where
+    PartialObjectMeta<K>: Resource,
+{
+    let meta = std::mem::take(&mut object.metadata);
+    object.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        labels: meta.labels,
+        ..ObjectMeta::default()
+    };
 }
 
 fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
@@ -61,8 +100,8 @@ where
 pub struct Watches {
     pub certificates: CompactWatch<Certificate>,
     pub issuers: SharedWatch<Issuer>,
-    pub secrets: CompactWatch<PartialObjectMeta<Secret>>,
-    pub services: CompactWatch<PartialObjectMeta<Service>>,
+    pub secrets: ByNameWatch<PartialObjectMeta<Secret>>,
+    pub services: ByNameWatch<PartialObjectMeta<Service>>,
     pub pods: CompactWatch<Pod>,
     pub ops: OpsWatches,
 }
@@ -201,14 +240,14 @@ impl Watches {
     pub fn new(client: &kube::Client, namespace: Option<&str>) -> Self {
         let managed = || watcher::Config::default().labels(&labels::managed_selector());
         Self {
-            certificates: CompactWatch::new(scoped(client, namespace), managed(), lean_store::trim),
+            certificates: CompactWatch::new(scoped(client, namespace), managed(), lean_certificate),
             issuers: SharedWatch::new(
                 scoped(client, namespace),
                 watcher::Config::default(),
                 lean_store::trim,
             ),
-            secrets: CompactWatch::new(scoped(client, namespace), managed(), lean_metadata),
-            services: CompactWatch::new(scoped(client, namespace), managed(), lean_metadata),
+            secrets: ByNameWatch::new(scoped(client, namespace), managed(), lean_metadata),
+            services: ByNameWatch::new(scoped(client, namespace), managed(), existence_only),
             pods: CompactWatch::new(
                 scoped(client, namespace),
                 managed(),
@@ -344,9 +383,92 @@ mod tests {
             ]
             .into(),
         );
+        secret.metadata.uid = Some("u".into());
+        secret.metadata.resource_version = Some("7".into());
         lean_metadata(&mut secret);
         let kept = secret.metadata.annotations.unwrap();
         assert_eq!(kept.len(), 1, "{kept:?}");
         assert_eq!(kept[annotations::CERTIFICATE_NAME], "db-server-cert");
+        assert_eq!(
+            (
+                secret.metadata.uid.as_deref(),
+                secret.metadata.resource_version.as_deref()
+            ),
+            (Some("u"), Some("7")),
+            "an issued Secret is adopted by uid and version"
+        );
+    }
+
+    #[test]
+    fn a_certificate_keeps_what_readiness_renewal_and_comparison_read() {
+        let mut cert: Certificate = serde_yaml::from_str(
+            r#"
+metadata: {name: db-server-cert, namespace: demo, uid: u, generation: 2, creationTimestamp: "2026-12-05T11:25:49Z"}
+spec: {secretName: db-server-cert, issuerRef: {name: ca, kind: Issuer}, dnsNames: [db, db.demo.svc]}
+status:
+  conditions:
+  - {type: Ready, status: "True", reason: Ready, message: up to date, observedGeneration: 2, lastTransitionTime: "2026-12-05T11:25:49Z"}
+  notBefore: "2026-12-05T11:25:49Z"
+  notAfter: "2027-03-05T11:25:49Z"
+  renewalTime: "2027-02-03T11:25:49Z"
+  revision: 3
+  lastFailureTime: "2026-12-05T11:20:00Z"
+  failedIssuanceAttempts: 1
+  nextPrivateKeySecretName: db-server-cert-x7k2p
+"#,
+        )
+        .unwrap();
+        let spec = cert.spec.clone();
+        lean_certificate(&mut cert);
+        assert_eq!(cert.spec, spec, "compared with what would be applied");
+        assert_eq!(cert.metadata.generation, Some(2));
+        assert_eq!(cert.metadata.creation_timestamp, None);
+        let status = cert.status.unwrap();
+        let ready = status.condition("Ready").unwrap();
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.observed_generation,
+                ready.message.as_deref()
+            ),
+            ("True", Some(2), Some("up to date"))
+        );
+        assert_eq!(ready.last_transition_time, None);
+        assert_eq!(status.not_after.as_deref(), Some("2027-03-05T11:25:49Z"));
+        assert_eq!(status.renewal_time.as_deref(), Some("2027-02-03T11:25:49Z"));
+        assert_eq!(status.revision, Some(3));
+        assert_eq!(status.failed_issuance_attempts, Some(1));
+        assert_eq!(
+            (
+                status.not_before,
+                status.last_failure_time,
+                status.next_private_key_secret_name
+            ),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn a_secret_without_those_annotations_is_kept_as_its_name_and_labels() {
+        let mut auth: PartialObjectMeta<Secret> = PartialObjectMeta {
+            metadata: ObjectMeta {
+                name: Some("db-auth".into()),
+                namespace: Some("demo".into()),
+                labels: Some([("app.kubernetes.io/instance".to_string(), "db".to_string())].into()),
+                annotations: Some([("note".to_string(), "x".to_string())].into()),
+                uid: Some("u".into()),
+                resource_version: Some("7".into()),
+                owner_references: Some(vec![Default::default()]),
+                ..ObjectMeta::default()
+            },
+            ..PartialObjectMeta::default()
+        };
+        let mut want = auth.metadata.clone();
+        lean_metadata(&mut auth);
+        want.annotations = None;
+        want.uid = None;
+        want.resource_version = None;
+        want.owner_references = None;
+        assert_eq!(auth.metadata, want);
     }
 }

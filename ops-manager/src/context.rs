@@ -31,7 +31,9 @@ pub struct Context {
     /// The OpsRequest statuses this process wrote (ahead of the watch cache).
     pub ops_written: crate::ops_request::status::Written,
     /// The TLS Secrets this process adopted (ahead of the watch cache).
-    pub adopted: crate::adopted::Adopted,
+    pub adopted: crate::ahead_of_cache::Adopted,
+    /// The CA bundle Secrets this process wrote (ahead of the watch cache).
+    pub bundles: crate::ahead_of_cache::AheadOfCache<crate::trust::WrittenBundle>,
 }
 
 impl Context {
@@ -62,6 +64,7 @@ impl Context {
             serving,
             ops_written: Default::default(),
             adopted: Default::default(),
+            bundles: Default::default(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! Each reconcile ([`reconcile`]) runs [`validate`] -> [`observe`] (watch caches) -> [`plan`]
 //! (pure) -> [`apply`] -> status (the runtime's writer); [`cleanup`] handles deletion and TLS
 //! removal. The pure steps ([`validate`], [`certificate`], [`plan`]) are unit-tested from YAML.
-pub mod adopted;
+pub mod ahead_of_cache;
 pub mod apply;
 pub mod caches;
 pub mod certificate;

@@ -134,7 +134,7 @@ async fn run<K: Database>(db: &K, ctx: &Context) -> Result<Action, Error> {
 
     let stores = ctx.caches.of(&db_ref.namespace);
     let mut observed = observe(&ctx.client, stores, db, &db_ref, &tls_view).await?;
-    ctx.adopted.catch_up(&db_ref, &mut observed);
+    crate::ahead_of_cache::catch_up_adoptions(&ctx.adopted, &db_ref, &mut observed);
     let trust = observe_trust(ctx, stores, &db_ref, &tls_view, &mut observed).await?;
     let mut plan = plan::plan(&db_ref, &tls_view, &ctx.cluster_domain, &observed);
     let regarding = db.object_ref(&());

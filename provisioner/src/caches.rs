@@ -11,7 +11,8 @@ use dbtls_contract::petset::PetSet;
 use dbtls_contract::tls::IssuerType;
 use dbtls_contract::{DbKind, labels};
 use dbtls_runtime::caches::{
-    CompactStore, CompactWatch, Keyed, KeyedWatch, SharedWatch, Storage, get, issuer_references,
+    ByNameWatch, CompactStore, CompactWatch, Keyed, KeyedWatch, SharedWatch, Storage, get,
+    issuer_references,
 };
 use dbtls_runtime::lean_store;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -108,9 +109,9 @@ pub struct IssuerStores {
 
 /// The watches of one scope, before they run: controllers subscribe, then [`Watches::run`].
 pub struct Watches {
-    pub secrets: CompactWatch<Secret>,
-    pub pods: CompactWatch<Pod>,
-    pub services: CompactWatch<Service>,
+    pub secrets: ByNameWatch<Secret>,
+    pub pods: ByNameWatch<Pod>,
+    pub services: ByNameWatch<Service>,
     pub statefulsets: CompactWatch<StatefulSet>,
     pub petsets: Option<CompactWatch<PetSet>>,
     pub issuers: Option<(SharedWatch<Issuer>, SharedWatch<ClusterIssuer>)>,
@@ -270,13 +271,13 @@ impl Watches {
         } = served;
         let managed = || watcher::Config::default().labels(&labels::managed_selector());
         Self {
-            secrets: CompactWatch::new(scoped(client, namespace), managed(), secret_shape),
-            pods: CompactWatch::new(
+            secrets: ByNameWatch::new(scoped(client, namespace), managed(), secret_shape),
+            pods: ByNameWatch::new(
                 scoped(client, namespace),
                 managed(),
                 dbtls_runtime::pods::trim,
             ),
-            services: CompactWatch::new(scoped(client, namespace), managed(), lean_store::trim),
+            services: ByNameWatch::new(scoped(client, namespace), managed(), lean_store::trim),
             statefulsets: CompactWatch::new(scoped(client, namespace), managed(), workload_shape),
             petsets: petsets
                 .then(|| CompactWatch::new(scoped(client, namespace), managed(), petset_shape)),

@@ -90,6 +90,8 @@ struct LastWrite {
     /// Steps announced (an Event each) while their write was held: not announced again when
     /// the write happens.
     announced: Vec<(ConditionType, Reason)>,
+    /// What was written and over which cached version (`crate::status::fingerprint`).
+    fingerprint: u64,
 }
 
 /// Remembers when each database's status was last written by this process.
@@ -164,9 +166,25 @@ impl StatusCoalescer {
         fresh
     }
 
-    /// Records a status write for `key` (`progress` when it only moved progress) and returns
-    /// the steps already announced while it was held.
-    pub fn wrote(&self, key: &DbKey, progress: Option<Progress>) -> Vec<(ConditionType, Reason)> {
+    /// Whether this process's last status write for `key` was `fingerprint`: the same
+    /// conditions, planned over the same cached version. The watch cache has not caught up
+    /// with that write yet (another object's event came first); writing it again would change
+    /// nothing but cost a request.
+    pub fn already_wrote(&self, key: &DbKey, fingerprint: u64) -> bool {
+        self.last_write
+            .lock()
+            .is_ok_and(|last| last.get(key).is_some_and(|w| w.fingerprint == fingerprint))
+    }
+
+    /// Records a status write for `key` (`progress` when it only moved progress; `fingerprint`
+    /// what it wrote over which version) and returns the steps already announced while it was
+    /// held.
+    pub fn wrote(
+        &self,
+        key: &DbKey,
+        progress: Option<Progress>,
+        fingerprint: u64,
+    ) -> Vec<(ConditionType, Reason)> {
         let Ok(mut last) = self.last_write.lock() else {
             return Vec::new();
         };
@@ -188,6 +206,7 @@ impl StatusCoalescer {
                 at: Instant::now(),
                 progress_in_a_row,
                 announced: Vec::new(),
+                fingerprint,
             },
         );
         previous.map(|p| p.announced).unwrap_or_default()
@@ -324,11 +343,11 @@ mod tests {
             [step],
             "no write known: announce"
         );
-        coalescer.wrote(&key("db"), None);
+        coalescer.wrote(&key("db"), None, 0);
         assert_eq!(coalescer.announce_held(&key("db"), &[step]), [step]);
         assert!(coalescer.announce_held(&key("db"), &[step]).is_empty());
         assert_eq!(
-            coalescer.wrote(&key("db"), Some(Progress::IssuanceWait)),
+            coalescer.wrote(&key("db"), Some(Progress::IssuanceWait), 0),
             [step]
         );
         assert_eq!(
@@ -371,23 +390,23 @@ mod tests {
         let held = |progress| coalescer.hold(&key("db"), progress).expect("held");
         let within = |delay: Duration, secs: u64| delay <= s(secs) && delay > s(secs - 10);
         assert_eq!(coalescer.hold(&key("db"), wait), None, "no write yet");
-        coalescer.wrote(&key("db"), None);
+        coalescer.wrote(&key("db"), None, 0);
         assert!(within(held(wait), 60), "after a transition");
         assert!(
             within(held(Progress::Message), 20),
             "a message waits its window"
         );
         assert_eq!(coalescer.hold(&key("other"), wait), None);
-        coalescer.wrote(&key("db"), Some(wait));
+        coalescer.wrote(&key("db"), Some(wait), 0);
         assert!(within(held(wait), 120), "one in a row");
-        coalescer.wrote(&key("db"), Some(Progress::Message));
+        coalescer.wrote(&key("db"), Some(Progress::Message), 0);
         assert!(within(held(wait), 120), "a message write does not count");
-        coalescer.wrote(&key("db"), Some(wait));
+        coalescer.wrote(&key("db"), Some(wait), 0);
         assert!(within(held(wait), 240), "two in a row");
-        coalescer.wrote(&key("db"), None);
+        coalescer.wrote(&key("db"), None, 0);
         assert!(within(held(wait), 60), "a transition restarts the timer");
         let expired = StatusCoalescer::new(Duration::ZERO, Duration::ZERO, Duration::ZERO);
-        expired.wrote(&key("db"), Some(wait));
+        expired.wrote(&key("db"), Some(wait), 0);
         assert_eq!(expired.hold(&key("db"), wait), None);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Repeats of an Event (same type, reason, action, object and related object within
 //! [`SERIES_TTL`]) are one Event with a growing `series`, as kube-rs's `Recorder` does. Unlike
-//! it, the recorder here remembers each series by a hash, its Event's name and count, not the
+//! it, the recorder here remembers each series by a hash, the stamp its Event's name ends in and its count (16 bytes), not the
 //! whole Event it sent (kube's kept ~14 MB at 1,000 databases, a fifth of an operator's heap),
 //! sweeps expired series at most once a minute ([`crate::sweep`]) instead of on every publish, sends only the
 //! series on a repeat, and starts a new Event when the one it counts on was deleted (Events
@@ -43,42 +43,57 @@ pub struct Recorder {
     series: Arc<Mutex<SeriesTable>>,
 }
 
-/// One series: the Event that counts it, how many times it was seen and when last.
+/// One series: the Event that counts it (by the stamp its name ends in), how many times it
+/// was seen and when last. 16 bytes, no allocation: an operator has a few series per database.
 struct Series {
-    name: Box<str>,
-    count: i32,
-    last: Instant,
+    stamp: u64,
+    count: u32,
+    /// Seconds since the table's epoch.
+    last: u32,
 }
 
 struct SeriesTable {
     by_key: HashMap<u64, Series>,
+    epoch: Instant,
     sweep: Sweep,
 }
 
 impl SeriesTable {
-    /// The next count of the series under `key` and its Event's name, if it is still open;
-    /// forgets expired series first when a sweep is due.
-    fn repeat(&mut self, key: u64, now: Instant) -> Option<(Box<str>, i32)> {
+    fn new(now: Instant) -> Self {
+        SeriesTable {
+            by_key: HashMap::new(),
+            epoch: now,
+            sweep: Sweep::since(now),
+        }
+    }
+
+    fn seconds(&self, at: Instant) -> u32 {
+        u32::try_from(at.saturating_duration_since(self.epoch).as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// The stamp of the series under `key` and its next count, if it is still open; forgets
+    /// expired series first when a sweep is due.
+    fn repeat(&mut self, key: u64, now: Instant) -> Option<(u64, u32)> {
+        let now_s = self.seconds(now);
+        let open = |s: &Series| u64::from(now_s.saturating_sub(s.last)) < SERIES_TTL.as_secs();
         if self.sweep.due(now) {
-            self.by_key
-                .retain(|_, s| now.duration_since(s.last) < SERIES_TTL);
+            self.by_key.retain(|_, s| open(s));
         }
         self.by_key
             .get(&key)
-            .filter(|s| now.duration_since(s.last) < SERIES_TTL)
-            .map(|s| (s.name.clone(), s.count + 1))
+            .filter(|s| open(s))
+            .map(|s| (s.stamp, s.count.saturating_add(1)))
     }
 
-    fn record(&mut self, key: u64, name: Box<str>, count: i32, now: Instant) {
-        self.by_key.insert(
-            key,
-            Series {
-                name,
-                count,
-                last: now,
-            },
-        );
+    fn record(&mut self, key: u64, stamp: u64, count: u32, now: Instant) {
+        let last = self.seconds(now);
+        self.by_key.insert(key, Series { stamp, count, last });
     }
+}
+
+/// The name of the Event about `object` first sent at `stamp` (nanoseconds since the epoch).
+fn event_name(object: &str, stamp: u64) -> String {
+    format!("{object}.{stamp:x}")
 }
 
 /// What one Event says.
@@ -118,10 +133,7 @@ impl Recorder {
             client,
             controller: controller.to_string(),
             instance,
-            series: Arc::new(Mutex::new(SeriesTable {
-                by_key: HashMap::new(),
-                sweep: Sweep::default(),
-            })),
+            series: Arc::new(Mutex::new(SeriesTable::new(Instant::now()))),
         }
     }
 
@@ -135,16 +147,18 @@ impl Recorder {
         let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let key = series_key(&said);
         let now = Instant::now();
+        let object = said.regarding.name.as_deref().unwrap_or(&self.controller);
         let repeat = self.table().repeat(key, now);
-        if let Some((name, count)) = repeat {
+        if let Some((stamp, count)) = repeat {
+            let name = event_name(object, stamp);
             let series = EventSeries {
-                count,
+                count: i32::try_from(count).unwrap_or(i32::MAX),
                 last_observed_time: MicroTime(Timestamp::now()),
             };
             let patch = Patch::Merge(serde_json::json!({ "series": series }));
             match events.patch(&name, &PatchParams::default(), &patch).await {
                 Ok(_) => {
-                    self.table().record(key, name, count, now);
+                    self.table().record(key, stamp, count, now);
                     return Ok(());
                 }
                 // Expired or deleted on the server: this repeat starts a new Event.
@@ -152,20 +166,20 @@ impl Recorder {
                 Err(error) => return Err(error),
             }
         }
-        let event = self.first_event(said);
-        let created = events.create(&PostParams::default(), &event).await?;
-        let name = created.metadata.name.unwrap_or_default().into_boxed_str();
-        self.table().record(key, name, 1, now);
+        let at = Timestamp::now();
+        let stamp = u64::try_from(at.as_nanosecond()).unwrap_or_default();
+        let event = self.first_event(said, at, stamp);
+        events.create(&PostParams::default(), &event).await?;
+        self.table().record(key, stamp, 1, now);
         Ok(())
     }
 
-    fn first_event(&self, said: Said) -> Event {
-        let now = Timestamp::now();
+    fn first_event(&self, said: Said, now: Timestamp, stamp: u64) -> Event {
         let object = said.regarding.name.as_deref().unwrap_or(&self.controller);
         Event {
             metadata: ObjectMeta {
                 namespace: said.regarding.namespace.clone(),
-                name: Some(format!("{object}.{:x}", now.as_nanosecond())),
+                name: Some(event_name(object, stamp)),
                 ..ObjectMeta::default()
             },
             event_time: Some(MicroTime(now)),
@@ -257,10 +271,7 @@ mod tests {
     }
 
     fn table(now: Instant) -> SeriesTable {
-        SeriesTable {
-            by_key: HashMap::new(),
-            sweep: Sweep::since(now),
-        }
+        SeriesTable::new(now)
     }
 
     #[test]
@@ -288,18 +299,36 @@ mod tests {
         assert_ne!(series_key(&warning), key);
     }
 
+    #[tokio::test]
+    async fn a_repeat_patches_the_event_the_first_one_created() {
+        let client = kube::Client::try_from(kube::Config::new(
+            "http://127.0.0.1:1".parse().unwrap_or_default(),
+        ));
+        let Ok(client) = client else {
+            panic!("a client for no server");
+        };
+        let recorder = Recorder::new(client, "kubedb.com/test");
+        let db = reference("MySQL", "db");
+        let at =
+            Timestamp::from_nanosecond(1_700_000_000_123_456_789).unwrap_or(Timestamp::UNIX_EPOCH);
+        let stamp = u64::try_from(at.as_nanosecond()).unwrap_or_default();
+        let first = recorder.first_event(said(&db, "Ready", None), at, stamp);
+        assert_eq!(first.metadata.name, Some(event_name("db", stamp)));
+        assert_eq!(event_name("db", stamp), "db.17979cfe3d85cd15");
+    }
+
     #[test]
     fn a_repeat_within_the_ttl_counts_on_the_first_event() {
         let start = Instant::now();
         let mut t = table(start);
         assert_eq!(t.repeat(7, start), None, "nothing seen yet");
-        t.record(7, "db.1".into(), 1, start);
+        t.record(7, 11, 1, start);
         let later = start + SERIES_TTL - Duration::from_secs(1);
-        assert_eq!(t.repeat(7, later), Some(("db.1".into(), 2)));
-        t.record(7, "db.1".into(), 2, later);
+        assert_eq!(t.repeat(7, later), Some((11, 2)));
+        t.record(7, 11, 2, later);
         // The window runs from the last repeat, not from the first Event.
         let much_later = later + SERIES_TTL - Duration::from_secs(1);
-        assert_eq!(t.repeat(7, much_later), Some(("db.1".into(), 3)));
+        assert_eq!(t.repeat(7, much_later), Some((11, 3)));
         assert_eq!(t.repeat(8, much_later), None, "another series");
     }
 
@@ -307,20 +336,20 @@ mod tests {
     fn an_expired_series_starts_again_and_is_forgotten_by_the_next_sweep() {
         let start = Instant::now();
         let mut t = table(start);
-        t.record(1, "old.1".into(), 4, start);
-        t.record(2, "fresh.1".into(), 1, start + SERIES_TTL);
+        t.record(1, 21, 4, start);
+        t.record(2, 22, 1, start + SERIES_TTL);
         let after = start + SERIES_TTL + Duration::from_secs(1);
         // A sweep is due (the last was at `start`): the expired series is dropped.
         assert_eq!(t.repeat(1, after), None);
         assert_eq!(t.by_key.len(), 1, "swept: only the fresh series remains");
-        assert_eq!(t.repeat(2, after), Some(("fresh.1".into(), 2)));
+        assert_eq!(t.repeat(2, after), Some((22, 2)));
     }
 
     #[test]
     fn sweeps_run_at_most_once_a_minute() {
         let start = Instant::now();
         let mut t = table(start);
-        t.record(1, "a.1".into(), 1, start);
+        t.record(1, 31, 1, start);
         let expired = start + SERIES_TTL;
         t.sweep = Sweep::since(expired - Duration::from_secs(1));
         assert_eq!(t.repeat(2, expired), None);

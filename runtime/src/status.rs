@@ -1,6 +1,7 @@
 //! The status step both operators end a reconcile with: an operator's own conditions (and, for
 //! the provisioner, the phase and observedGeneration) applied under its field manager only when
 //! they changed, progress-only changes coalesced, and an Event for every transition.
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use crate::events::Recorder;
@@ -110,6 +111,28 @@ pub fn plan(
     }
 }
 
+/// What a planned status write says, over which cached `version` of the database: its
+/// conditions without their transition times (a write planned again from a cache that has not
+/// caught up stamps them anew), its phase and observedGeneration.
+pub fn fingerprint(version: Option<&str>, planned: &PlannedStatus) -> u64 {
+    let mut h = DefaultHasher::new();
+    version.hash(&mut h);
+    for c in &planned.conditions {
+        (
+            &c.type_,
+            &c.status,
+            &c.reason,
+            &c.message,
+            c.observed_generation,
+            &c.severity,
+        )
+            .hash(&mut h);
+    }
+    planned.phase.map(|p| p.as_str()).hash(&mut h);
+    planned.observed_generation.hash(&mut h);
+    h.finish()
+}
+
 /// Writes one operator's part of database statuses.
 pub struct StatusWriter {
     writer: Writer,
@@ -167,6 +190,10 @@ impl StatusWriter {
             return Ok(StatusOutcome::Unchanged);
         }
         let key = key_of(db);
+        let fingerprint = fingerprint(db.meta().resource_version.as_deref(), &planned);
+        if self.coalescer.already_wrote(&key, fingerprint) {
+            return Ok(StatusOutcome::Unchanged);
+        }
         let steps: Vec<_> = planned
             .transitions
             .iter()
@@ -187,8 +214,9 @@ impl StatusWriter {
         }
         let announced = match self.apply(api, db, Some(status)).await? {
             StatusOutcome::Gone => return Ok(StatusOutcome::Gone),
-            _ => self.coalescer.wrote(&key, planned.progress),
+            _ => self.coalescer.wrote(&key, planned.progress, fingerprint),
         };
+        tracing::debug!(db = ?key, progress = ?planned.progress, steps = ?steps, "status written");
         let fresh: Vec<_> = steps
             .into_iter()
             .filter(|s| !announced.contains(s))
@@ -280,6 +308,61 @@ mod tests {
             conditions: vec![Desired::not(TLS, Reason::WaitingForTlsSecrets, message)],
             phase: Some(DatabasePhase::Provisioning),
         }
+    }
+
+    #[test]
+    fn a_write_planned_again_from_a_cache_behind_it_is_recognised() {
+        let existing = stored(&waiting("waiting for a"), 1);
+        let ready = StatusUpdate {
+            conditions: vec![Desired::ok(TLS, Reason::TlsSecretsReady, "all there")],
+            phase: Some(DatabasePhase::Ready),
+        };
+        let first = plan(Writer::Provisioner, Some(&existing), &ready, Some(1), "t1");
+        // The next reconcile still sees `existing` and plans the same transition at t2.
+        let again = plan(Writer::Provisioner, Some(&existing), &ready, Some(1), "t2");
+        assert_ne!(first.conditions, again.conditions, "stamped anew");
+        assert_eq!(
+            fingerprint(Some("7"), &first),
+            fingerprint(Some("7"), &again)
+        );
+        assert_ne!(
+            fingerprint(Some("7"), &first),
+            fingerprint(Some("8"), &again),
+            "the cache caught up (or someone wrote): planned from what it shows"
+        );
+        let other = StatusUpdate {
+            conditions: vec![Desired::ok(TLS, Reason::TlsSecretsReady, "all there now")],
+            phase: Some(DatabasePhase::Ready),
+        };
+        let other = plan(Writer::Provisioner, Some(&existing), &other, Some(1), "t2");
+        assert_ne!(
+            fingerprint(Some("7"), &first),
+            fingerprint(Some("7"), &other)
+        );
+        let provisioning = StatusUpdate {
+            phase: Some(DatabasePhase::Provisioning),
+            ..ready
+        };
+        let provisioning = plan(
+            Writer::Provisioner,
+            Some(&existing),
+            &provisioning,
+            Some(1),
+            "t2",
+        );
+        assert_ne!(
+            fingerprint(Some("7"), &first),
+            fingerprint(Some("7"), &provisioning)
+        );
+
+        let coalescer = StatusCoalescer::default();
+        let key = crate::key::DbKey::new("MySQL", "demo", "db");
+        assert!(!coalescer.already_wrote(&key, fingerprint(Some("7"), &first)));
+        coalescer.wrote(&key, first.progress, fingerprint(Some("7"), &first));
+        assert!(coalescer.already_wrote(&key, fingerprint(Some("7"), &again)));
+        assert!(!coalescer.already_wrote(&key, fingerprint(Some("8"), &again)));
+        let elsewhere = crate::key::DbKey::new("MySQL", "demo", "other");
+        assert!(!coalescer.already_wrote(&elsewhere, fingerprint(Some("7"), &again)));
     }
 
     #[test]

@@ -60,6 +60,16 @@ pub struct Observed {
     bundle_uid: Result<Option<String>, String>,
     /// The CA serial of the retired client certificate the bundle Secret keeps.
     retired_in_bundle: Option<Serial>,
+    /// The cached bundle Secret's resourceVersion (None: not cached), which a write is made over.
+    bundle_version: Option<String>,
+}
+
+/// A bundle Secret this process wrote, as the watch cache will show it once it catches up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenBundle {
+    cas: Vec<Serial>,
+    uid: String,
+    retired: Option<Serial>,
 }
 
 /// On the bundle Secret, while an issuer change is not over: next to the serial of the CA being
@@ -225,11 +235,21 @@ pub async fn observe(
         pems.insert(serial.clone(), server_ca.clone());
     }
 
-    let (bundle, bundle_uid) = bundle_state(stores, db);
-    let retired_in_bundle = stores
-        .secret(ns, &names::ca_bundle(&db.name))
+    let (mut bundle, mut bundle_uid) = bundle_state(stores, db);
+    let cached_bundle = stores.secret(ns, &names::ca_bundle(&db.name));
+    let bundle_version = cached_bundle
+        .as_ref()
+        .and_then(|m| m.metadata.resource_version.clone());
+    let mut retired_in_bundle = cached_bundle
         .and_then(|m| m.metadata.annotations)
         .and_then(|a| a.get(RETIRED_CA).cloned());
+    if bundle_uid.is_ok()
+        && let Some(written) = ctx.bundles.behind(&db.uid, bundle_version.as_deref())
+    {
+        bundle = Some(written.cas);
+        bundle_uid = Ok(Some(written.uid));
+        retired_in_bundle = written.retired;
+    }
 
     let switching = switching(db, tls_view, certificates, stores);
     let probe_name = names::ca_probe(&db.name);
@@ -271,6 +291,7 @@ pub async fn observe(
         server_ca,
         bundle_uid,
         retired_in_bundle,
+        bundle_version,
     })
 }
 
@@ -680,9 +701,19 @@ async fn write_bundle(
         None => ssa::create(&secrets, &name, OPS_MANAGER_MANAGER, &value).await,
     };
     match written {
-        Ok(_) => {
+        Ok(written) => {
             tracing::info!(db = %db.display(), cas = ?kept, "wrote the CA bundle");
-            Ok(kept.into_iter().cloned().collect())
+            let cas: Vec<Serial> = kept.into_iter().cloned().collect();
+            if let Some(uid) = written.metadata.uid {
+                let memo = WrittenBundle {
+                    cas: cas.clone(),
+                    uid,
+                    retired: retired.map(|(serial, _)| serial.clone()),
+                };
+                ctx.bundles
+                    .record(&db.uid, observed.bundle_version.as_deref(), memo);
+            }
+            Ok(cas)
         }
         Err(e) if is_stale(&e) => Ok(Vec::new()),
         Err(source) => Err(TrustError::Write {

@@ -7,6 +7,8 @@
 //!
 //! Objects are found by namespace and name, and by namespace and `app.kubernetes.io/instance`
 //! (the database they belong to) through an index, so a reconcile reads only its database's.
+//! A cache only ever read by name goes without the index (`Compact<K, false>`): the index
+//! costs ~0.1 KB per database in each cache that has it.
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::marker::PhantomData;
@@ -40,6 +42,8 @@ impl<K> Clone for CompactStore<K> {
 
 #[derive(Default)]
 struct Shared {
+    /// Whether `objects.by_instance` is kept (else [`CompactStore::labelled`] scans).
+    indexed: bool,
     objects: RwLock<Objects>,
     /// What the objects stored after the first few are compressed against.
     dictionary: OnceLock<Dictionary>,
@@ -237,7 +241,11 @@ fn encode<K: Resource + Serialize>(
     let json = serde_json::to_vec(object)
         .inspect_err(|error| tracing::error!(%error, %key, "an object does not encode"))
         .ok()?;
-    let instance = meta.labels.as_ref().and_then(|l| l.get(INSTANCE));
+    let instance = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(INSTANCE))
+        .filter(|_| shared.indexed);
     let (encoded, learned) = encoder.encode(&super::packed::pack(&json));
     if let Some(dictionary) = learned {
         // Set once: this cache's only encoder learns once.
@@ -278,7 +286,8 @@ impl<K: Resource + DeserializeOwned> CompactStore<K> {
     /// at (the index); a reconcile that scanned the whole cache made an operator's CPU grow
     /// with the square of the databases.
     pub fn labelled(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<K> {
-        let candidates: Vec<Entry> = self.read(|o| match labels.get(INSTANCE) {
+        let indexed = labels.get(INSTANCE).filter(|_| self.shared.indexed);
+        let candidates: Vec<Entry> = self.read(|o| match indexed {
             Some(instance) => o
                 .by_instance
                 .get(&key(namespace, instance))
@@ -316,13 +325,13 @@ impl<K: Resource + DeserializeOwned> CompactStore<K> {
 
 /// The writer of a [`CompactStore`]: a re-list is collected aside and replaces the objects at
 /// its end, as kube-rs's store does, so reads in between see the last complete state.
-pub struct Compact<K> {
+pub struct Compact<K, const INDEXED: bool = true> {
     store: CompactStore<K>,
     encoder: Encoder,
     listing: Option<Vec<Entry>>,
 }
 
-impl<K> Storage<K> for Compact<K>
+impl<K, const INDEXED: bool> Storage<K> for Compact<K, INDEXED>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
@@ -331,7 +340,10 @@ where
     fn create() -> Self {
         Self {
             store: CompactStore {
-                shared: Arc::default(),
+                shared: Arc::new(Shared {
+                    indexed: INDEXED,
+                    ..Shared::default()
+                }),
                 kind: PhantomData,
             },
             encoder: Encoder::default(),
@@ -480,7 +492,22 @@ mod tests {
 
     #[test]
     fn objects_read_back_as_stored_by_name_and_by_database() {
-        let mut cache = Compact::<ConfigMap>::create();
+        read_back(Compact::<ConfigMap>::create());
+    }
+
+    #[test]
+    fn a_cache_without_the_index_finds_a_database_objects_by_scanning() {
+        let cache = Compact::<ConfigMap, false>::create();
+        let entry = encode(
+            &cm("a-1", "a", "server"),
+            &mut Encoder::default(),
+            &cache.store.shared,
+        );
+        assert_eq!(entry.and_then(|e| e.indexed()), None, "no index entry");
+        read_back(cache);
+    }
+
+    fn read_back<const INDEXED: bool>(mut cache: Compact<ConfigMap, INDEXED>) {
         let store = cache.reader();
         for object in [
             cm("a-1", "a", "server"),

@@ -106,6 +106,9 @@ pub const LIST_PAGE: u32 = 100;
 /// A shared watch that keeps its objects compact ([`Compact`]).
 pub type CompactWatch<K> = SharedWatch<K, Compact<K>>;
 
+/// A compact shared watch read by name only: no index by database ([`compact`]).
+pub type ByNameWatch<K> = SharedWatch<K, Compact<K, false>>;
+
 /// One shared list+watch of `K`, kept by `S`.
 pub struct SharedWatch<K, S = Objects<K>>
 where
