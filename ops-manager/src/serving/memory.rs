@@ -4,6 +4,7 @@
 //! Lost on restart by design: a restarted operator probes again and at worst reloads again (a
 //! reload drops no connection); no restart decision depends on what was remembered.
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -23,15 +24,15 @@ pub struct CurrentCertificate {
     pub ca_pem: Arc<[u8]>,
 }
 
-/// A pod as last seen.
+/// A pod as last seen. Which pod, serial and server run it is about are kept as hashes (they
+/// are only compared): three strings per pod were ~0.2 KB of every database's memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodMemo {
-    pub uid: String,
+    /// The pod's uid and the serial the entries below are about.
+    pub about: u64,
     /// Restart count and start time of its containers: a change means the server restarted.
-    pub fingerprint: String,
-    /// The serial the entries below are about.
-    pub serial: String,
-    /// It presented `serial` when last probed.
+    pub run: u64,
+    /// It presented the serial when last probed.
     pub current: bool,
     /// When what it presents expires (Unix time).
     pub expiry: Option<i64>,
@@ -45,25 +46,31 @@ pub struct PodMemo {
     pub evicted: bool,
 }
 
+fn hashed(parts: &[&str]) -> u64 {
+    let mut h = DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
+}
+
 impl PodMemo {
     /// The memo for the pod `uid`/`fingerprint` wanting `serial`: kept when it is about the
     /// same pod, server run and serial, started over otherwise (a reload history is per serial).
     pub fn refreshed(self, uid: &str, fingerprint: &str, serial: &str) -> PodMemo {
-        if self.uid == uid && self.serial == serial {
-            if self.fingerprint == fingerprint {
+        let (about, run) = (hashed(&[uid, serial]), hashed(&[fingerprint]));
+        if self.about == about {
+            if self.run == run {
                 return self;
             }
             // Restarted: what it presents must be probed again; its reloads are history.
             return PodMemo {
-                fingerprint: fingerprint.to_string(),
+                run,
                 current: false,
                 ..self
             };
         }
         PodMemo {
-            uid: uid.to_string(),
-            fingerprint: fingerprint.to_string(),
-            serial: serial.to_string(),
+            about,
+            run,
             ..PodMemo::default()
         }
     }
@@ -140,10 +147,10 @@ pub struct TrustMemo {
     pub reloaded: BTreeMap<String, std::time::Instant>,
 }
 
-/// Per (namespace, database).
+/// Per database, by `namespace/name`.
 #[derive(Debug, Default)]
 pub struct Memory {
-    databases: Mutex<HashMap<(String, String), DbMemory>>,
+    databases: Mutex<HashMap<Box<str>, DbMemory>>,
     cas: Mutex<SharedCas>,
 }
 
@@ -156,7 +163,7 @@ struct SharedCas {
 }
 
 impl Memory {
-    pub fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), DbMemory>> {
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, DbMemory>> {
         self.databases.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -176,9 +183,13 @@ impl Memory {
     }
 
     pub fn forget(&self, namespace: &str, database: &str) {
-        self.lock()
-            .remove(&(namespace.to_string(), database.to_string()));
+        self.lock().remove(&*key(namespace, database));
     }
+}
+
+/// A database's key in [`Memory`]: one allocation (neither part can hold a `/`).
+pub fn key(namespace: &str, database: &str) -> Box<str> {
+    format!("{namespace}/{database}").into_boxed_str()
 }
 
 #[cfg(test)]
@@ -188,12 +199,9 @@ mod tests {
     #[test]
     fn a_memo_lasts_for_one_pod_server_run_and_serial() {
         let memo = PodMemo {
-            uid: "u1".into(),
-            fingerprint: "0@t1".into(),
-            serial: "S1".into(),
             current: true,
             reloads: 2,
-            ..PodMemo::default()
+            ..PodMemo::default().refreshed("u1", "0@t1", "S1")
         };
         assert_eq!(memo.clone().refreshed("u1", "0@t1", "S1"), memo);
         let restarted = memo.clone().refreshed("u1", "1@t2", "S1");
@@ -202,29 +210,34 @@ mod tests {
         let renewed = memo.clone().refreshed("u1", "0@t1", "S2");
         assert_eq!((renewed.current, renewed.reloads), (false, 0));
         let replaced = memo.refreshed("u2", "0@t3", "S1");
-        assert_eq!(replaced.uid, "u2");
+        assert_eq!(replaced, PodMemo::default().refreshed("u2", "0@t3", "S1"));
         assert!(!replaced.current);
+        assert_ne!(
+            PodMemo::default().refreshed("u1", "0@t1", "S1").about,
+            PodMemo::default().refreshed("u1S", "0@t1", "1").about,
+            "the parts are hashed apart"
+        );
     }
 
     #[test]
     fn pod_memos_by_name() {
-        let memo = |uid: &str| PodMemo {
-            uid: uid.into(),
-            ..PodMemo::default()
-        };
+        let memo = |uid: &str| PodMemo::default().refreshed(uid, "0@t1", "S1");
         let mut memos = PodMemos::default();
         memos.insert("db-0".into(), memo("u0"));
         memos.insert("db-1".into(), memo("u1"));
         memos.insert("db-0".into(), memo("u0-again"));
         assert_eq!(memos.iter().count(), 2, "one memo per pod");
-        assert_eq!(memos.get("db-0").map(|m| m.uid.as_str()), Some("u0-again"));
+        assert_eq!(memos.get("db-0"), Some(&memo("u0-again")));
         if let Some(m) = memos.get_mut("db-1") {
             m.reloads = 3;
         }
         assert_eq!(memos.get("db-1").map(|m| m.reloads), Some(3));
         memos.retain(|pod| pod == "db-1");
         assert_eq!(memos.get("db-0"), None);
-        assert_eq!(memos.remove("db-1").map(|m| m.uid), Some("u1".to_string()));
+        assert_eq!(
+            memos.remove("db-1").map(|m| m.about),
+            Some(memo("u1").about)
+        );
         assert_eq!(memos.iter().count(), 0);
     }
 

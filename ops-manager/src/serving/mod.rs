@@ -579,8 +579,8 @@ fn pod_reference(db: &DbRef, name: &str) -> ObjectReference {
     }
 }
 
-fn key(db: &DbRef) -> (String, String) {
-    (db.namespace.clone(), db.name.clone())
+fn key(db: &DbRef) -> Box<str> {
+    memory::key(&db.namespace, &db.name)
 }
 
 /// What a pod presents, from its probe (`look`, when one was made) or its memo.
