@@ -52,9 +52,10 @@ where
     }
 }
 
-/// A Certificate as the ops-manager keeps it: [`lean_store::trim`], and none of the times no
-/// plan reads (its creation, its conditions' transitions, `notBefore`, cert-manager's failure
-/// bookkeeping): timestamps are most of what the cache's compression leaves of a status.
+/// A Certificate as the ops-manager keeps it: [`lean_store::trim`], and none of what no plan
+/// reads of its times and names (its creation, its conditions' transitions, `notBefore`,
+/// cert-manager's last failure and next key's Secret): such values are most of what the
+/// cache's compression leaves of a status.
 pub fn lean_certificate(certificate: &mut Certificate) {
     lean_store::trim(certificate);
     certificate.metadata.creation_timestamp = None;

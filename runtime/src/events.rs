@@ -5,11 +5,12 @@
 //!
 //! Repeats of an Event (same type, reason, action, object and related object within
 //! [`SERIES_TTL`]) are one Event with a growing `series`, as kube-rs's `Recorder` does. Unlike
-//! it, the recorder here remembers each series by a hash, the stamp its Event's name ends in and its count (16 bytes), not the
-//! whole Event it sent (kube's kept ~14 MB at 1,000 databases, a fifth of an operator's heap),
-//! sweeps expired series at most once a minute ([`crate::sweep`]) instead of on every publish, sends only the
-//! series on a repeat, and starts a new Event when the one it counts on was deleted (Events
-//! expire on the API server after an hour by default).
+//! it, the recorder here remembers each series by a hash, with the stamp its Event's name ends
+//! in and its count (16 bytes), not the whole Event it sent (kube's kept ~14 MB at 1,000
+//! databases, a fifth of an operator's heap), sweeps expired series at most once a minute
+//! ([`crate::sweep`]) instead of on every publish, sends only the series on a repeat, and
+//! starts a new Event when the one it counts on was deleted (Events expire on the API server
+//! after an hour by default).
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};

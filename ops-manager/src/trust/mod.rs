@@ -15,6 +15,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta};
+use kube::core::PartialObjectMeta;
 
 use crate::apply::{delete_certificate, is_stale};
 use crate::caches::Stores;
@@ -182,13 +183,11 @@ fn switching(
 /// The bundle Secret's CAs (from its annotation; None: no bundle) and its uid when it is the
 /// database's (Err: a Secret of that name that is not).
 fn bundle_state(
-    stores: &Stores,
     db: &DbRef,
+    bundle_meta: Option<&PartialObjectMeta<Secret>>,
 ) -> (Option<Vec<Serial>>, Result<Option<String>, String>) {
-    let ns = db.namespace.as_str();
     let bundle_name = names::ca_bundle(&db.name);
-    let bundle_meta = stores.secret(ns, &bundle_name);
-    let bundle_uid = match &bundle_meta {
+    let bundle_uid = match bundle_meta {
         None => Ok(None),
         Some(m) if db.controls(m.metadata.owner_references.as_deref().unwrap_or_default()) => {
             Ok(m.metadata.uid.clone())
@@ -197,7 +196,7 @@ fn bundle_state(
             "Secret {bundle_name} exists and does not belong to this database; it is left untouched. Remove it so that the CA bundle can be written"
         )),
     };
-    let bundle = bundle_meta.as_ref().map(|m| {
+    let bundle = bundle_meta.map(|m| {
         m.metadata
             .annotations
             .as_ref()
@@ -235,8 +234,8 @@ pub async fn observe(
         pems.insert(serial.clone(), server_ca.clone());
     }
 
-    let (mut bundle, mut bundle_uid) = bundle_state(stores, db);
     let cached_bundle = stores.secret(ns, &names::ca_bundle(&db.name));
+    let (mut bundle, mut bundle_uid) = bundle_state(db, cached_bundle.as_ref());
     let bundle_version = cached_bundle
         .as_ref()
         .and_then(|m| m.metadata.resource_version.clone());
