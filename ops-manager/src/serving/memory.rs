@@ -8,6 +8,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use dbtls_runtime::key::DbKey;
 use dbtls_runtime::sweep::Sweep;
 
 use super::plan::ReloadFailure;
@@ -147,10 +148,10 @@ pub struct TrustMemo {
     pub reloaded: BTreeMap<String, std::time::Instant>,
 }
 
-/// Per database, by `namespace/name`.
+/// Per database.
 #[derive(Debug, Default)]
 pub struct Memory {
-    databases: Mutex<HashMap<Box<str>, DbMemory>>,
+    databases: Mutex<HashMap<DbKey, DbMemory>>,
     cas: Mutex<SharedCas>,
 }
 
@@ -163,7 +164,7 @@ struct SharedCas {
 }
 
 impl Memory {
-    pub fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, DbMemory>> {
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<DbKey, DbMemory>> {
         self.databases.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -182,14 +183,9 @@ impl Memory {
         shared
     }
 
-    pub fn forget(&self, namespace: &str, database: &str) {
-        self.lock().remove(&*key(namespace, database));
+    pub fn forget(&self, db: &DbKey) {
+        self.lock().remove(db);
     }
-}
-
-/// A database's key in [`Memory`]: one allocation (neither part can hold a `/`).
-pub fn key(namespace: &str, database: &str) -> Box<str> {
-    format!("{namespace}/{database}").into_boxed_str()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use dbtls_contract::labels;
 use dbtls_runtime::conditions::Desired;
 use dbtls_runtime::events;
 use dbtls_runtime::events::Recorder;
+use dbtls_runtime::key::DbKey;
 use k8s_openapi::api::core::v1::ObjectReference;
 
 use crate::caches::Stores;
@@ -134,7 +135,7 @@ impl Serving {
 
     /// Forgets a database that is gone or no longer has TLS.
     pub fn forget(&self, db: &DbRef) {
-        self.memory.forget(&db.namespace, &db.name);
+        self.memory.forget(&key(db));
         self.metrics.forget(&db.namespace, &db.name);
     }
 
@@ -579,8 +580,8 @@ fn pod_reference(db: &DbRef, name: &str) -> ObjectReference {
     }
 }
 
-fn key(db: &DbRef) -> Box<str> {
-    memory::key(&db.namespace, &db.name)
+fn key(db: &DbRef) -> DbKey {
+    DbKey::new(db.kind.profile().kind, &db.namespace, &db.name)
 }
 
 /// What a pod presents, from its probe (`look`, when one was made) or its memo.
