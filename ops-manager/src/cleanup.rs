@@ -1,6 +1,7 @@
 //! What happens to Certificates and TLS Secrets when a database is deleted or drops `spec.tls`
-//! (KubeDB's deletionPolicy): Certificates go; WipeOut deletes the issued Secrets,
-//! every other policy keeps them and removes the database's ownerReference. A Secret the user
+//! (KubeDB's deletionPolicy): Certificates go; WipeOut deletes the issued Secrets (also one
+//! issued for the database's Certificate a moment before and not adopted yet), every other
+//! policy keeps them and removes the database's ownerReference. A Secret the user
 //! provided is never touched (it was never adopted, see `plan::conflict`). When `spec.tls` is
 //! removed, nothing is released while the provisioner still rolls the pods out: a pod restarting
 //! mid-rollout mounts them, and a Galera cluster replicates with them until its bridge is over.
@@ -148,6 +149,9 @@ async fn release(db: &DbRef, policy: DeletionPolicy, ctx: &Context) -> Result<us
             source,
         })?;
     let mut deleted = 0;
+    // The Secrets these Certificates were issued into are the database's even before it
+    // adopted them (deleted a moment after issuance, it never got to).
+    let mut ours = Vec::new();
     for cert in &owned.items {
         let owners = cert
             .metadata
@@ -158,6 +162,7 @@ async fn release(db: &DbRef, policy: DeletionPolicy, ctx: &Context) -> Result<us
             && db.controls(owners)
         {
             apply::delete_certificate(&certificates, name).await?;
+            ours.push(name.to_string());
             deleted += 1;
         }
     }
@@ -193,13 +198,16 @@ async fn release(db: &DbRef, policy: DeletionPolicy, ctx: &Context) -> Result<us
             apply::delete_secret(&secrets, name, secret.metadata.resource_version.clone()).await?;
             continue;
         }
-        if !issued_for_us || !adopted {
+        let issued_for_ours = issued_for_us && ours.iter().any(|c| c == name);
+        if !issued_for_us || !(adopted || issued_for_ours) {
             continue;
         }
         let version = secret.metadata.resource_version.clone();
         if policy == DeletionPolicy::WipeOut {
             apply::delete_secret(&secrets, name, version).await?;
-        } else if let (Some(version), Some(uid)) = (version, secret.metadata.uid.as_deref()) {
+        } else if adopted
+            && let (Some(version), Some(uid)) = (version, secret.metadata.uid.as_deref())
+        {
             apply::release_secret(&secrets, &db.namespace, name, uid, &version).await?;
         }
     }
