@@ -64,13 +64,19 @@ pub fn issued_secrets(
         .collect()
 }
 
+/// `<db>.<ns>.svc`: the name of the primary Service that every server certificate carries,
+/// for clients that reach a server by another address (Prometheus scrapes pod addresses).
+pub fn service_dns_name(db: &str, namespace: &str) -> String {
+    format!("{db}.{namespace}.svc")
+}
+
 /// The server certificate's DNS names for database `db` in `namespace`.
 pub fn server_dns_names(db: &str, namespace: &str, cluster_domain: &str) -> Vec<String> {
     let pods = names::governing_service(db);
     vec![
         db.to_string(),
         format!("{db}.{namespace}"),
-        format!("{db}.{namespace}.svc"),
+        service_dns_name(db, namespace),
         format!("{db}.{namespace}.svc.{cluster_domain}"),
         format!("*.{db}.{namespace}.svc"),
         format!("*.{pods}.{namespace}.svc"),

@@ -203,7 +203,6 @@ fn desired_services(facts: &DbFacts<'_>) -> Vec<Service> {
     let stats = exporter::monitor(facts.common.monitor, facts.kind)
         .ok()
         .flatten()
-        .filter(|_| exporter::supported(facts.kind))
         .map(|monitor| exporter::stats_service(facts, &monitor));
     [services::primary(facts), services::governing(facts)]
         .into_iter()
@@ -232,7 +231,7 @@ fn service_monitor_step(
         .ok()
         .flatten()
         .filter(|m| m.agent == exporter::Agent::PrometheusOperator)
-        .filter(|_| exporter::supported(facts.kind) && observed.service_monitors_served)
+        .filter(|_| observed.service_monitors_served)
         .map(|monitor| exporter::service_monitor(facts, &monitor));
     let cached = observed.service_monitor.as_ref();
     match desired {
@@ -538,12 +537,6 @@ fn monitor_note(facts: &DbFacts<'_>, observed: &Observed) -> Option<String> {
     let monitor = exporter::monitor(facts.common.monitor, facts.kind)
         .ok()
         .flatten()?;
-    if !exporter::supported(facts.kind) {
-        return Some(format!(
-            "; spec.monitor: no exporter for {} yet, none runs",
-            facts.kind
-        ));
-    }
     (monitor.agent == exporter::Agent::PrometheusOperator && !observed.service_monitors_served)
         .then(|| {
             "; spec.monitor: ServiceMonitors (monitoring.coreos.com/v1) are not served here, so none is made; the stats Service is"

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use dbtls_contract::DbKind;
 use dbtls_contract::certmanager::Certificate;
+use dbtls_contract::monitoring::ServiceMonitor;
 use dbtls_contract::tls;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -361,6 +362,91 @@ async fn a_monitored_mssql_runs_sql_exporter_over_tls_checked_against_its_ca() {
         .unwrap();
     let message = ready.message.unwrap_or_default();
     assert!(!message.contains("no exporter"), "{message}");
+}
+
+/// ProxySQL and SingleStore export their own metrics, as KubeDB scrapes them: no sidecar, the
+/// server opens `metrics` (ProxySQL's REST API on 6070 from the `proxysql.cnf` it reads,
+/// SingleStore's exporter on 9104 over HTTPS with the server certificate), the stats Service
+/// targets it, and the ServiceMonitor scrapes SingleStore over HTTPS checked against its CA
+/// bundle (a field the real API server would prune were it not in the CRD's schema).
+#[tokio::test]
+async fn proxysql_and_singlestore_export_their_own_metrics() {
+    let env = env().await;
+    let monitor = "  monitor:\n    agent: prometheus.io/operator\n";
+    for (kind, db) in [
+        (DbKind::ProxySQL, "px-mon"),
+        (DbKind::Singlestore, "sdb-mon"),
+    ] {
+        tls_database_with(&env, kind, db, monitor).await;
+    }
+    let pod = workload_pod(&env, "px-mon").await;
+    assert_eq!(pod.containers.len(), 1, "no sidecar");
+    let proxysql = &pod.containers[0];
+    assert!(
+        proxysql
+            .args
+            .iter()
+            .flatten()
+            .any(|a| a == "/etc/custom-config/proxysql.cnf"),
+        "{:?}",
+        proxysql.args
+    );
+    let config = env.api::<Secret>().get("px-mon-config").await.unwrap();
+    let cnf = String::from_utf8(config.data.unwrap()["proxysql.cnf"].0.clone()).unwrap();
+    assert!(cnf.contains("restapi_port=6070"), "{cnf}");
+
+    let pod = workload_pod(&env, "sdb-mon").await;
+    assert_eq!(pod.containers.len(), 1, "no sidecar");
+    let args = pod.containers[0].args.clone().unwrap_or_default();
+    for arg in [
+        "--exporter_port=9104",
+        "--exporter_use_https=ON",
+        "--exporter_ssl_cert=/etc/memsql/certs/server.crt",
+    ] {
+        assert!(args.iter().any(|a| a == arg), "{arg} not in {args:?}");
+    }
+
+    for (db, port) in [("px-mon", 6070), ("sdb-mon", 9104)] {
+        let pod = workload_pod(&env, db).await;
+        let opened = pod.containers[0]
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.name.as_deref() == Some("metrics") && p.container_port == port);
+        assert!(opened, "{db}: no metrics port {port}");
+        let stats = env
+            .eventually("the stats Service", DEADLINE, || async {
+                Ok(env.api::<Service>().get_opt(&format!("{db}-stats")).await?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stats.spec.unwrap().ports.unwrap()[0].port, port);
+    }
+    let monitors = env.api::<ServiceMonitor>();
+    let scraped = env
+        .eventually("the SingleStore ServiceMonitor", DEADLINE, || async {
+            Ok(monitors.get_opt("sdb-mon-stats").await?)
+        })
+        .await
+        .unwrap();
+    let endpoint = &scraped.spec.endpoints[0];
+    assert_eq!(endpoint.scheme.as_deref(), Some("https"));
+    let tls = endpoint.tls_config.clone().expect("tlsConfig kept");
+    assert_eq!(tls.ca.unwrap().secret.unwrap().name, "sdb-mon-ca-bundle");
+    assert_eq!(
+        tls.server_name.unwrap(),
+        format!("sdb-mon.{}.svc", env.namespace())
+    );
+    let plain = env
+        .eventually("the ProxySQL ServiceMonitor", DEADLINE, || async {
+            Ok(monitors.get_opt("px-mon-stats").await?)
+        })
+        .await
+        .unwrap();
+    assert!(
+        plain.spec.endpoints[0].scheme.is_none(),
+        "ProxySQL's REST API is HTTP"
+    );
 }
 
 /// A SingleStore cluster (`spec.topology`) runs KubeDB's two workloads, aggregators and leaves,

@@ -7,24 +7,29 @@
 //! `exporter.crt`, `exporter.key`, and `exporter.cnf` from the config Secret), started with
 //! `--config.my-cnf=/etc/mysql/certs/exporter.cnf`. The credentials come from the auth Secret
 //! as environment (never written into the config Secret). MSSQLServer runs `sql_exporter`
-//! ([`super::sql_exporter`]). Each kind's default port is KubeDB's.
+//! ([`super::sql_exporter`]); ProxySQL and SingleStore serve metrics from the server itself
+//! ([`super::builtin_exporter`]). Each kind's default port is KubeDB's.
 use std::collections::BTreeMap;
 
 use dbtls_contract::DbKind;
 use dbtls_contract::api::Opaque;
-use dbtls_contract::monitoring::{Endpoint, NamespaceSelector, ServiceMonitor, ServiceMonitorSpec};
+use dbtls_contract::monitoring::{
+    Endpoint, NamespaceSelector, SecretKey, SecretOrConfigMap, ServiceMonitor, ServiceMonitorSpec,
+    TlsConfig,
+};
 use dbtls_contract::{labels, names};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, Probe, ProjectedVolumeSource, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
+    Container, EnvVar, HTTPGetAction, Probe, ProjectedVolumeSource, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use super::auth::{PASSWORD_KEY, USERNAME_KEY};
+use super::builtin_exporter::{self, Builtin};
 use super::child_meta;
-use super::pod::secret_env;
+use super::pod::{secret_env, tcp_port};
 use super::server_tls::{CA_KEY, CERT_KEY, KEY_KEY, item, projection};
 use super::sql_exporter::{self, ServerTrust};
 use crate::facts::DbFacts;
@@ -106,9 +111,20 @@ fn problem(field: &'static str, why: impl Into<String>) -> MonitorProblem {
 /// KubeDB's default `spec.monitor.prometheus.exporter.port` for `kind`.
 pub fn default_port(kind: DbKind) -> i32 {
     match kind {
+        DbKind::MySQL | DbKind::PerconaXtraDB => DEFAULT_PORT,
         DbKind::MSSQLServer => MSSQL_PORT,
-        _ => DEFAULT_PORT,
+        DbKind::ProxySQL => builtin_exporter::PROXYSQL_PORT,
+        DbKind::Singlestore => builtin_exporter::SINGLESTORE_PORT,
     }
+}
+
+/// Ports the server itself listens on, which the exporter shares a network namespace with.
+fn server_ports(kind: DbKind) -> Vec<i32> {
+    let mut ports = vec![kind.profile().port];
+    if kind == DbKind::ProxySQL {
+        ports.push(builtin_exporter::PROXYSQL_ADMIN_PORT);
+    }
+    ports
 }
 
 /// `spec.monitor` of a database of `kind`, read; None when it is not set.
@@ -121,7 +137,7 @@ pub fn monitor(spec: Option<&Opaque>, kind: DbKind) -> Result<Option<Monitor>, M
     let service_monitor = prometheus("serviceMonitor");
     Ok(Some(Monitor {
         agent: agent(spec.0.get("agent"))?,
-        port: port(exporter.and_then(|e| e.get("port")), default_port(kind))?,
+        port: port(exporter.and_then(|e| e.get("port")), kind)?,
         args: args(exporter.and_then(|e| e.get("args")))?,
         service_monitor_labels: service_monitor_labels(
             service_monitor.and_then(|m| m.get("labels")),
@@ -151,20 +167,23 @@ fn agent(value: Option<&Value>) -> Result<Agent, MonitorProblem> {
     }
 }
 
-fn port(value: Option<&Value>, default: i32) -> Result<i32, MonitorProblem> {
-    match value {
-        None | Some(Value::Null) => Ok(default),
+fn port(value: Option<&Value>, kind: DbKind) -> Result<i32, MonitorProblem> {
+    let field = "spec.monitor.prometheus.exporter.port";
+    let port = match value {
+        None | Some(Value::Null) => return Ok(default_port(kind)),
         Some(port) => port
             .as_i64()
             .and_then(|p| i32::try_from(p).ok())
             .filter(|p| (1..=65535).contains(p))
-            .ok_or_else(|| {
-                problem(
-                    "spec.monitor.prometheus.exporter.port",
-                    format!("{port} is not a port number (1-65535)"),
-                )
-            }),
+            .ok_or_else(|| problem(field, format!("{port} is not a port number (1-65535)")))?,
+    };
+    if server_ports(kind).contains(&port) {
+        return Err(problem(
+            field,
+            format!("{port} is a port the {kind} server listens on; choose another"),
+        ));
     }
+    Ok(port)
 }
 
 fn args(value: Option<&Value>) -> Result<Vec<String>, MonitorProblem> {
@@ -214,20 +233,32 @@ fn interval(value: Option<&Value>) -> Result<Option<String>, MonitorProblem> {
     }
 }
 
-/// Whether dbtls runs an exporter for `kind` (the others keep `spec.monitor` unused, and say so).
-pub fn supported(kind: DbKind) -> bool {
-    matches!(
-        kind,
-        DbKind::MySQL | DbKind::PerconaXtraDB | DbKind::MSSQLServer
-    )
-}
-
 /// The TLS the exporter connects with: the `metrics-exporter` Secret (None where the kind has
 /// none, as MSSQLServer) and the CA bundle (None for an ACME server certificate).
 #[derive(Clone, Copy, Debug)]
 pub struct ExporterTls<'a> {
     pub secret: Option<&'a str>,
     pub ca_bundle: Option<&'a str>,
+}
+
+/// Where `spec.monitor`'s metrics come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Exporter {
+    /// A container next to the server (MySQL, PerconaXtraDB, MSSQLServer). Both boxed: a
+    /// `Container` is kilobytes, a `Volume` nearly one.
+    Sidecar(Box<Sidecar>),
+    /// The server's own (ProxySQL, SingleStore).
+    Builtin(Box<Builtin>),
+}
+
+impl Exporter {
+    /// The files it needs in the config Secret.
+    pub fn config_files(&self) -> &BTreeMap<String, String> {
+        match self {
+            Exporter::Sidecar(s) => &s.config_files,
+            Exporter::Builtin(b) => &b.config_files,
+        }
+    }
 }
 
 /// The exporter container, its volume and its config file.
@@ -249,7 +280,7 @@ pub fn cnf(port: i32, tls: bool) -> String {
     cnf
 }
 
-/// The exporter sidecar of `db`, or None where dbtls has none for the kind.
+/// The exporter sidecar of `db`, or None for the kinds whose server exports its own metrics.
 pub fn sidecar(
     db: &DbFacts<'_>,
     monitor: &Monitor,
@@ -353,12 +384,7 @@ pub fn assemble(parts: SidecarParts<'_>) -> Sidecar {
         image: Some(parts.image.to_string()),
         args: Some(args),
         env: Some(parts.env),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.to_string()),
-            container_port: port,
-            protocol: Some("TCP".to_string()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![tcp_port(PORT_NAME, port)]),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
                 path: Some(parts.ready_path.to_string()),
@@ -399,11 +425,15 @@ pub fn stats_service(db: &DbFacts<'_>, monitor: &Monitor) -> Service {
         labels.insert(ROLE_LABEL.to_string(), ROLE_STATS.to_string());
     }
     if monitor.agent == Agent::PrometheusBuiltin {
-        metadata.annotations = Some(BTreeMap::from([
+        let mut annotations = BTreeMap::from([
             ("prometheus.io/scrape".to_string(), "true".to_string()),
             ("prometheus.io/port".to_string(), monitor.port.to_string()),
             ("prometheus.io/path".to_string(), "/metrics".to_string()),
-        ]));
+        ]);
+        if builtin_exporter::serves_https(db) {
+            annotations.insert("prometheus.io/scheme".to_string(), "https".to_string());
+        }
+        metadata.annotations = Some(annotations);
     }
     Service {
         metadata,
@@ -435,6 +465,7 @@ pub fn service_monitor(db: &DbFacts<'_>, monitor: &Monitor) -> ServiceMonitor {
     }
     let mut selector = labels::for_database(db.kind, &db.name);
     selector.insert(ROLE_LABEL.to_string(), ROLE_STATS.to_string());
+    let https = builtin_exporter::serves_https(db);
     ServiceMonitor {
         metadata,
         spec: ServiceMonitorSpec {
@@ -446,12 +477,30 @@ pub fn service_monitor(db: &DbFacts<'_>, monitor: &Monitor) -> ServiceMonitor {
                 port: PORT_NAME.to_string(),
                 path: Some("/metrics".to_string()),
                 interval: monitor.interval.clone(),
-                scheme: None,
+                scheme: https.then(|| "https".to_string()),
+                tls_config: https.then(|| scrape_tls(db)),
             }],
             namespace_selector: Some(NamespaceSelector {
                 match_names: vec![db.namespace.clone()],
             }),
         },
+    }
+}
+
+/// Prometheus checks an HTTPS exporter against the database's CA bundle, by the primary
+/// Service's name, which the server certificate carries.
+fn scrape_tls(db: &DbFacts<'_>) -> TlsConfig {
+    TlsConfig {
+        ca: Some(SecretOrConfigMap {
+            secret: Some(SecretKey {
+                name: names::ca_bundle(&db.name),
+                key: CA_KEY.to_string(),
+            }),
+        }),
+        server_name: Some(dbtls_contract::tls::service_dns_name(
+            &db.name,
+            &db.namespace,
+        )),
     }
 }
 
@@ -519,6 +568,74 @@ mod tests {
             assert_eq!(p.field, field, "{yaml}");
             assert!(p.why.contains(says), "{yaml}: {}", p.why);
         }
+    }
+
+    #[test]
+    fn each_kind_defaults_to_kubedbs_port_and_refuses_one_its_server_listens_on() {
+        let agent = opaque("agent: prometheus.io");
+        let port_of = |kind| monitor(Some(&agent), kind).unwrap().unwrap().port;
+        for (kind, port) in [
+            (DbKind::MySQL, 56790),
+            (DbKind::PerconaXtraDB, 56790),
+            (DbKind::MSSQLServer, 9399),
+            (DbKind::ProxySQL, 6070),
+            (DbKind::Singlestore, 9104),
+        ] {
+            assert_eq!(port_of(kind), port, "{kind}");
+        }
+        for (kind, taken) in [
+            (DbKind::MySQL, 3306),
+            (DbKind::ProxySQL, 6033),
+            (DbKind::ProxySQL, 6032),
+            (DbKind::MSSQLServer, 1433),
+        ] {
+            let yaml = format!("agent: prometheus.io\nprometheus: {{exporter: {{port: {taken}}}}}");
+            let p = monitor(Some(&opaque(&yaml)), kind).unwrap_err();
+            assert_eq!(p.field, "spec.monitor.prometheus.exporter.port");
+            assert!(p.why.contains("listens on"), "{}", p.why);
+        }
+        // The admin port is ProxySQL's only.
+        let yaml = "agent: prometheus.io\nprometheus: {exporter: {port: 6032}}";
+        assert!(monitor(Some(&opaque(yaml)), DbKind::MySQL).is_ok());
+    }
+
+    /// An exporter served over HTTPS (SingleStore with TLS) is scraped over HTTPS and checked
+    /// against the CA bundle by a name the server certificate carries; the others over HTTP.
+    #[test]
+    fn prometheus_scrapes_an_https_exporter_checking_the_server_certificate() {
+        use crate::facts::fixtures::load;
+        use dbtls_contract::api::{MySQL, Singlestore};
+        let m = monitor(
+            Some(&opaque("agent: prometheus.io/builtin")),
+            DbKind::Singlestore,
+        )
+        .unwrap()
+        .unwrap();
+        let sdb: Singlestore = load("singlestore-tls.yaml");
+        let facts = DbFacts::of(&sdb);
+        let endpoint = &service_monitor(&facts, &m).spec.endpoints[0];
+        assert_eq!(endpoint.scheme.as_deref(), Some("https"));
+        let tls = endpoint.tls_config.clone().unwrap();
+        let ca = tls.ca.unwrap().secret.unwrap();
+        assert_eq!(
+            (ca.name, ca.key.as_str()),
+            (names::ca_bundle(&facts.name), "ca.crt")
+        );
+        let server_name = tls.server_name.unwrap();
+        assert!(
+            dbtls_contract::tls::server_dns_names(&facts.name, &facts.namespace, "cluster.local")
+                .contains(&server_name),
+            "{server_name} is not a name the server certificate carries"
+        );
+        let annotations = stats_service(&facts, &m).metadata.annotations.unwrap();
+        assert_eq!(annotations["prometheus.io/scheme"], "https");
+
+        let mysql: MySQL = load("mysql-require-ssl.yaml");
+        let facts = DbFacts::of(&mysql);
+        let endpoint = &service_monitor(&facts, &m).spec.endpoints[0];
+        assert!(endpoint.scheme.is_none() && endpoint.tls_config.is_none());
+        let annotations = stats_service(&facts, &m).metadata.annotations.unwrap();
+        assert!(!annotations.contains_key("prometheus.io/scheme"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pure builders: the desired child objects of a database, from [`DbFacts`] alone.
 //! Nothing here talks to the API server; `reconcile` applies what these return.
 pub mod auth;
+pub mod builtin_exporter;
 pub mod config;
 pub mod exporter;
 pub mod galera;
@@ -92,14 +93,17 @@ pub fn server_tls_for(db: &DbFacts<'_>, acme: &AcmeAliases) -> Option<ServerTls>
     ))
 }
 
-/// The exporter sidecar `spec.monitor` asks for (None without one, or for a kind dbtls runs no
-/// exporter for). With TLS it connects with the `metrics-exporter` certificate where the kind
-/// has one, and checks the server against the CA bundle unless the server's issuer is ACME.
-pub fn exporter_for(db: &DbFacts<'_>, acme: &AcmeAliases) -> Option<exporter::Sidecar> {
+/// The exporter `spec.monitor` asks for (None without one): the server's own where it has one,
+/// else a sidecar that, with TLS, connects with the `metrics-exporter` certificate where the
+/// kind has one, and checks the server against the CA bundle unless the server's issuer is ACME.
+pub fn exporter_for(db: &DbFacts<'_>, acme: &AcmeAliases) -> Option<exporter::Exporter> {
     // validate::spec refused a monitor that does not parse.
     let monitor = exporter::monitor(db.common.monitor, db.kind)
         .ok()
         .flatten()?;
+    if let Some(builtin) = builtin_exporter::builtin(db, &monitor) {
+        return Some(exporter::Exporter::Builtin(Box::new(builtin)));
+    }
     let ca_bundle = dbtls_contract::names::ca_bundle(&db.name);
     let secrets = tls_secret_names(db, acme);
     let tls = db.tls.map(|_| exporter::ExporterTls {
@@ -110,6 +114,7 @@ pub fn exporter_for(db: &DbFacts<'_>, acme: &AcmeAliases) -> Option<exporter::Si
         ca_bundle: (!acme.server()).then_some(ca_bundle.as_str()),
     });
     exporter::sidecar(db, &monitor, &db.auth_secret_name(), tls)
+        .map(|s| exporter::Exporter::Sidecar(Box::new(s)))
 }
 
 /// The workloads to write (one per [`DbFacts::parts`], in order), the config Secret they read
@@ -207,7 +212,7 @@ pub fn workload_for(
         .as_ref()
         .map(|t| t.config_files.clone())
         .unwrap_or_default();
-    files.extend(exporter.into_iter().flat_map(|e| e.config_files));
+    files.extend(exporter.iter().flat_map(|e| e.config_files().clone()));
     let mut config = config::config_secret(db, &files);
     if let (Some(config), Some(Some(transfers))) =
         (config.as_mut(), switch.as_ref().map(|s| s.transfers))
@@ -498,12 +503,92 @@ mod tests {
         assert!(desired.config.is_none());
     }
 
+    fn sidecar_of(exporter: Option<exporter::Exporter>) -> exporter::Sidecar {
+        match exporter {
+            Some(exporter::Exporter::Sidecar(s)) => *s,
+            other => panic!("expected a sidecar, got {other:?}"),
+        }
+    }
+
+    fn monitored<T: dbtls_contract::Database>(fixture: &str, monitor: &str) -> T {
+        let mut value: serde_json::Value = serde_json::to_value(load::<T>(fixture)).unwrap();
+        value["spec"]["monitor"] = serde_yaml::from_str(monitor).unwrap();
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// SingleStore exports its own metrics: every node of a cluster (aggregators and leaves)
+    /// opens `metrics` on its server container, served over HTTPS with the server certificate
+    /// it already mounts; no sidecar, no config file.
     #[test]
-    fn an_unsupported_kind_keeps_its_monitor_without_an_exporter() {
-        let mut db: Singlestore = load("singlestore-tls.yaml");
-        db.spec.monitor = Some(serde_yaml::from_str("agent: prometheus.io/operator").unwrap());
+    fn a_monitored_singlestore_cluster_exports_from_every_node_over_https() {
+        let db: Singlestore =
+            monitored("singlestore-cluster.yaml", "agent: prometheus.io/operator");
         let facts = DbFacts::of(&db);
-        assert!(exporter_for(&facts, &AcmeAliases::default()).is_none());
+        let desired = workload_for(&facts, "img", WorkloadApi::PetSet, &Observed::default());
+        assert_eq!(desired.workloads.len(), 2);
+        for workload in &desired.workloads {
+            let pod = pod_spec(workload);
+            assert_eq!(pod.containers.len(), 1, "no sidecar");
+            let server = db_container(&pod, "singlestore");
+            let ports: Vec<_> = server
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| (p.name.clone().unwrap(), p.container_port))
+                .collect();
+            assert!(ports.contains(&("metrics".to_string(), 9104)), "{ports:?}");
+            let args = server.args.clone().unwrap();
+            assert!(
+                args.contains(&"--exporter_use_https=ON".to_string()),
+                "{args:?}"
+            );
+            assert!(args.contains(&"--ssl_cert=/etc/memsql/certs/server.crt".to_string()));
+        }
+        assert!(desired.config.is_none());
+    }
+
+    /// ProxySQL's metrics come from its REST API, opened by the `proxysql.cnf` it reads from the
+    /// config Secret; the user's args still come last.
+    #[test]
+    fn a_monitored_proxysql_reads_its_config_and_opens_the_rest_api_port() {
+        let mut db: ProxySQL = monitored("proxysql-tls.yaml", "agent: prometheus.io/builtin");
+        db.spec.pod_template = Some(
+            serde_yaml::from_str(
+                "spec:\n  containers:\n  - name: proxysql\n    args: [--idle-threads]\n",
+            )
+            .unwrap(),
+        );
+        let facts = DbFacts::of(&db);
+        let desired = workload_for(
+            &facts,
+            "img",
+            WorkloadApi::StatefulSet,
+            &Observed::default(),
+        );
+        let pod = pod_spec(&desired.workloads[0]);
+        assert_eq!(pod.containers.len(), 1, "no sidecar");
+        let server = db_container(&pod, "proxysql");
+        assert_eq!(
+            server.args.clone().unwrap(),
+            ["-c", "/etc/custom-config/proxysql.cnf", "--idle-threads"]
+        );
+        assert!(
+            server
+                .ports
+                .iter()
+                .flatten()
+                .any(|p| p.name.as_deref() == Some("metrics") && p.container_port == 6070)
+        );
+        assert!(
+            server
+                .volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.mount_path == builtin_exporter::PROXYSQL_CONFIG_DIR)
+        );
+        let data = desired.config.unwrap().data.unwrap();
+        let cnf = String::from_utf8_lossy(&data[builtin_exporter::PROXYSQL_CNF].0).to_string();
+        assert!(cnf.contains("restapi_port=6070"), "{cnf}");
     }
 
     /// MSSQLServer's exporter checks the server against the CA bundle, with no certificate of
@@ -514,7 +599,7 @@ mod tests {
         let mut db: MSSQLServer = load("mssql-client-tls.yaml");
         db.spec.monitor = Some(serde_yaml::from_str("agent: prometheus.io/operator").unwrap());
         let facts = DbFacts::of(&db);
-        let sidecar = exporter_for(&facts, &AcmeAliases::default()).expect("an exporter");
+        let sidecar = sidecar_of(exporter_for(&facts, &AcmeAliases::default()));
         let sources = serde_json::to_string(&sidecar.volume).unwrap();
         let bundle = dbtls_contract::names::ca_bundle(&facts.name);
         assert!(sources.contains(&format!("\"{bundle}\"")), "{sources}");
@@ -536,7 +621,7 @@ mod tests {
         );
         let mut plain = db.clone();
         plain.spec.tls = None;
-        let sidecar = exporter_for(&DbFacts::of(&plain), &AcmeAliases::default()).unwrap();
+        let sidecar = sidecar_of(exporter_for(&DbFacts::of(&plain), &AcmeAliases::default()));
         let sources = serde_json::to_string(&sidecar.volume).unwrap();
         assert!(!sources.contains("ca-bundle"), "no TLS, no CA: {sources}");
     }

@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::auth::{PASSWORD_KEY, USERNAME_KEY};
+use super::exporter::Exporter;
 use super::server_tls::{CONFIG_DIR, CONFIG_VOLUME, ServerTls};
 use super::user_template::{self, UserTemplate};
 use crate::facts::DbFacts;
@@ -47,6 +48,16 @@ fn credential_env(kind: DbKind) -> (Option<&'static str>, &'static str) {
 /// Whether the data directory is a PVC from `volumeClaimTemplates` (else an emptyDir).
 pub fn durable(db: &DbFacts<'_>) -> bool {
     db.kind != DbKind::ProxySQL && db.common.storage_type != Some(StorageType::Ephemeral)
+}
+
+/// A named TCP port of a container.
+pub(crate) fn tcp_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_string()),
+        container_port: port,
+        protocol: Some("TCP".to_string()),
+        ..ContainerPort::default()
+    }
 }
 
 pub(crate) fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
@@ -84,8 +95,8 @@ pub struct PodInputs<'a> {
     /// Arguments and environment that make the pods one cluster (after TLS's, before the user's).
     pub cluster_args: Vec<String>,
     pub cluster_env: Vec<EnvVar>,
-    /// The metrics exporter sidecar `spec.monitor` asks for.
-    pub exporter: Option<&'a super::exporter::Sidecar>,
+    /// The metrics exporter `spec.monitor` asks for.
+    pub exporter: Option<&'a Exporter>,
 }
 
 fn tcp_probe(port: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
@@ -212,8 +223,17 @@ pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec
         .map(|tls| tls_parts(db, tls, &image, &mounts))
         .unwrap_or_default();
     volumes.extend(tls.volumes);
-    volumes.extend(inputs.exporter.map(|e| e.volume.clone()));
     mounts.extend(tls.mounts);
+    let (sidecar, builtin) = match inputs.exporter {
+        Some(Exporter::Sidecar(s)) => (Some(s), None),
+        Some(Exporter::Builtin(b)) => (None, Some(b)),
+        None => (None, None),
+    };
+    volumes.extend(sidecar.map(|s| s.volume.clone()));
+    if let Some((volume, mount)) = builtin.and_then(|b| b.config.clone()) {
+        volumes.push(volume);
+        mounts.push(mount);
+    }
     let mut env = base_env(db, &inputs.auth_secret);
     env.extend(inputs.cluster_env.iter().cloned());
     env.extend(tls.env);
@@ -221,20 +241,18 @@ pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec
         .args
         .into_iter()
         .chain(inputs.cluster_args.iter().cloned())
+        .chain(builtin.iter().flat_map(|b| b.args.iter().cloned()))
         .chain(user.args.iter().cloned())
         .collect();
+    let mut ports = vec![tcp_port(profile.port_name, profile.port)];
+    ports.extend(builtin.map(|b| b.port.clone()));
 
     let container = Container {
         name: profile.container.to_string(),
         image: Some(image),
         args: (!args.is_empty()).then_some(args),
         env: Some(merge_env(env, &user.env)),
-        ports: Some(vec![ContainerPort {
-            name: Some(profile.port_name.to_string()),
-            container_port: profile.port,
-            protocol: Some("TCP".to_string()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(ports),
         readiness_probe: Some(tcp_probe(profile.port_name, 10, 3)),
         liveness_probe: Some(tcp_probe(profile.port_name, 60, 6)),
         resources: user.resources.clone(),
@@ -256,7 +274,7 @@ pub fn pod_template(db: &DbFacts<'_>, inputs: &PodInputs<'_>) -> PodTemplateSpec
         }),
         spec: Some(PodSpec {
             containers: std::iter::once(container)
-                .chain(inputs.exporter.map(|e| e.container.clone()))
+                .chain(sidecar.map(|s| s.container.clone()))
                 .collect(),
             init_containers: (!init_containers.is_empty()).then_some(init_containers),
             volumes: (!volumes.is_empty()).then_some(volumes),
