@@ -1,7 +1,8 @@
 //! What happens to Certificates and TLS Secrets when a database is deleted or drops `spec.tls`
 //! (KubeDB's deletionPolicy): Certificates go; WipeOut deletes the issued Secrets (also one
-//! issued for the database's Certificate a moment before and not adopted yet), every other
-//! policy keeps them and removes the database's ownerReference. A Secret the user
+//! issued for the database's Certificate a moment before and not adopted yet, found again by
+//! a later pass once that Certificate is gone), every other policy keeps them and removes the
+//! database's ownerReference. A Secret the user
 //! provided is never touched (it was never adopted, see `plan::conflict`). When `spec.tls` is
 //! removed, nothing is released while the provisioner still rolls the pods out: a pod restarting
 //! mid-rollout mounts them, and a Galera cluster replicates with them until its bridge is over.
@@ -179,6 +180,8 @@ async fn release(db: &DbRef, policy: DeletionPolicy, ctx: &Context) -> Result<us
         let Some(name) = secret.metadata.name.as_deref() else {
             continue;
         };
+        // cert-manager names the Certificate a Secret was issued for; ours are named after
+        // their Secret.
         let issued_for_us = secret
             .metadata
             .annotations
@@ -194,29 +197,183 @@ async fn release(db: &DbRef, policy: DeletionPolicy, ctx: &Context) -> Result<us
         // The CA bundle and an issuer change's probe are the ops-manager's own: never kept.
         let own = (name == names::ca_bundle(&db.name) && adopted)
             || (name == names::ca_probe(&db.name) && issued_for_us);
-        if own {
-            apply::delete_secret(&secrets, name, secret.metadata.resource_version.clone()).await?;
-            continue;
-        }
-        let issued_for_ours = issued_for_us && ours.iter().any(|c| c == name);
-        if !issued_for_us || !(adopted || issued_for_ours) {
-            continue;
-        }
+        let issuer = if !issued_for_us {
+            SecretIssuer::NotIssued
+        } else if adopted || ours.iter().any(|c| c == name) {
+            SecretIssuer::OurCertificate
+        } else {
+            // Unadopted and its Certificate not among those just deleted: gone (an earlier pass
+            // deleted it and failed before this Secret), or someone else's.
+            certificate_of(&certificates, name, db).await?
+        };
         let version = secret.metadata.resource_version.clone();
-        if policy == DeletionPolicy::WipeOut {
-            apply::delete_secret(&secrets, name, version).await?;
-        } else if adopted
-            && let (Some(version), Some(uid)) = (version, secret.metadata.uid.as_deref())
-        {
-            apply::release_secret(&secrets, &db.namespace, name, uid, &version).await?;
+        match fate(policy, own, issuer, adopted) {
+            Fate::Delete => apply::delete_secret(&secrets, name, version).await?,
+            Fate::Release => {
+                if let (Some(version), Some(uid)) = (version, secret.metadata.uid.as_deref()) {
+                    apply::release_secret(&secrets, &db.namespace, name, uid, &version).await?;
+                }
+            }
+            Fate::Keep => {}
         }
     }
     Ok(deleted)
 }
 
+/// Who a labelled Secret was issued for, as far as the cleanup can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SecretIssuer {
+    /// cert-manager did not issue it for a Certificate of its name: the user's.
+    NotIssued,
+    /// One of the database's Certificates (adopted, just deleted, or controlled).
+    OurCertificate,
+    /// Its Certificate no longer exists: only the database's Certificates name their Secret
+    /// after themselves with its labels, so it was one of them, deleted by an earlier pass.
+    CertificateGone,
+    /// A Certificate of its name exists that the database does not control.
+    ForeignCertificate,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Delete,
+    /// Keep it, without the database's ownerReference.
+    Release,
+    Keep,
+}
+
+/// What the cleanup does with a Secret carrying the database's labels.
+fn fate(policy: DeletionPolicy, own: bool, issuer: SecretIssuer, adopted: bool) -> Fate {
+    if own {
+        return Fate::Delete;
+    }
+    let ours = match issuer {
+        SecretIssuer::NotIssued | SecretIssuer::ForeignCertificate => false,
+        SecretIssuer::OurCertificate | SecretIssuer::CertificateGone => true,
+    };
+    match (ours, policy == DeletionPolicy::WipeOut, adopted) {
+        (true, true, _) => Fate::Delete,
+        (true, false, true) => Fate::Release,
+        _ => Fate::Keep,
+    }
+}
+
+/// Whether the Certificate `name` is gone or someone else's.
+async fn certificate_of(
+    certificates: &Api<Certificate>,
+    name: &str,
+    db: &DbRef,
+) -> Result<SecretIssuer, CleanupError> {
+    let found = certificates
+        .get_metadata_opt(name)
+        .await
+        .map_err(|source| CleanupError::List {
+            what: format!("Certificate {name} of {}", db.display()),
+            source,
+        })?;
+    Ok(match found {
+        None => SecretIssuer::CertificateGone,
+        Some(c) if db.controls(c.metadata.owner_references.as_deref().unwrap_or_default()) => {
+            SecretIssuer::OurCertificate
+        }
+        Some(_) => SecretIssuer::ForeignCertificate,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_labelled_secret_is_deleted_released_or_kept_by_who_issued_it_and_the_policy() {
+        use DeletionPolicy::{Delete, Halt, WipeOut};
+        use SecretIssuer::*;
+        let cases = [
+            (
+                "the CA bundle or probe",
+                Halt,
+                true,
+                NotIssued,
+                true,
+                Fate::Delete,
+            ),
+            (
+                "ours, adopted, WipeOut",
+                WipeOut,
+                false,
+                OurCertificate,
+                true,
+                Fate::Delete,
+            ),
+            (
+                "ours, adopted, Delete",
+                Delete,
+                false,
+                OurCertificate,
+                true,
+                Fate::Release,
+            ),
+            (
+                "ours, adopted, Halt",
+                Halt,
+                false,
+                OurCertificate,
+                true,
+                Fate::Release,
+            ),
+            (
+                "ours, issued a moment before deletion, WipeOut",
+                WipeOut,
+                false,
+                OurCertificate,
+                false,
+                Fate::Delete,
+            ),
+            (
+                "ours, never adopted, Delete: nothing to release",
+                Delete,
+                false,
+                OurCertificate,
+                false,
+                Fate::Keep,
+            ),
+            (
+                "its Certificate deleted by an earlier pass, WipeOut",
+                WipeOut,
+                false,
+                CertificateGone,
+                false,
+                Fate::Delete,
+            ),
+            (
+                "its Certificate deleted by an earlier pass, Halt",
+                Halt,
+                false,
+                CertificateGone,
+                false,
+                Fate::Keep,
+            ),
+            (
+                "issued for someone else's Certificate",
+                WipeOut,
+                false,
+                ForeignCertificate,
+                false,
+                Fate::Keep,
+            ),
+            (
+                "the user's Secret",
+                WipeOut,
+                false,
+                NotIssued,
+                false,
+                Fate::Keep,
+            ),
+        ];
+        for (case, policy, own, issuer, adopted, expected) in cases {
+            assert_eq!(fate(policy, own, issuer, adopted), expected, "{case}");
+        }
+    }
     use dbtls_contract::api::Condition;
 
     fn workload(status: &str, reason: Reason, generation: i64) -> DatabaseStatus {
