@@ -1,6 +1,7 @@
 //! The subset of the Prometheus Operator's ServiceMonitor (monitoring.coreos.com/v1) the
 //! provisioner writes for `spec.monitor.agent: prometheus.io/operator`.
 
+use k8s_openapi::api::core::v1::SecretKeySelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -57,15 +58,9 @@ pub struct TlsConfig {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretOrConfigMap {
+    /// A key of a Secret in the ServiceMonitor's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<SecretKey>,
-}
-
-/// A key of a Secret in the same namespace.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-pub struct SecretKey {
-    pub name: String,
-    pub key: String,
+    pub secret: Option<SecretKeySelector>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

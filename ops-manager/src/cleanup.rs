@@ -32,6 +32,12 @@ pub enum CleanupError {
         #[source]
         source: kube::Error,
     },
+    #[error("reading {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error(transparent)]
     Write(#[from] ApplyError),
     #[error(transparent)]
@@ -267,7 +273,7 @@ async fn certificate_of(
     let found = certificates
         .get_metadata_opt(name)
         .await
-        .map_err(|source| CleanupError::List {
+        .map_err(|source| CleanupError::Read {
             what: format!("Certificate {name} of {}", db.display()),
             source,
         })?;

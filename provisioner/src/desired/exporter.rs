@@ -14,13 +14,12 @@ use std::collections::BTreeMap;
 use dbtls_contract::DbKind;
 use dbtls_contract::api::Opaque;
 use dbtls_contract::monitoring::{
-    Endpoint, NamespaceSelector, SecretKey, SecretOrConfigMap, ServiceMonitor, ServiceMonitorSpec,
-    TlsConfig,
+    Endpoint, NamespaceSelector, SecretOrConfigMap, ServiceMonitor, ServiceMonitorSpec, TlsConfig,
 };
 use dbtls_contract::{labels, names};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, HTTPGetAction, Probe, ProjectedVolumeSource, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeProjection,
+    Container, EnvVar, HTTPGetAction, Probe, ProjectedVolumeSource, SecretKeySelector, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -492,9 +491,10 @@ pub fn service_monitor(db: &DbFacts<'_>, monitor: &Monitor) -> ServiceMonitor {
 fn scrape_tls(db: &DbFacts<'_>) -> TlsConfig {
     TlsConfig {
         ca: Some(SecretOrConfigMap {
-            secret: Some(SecretKey {
+            secret: Some(SecretKeySelector {
                 name: names::ca_bundle(&db.name),
                 key: CA_KEY.to_string(),
+                optional: None,
             }),
         }),
         server_name: Some(dbtls_contract::tls::service_dns_name(
