@@ -638,6 +638,23 @@ async fn provisioner_monitor_unknown_agent() {
     .await;
 }
 
+/// The exporter shares the server's network namespace: a port the server listens on is
+/// refused by name, not left to a pod that cannot bind it.
+#[tokio::test]
+async fn provisioner_monitor_port_the_server_listens_on() {
+    let yaml = Env::tls_database(DbKind::Singlestore, "db", "Issuer", "ca").replacen(
+        "  deletionPolicy:",
+        "  monitor:\n    agent: prometheus.io/operator\n    prometheus:\n      exporter:\n        port: 3306\n  deletionPolicy:",
+        1,
+    );
+    invalid_spec(
+        DbKind::Singlestore,
+        &yaml,
+        "spec.monitor.prometheus.exporter.port 3306 is a port the Singlestore server listens on",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn provisioner_singlestore_license_secret_missing() {
     let full = Env::tls_database(DbKind::Singlestore, "db", "Issuer", "ca");
