@@ -12,14 +12,14 @@
 use std::collections::BTreeMap;
 
 use dbtls_contract::DbKind;
-use dbtls_contract::kinds::TlsMountLayout;
 use dbtls_contract::names;
 use k8s_openapi::api::core::v1::{
     ContainerPort, KeyToPath, SecretVolumeSource, Volume, VolumeMount,
 };
 
 use super::exporter::{Monitor, PORT_NAME};
-use super::pod::tcp_port;
+use super::pod::{credential_env, data_dir, tcp_port};
+use super::server_tls::flat_server_files;
 use crate::facts::DbFacts;
 
 /// KubeDB's stats port for ProxySQL: its REST API's default.
@@ -32,8 +32,6 @@ pub const PROXYSQL_ADMIN_PORT: i32 = 6032;
 pub const PROXYSQL_CNF: &str = "proxysql.cnf";
 pub const PROXYSQL_CONFIG_DIR: &str = "/etc/custom-config";
 const PROXYSQL_CONFIG_VOLUME: &str = "proxysql-config";
-/// SingleStore's root password variable (from the auth Secret), which its exporter logs in with.
-const SINGLESTORE_PASSWORD_ENV: &str = "ROOT_PASSWORD";
 
 /// What a server's own exporter adds to the server container.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,9 +64,10 @@ pub fn builtin(db: &DbFacts<'_>, monitor: &Monitor) -> Option<Builtin> {
 /// `admin:admin` is ProxySQL's own default, which it accepts from localhost only.
 pub fn proxysql_cnf(restapi_port: i32) -> String {
     format!(
-        "datadir=\"/var/lib/proxysql\"\n\
+        "datadir=\"{}\"\n\
          admin_variables=\n{{\n    admin_credentials=\"admin:admin\"\n    mysql_ifaces=\"0.0.0.0:{PROXYSQL_ADMIN_PORT}\"\n    restapi_enabled=true\n    restapi_port={restapi_port}\n}}\n\
          mysql_variables=\n{{\n    interfaces=\"0.0.0.0:{}\"\n}}\n",
+        data_dir(DbKind::ProxySQL),
         DbKind::ProxySQL.profile().port
     )
 }
@@ -104,29 +103,22 @@ fn proxysql(db_name: &str, monitor: &Monitor) -> Builtin {
     }
 }
 
-/// Where SingleStore's server certificate is mounted (its flat TLS directory).
-fn singlestore_tls_dir() -> &'static str {
-    match DbKind::Singlestore.profile().tls_layout {
-        TlsMountLayout::Flat { dir, .. } => dir,
-        TlsMountLayout::PerAlias { base_dir, .. } => base_dir,
-    }
-}
-
 fn singlestore(db: &DbFacts<'_>, monitor: &Monitor) -> Builtin {
     let user = DbKind::Singlestore.profile().exporter_user;
     // The kubelet expands `$(ROOT_PASSWORD)` from the container's environment (the auth
     // Secret), so the password is never written into an object.
+    let (_, password_env) = credential_env(DbKind::Singlestore);
     let mut args = vec![
         format!("--exporter_port={}", monitor.port),
         format!("--exporter_user={user}"),
-        format!("--exporter_password=$({SINGLESTORE_PASSWORD_ENV})"),
+        format!("--exporter_password=$({password_env})"),
     ];
     if serves_https(db) {
-        let dir = singlestore_tls_dir();
+        let (cert, key) = flat_server_files(DbKind::Singlestore);
         args.extend([
             "--exporter_use_https=ON".to_string(),
-            format!("--exporter_ssl_cert={dir}/server.crt"),
-            format!("--exporter_ssl_key={dir}/server.key"),
+            format!("--exporter_ssl_cert={cert}"),
+            format!("--exporter_ssl_key={key}"),
         ]);
     }
     Builtin {

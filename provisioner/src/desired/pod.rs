@@ -36,7 +36,7 @@ pub fn data_dir(kind: DbKind) -> &'static str {
 }
 
 /// The environment variables through which each image takes the admin credentials.
-fn credential_env(kind: DbKind) -> (Option<&'static str>, &'static str) {
+pub(crate) fn credential_env(kind: DbKind) -> (Option<&'static str>, &'static str) {
     match kind {
         DbKind::MySQL | DbKind::PerconaXtraDB => (None, "MYSQL_ROOT_PASSWORD"),
         DbKind::ProxySQL => (Some("PROXYSQL_USER"), "PROXYSQL_PASSWORD"),

@@ -139,16 +139,27 @@ fn ca_from_bundle(input: &TlsInput<'_>, path: &str) -> Option<VolumeProjection> 
         .map(|bundle| projection(bundle, vec![item(CA_KEY, path)]))
 }
 
-/// One directory with `ca.crt`, `server.crt`, `server.key`, `client.crt`, `client.key`.
-fn flat(kind: DbKind, input: &TlsInput<'_>) -> (Volume, VolumeMount, &'static str) {
-    let (volume, dir) = match kind.profile().tls_layout {
+/// The volume and directory of a kind with a flat layout.
+fn flat_layout(kind: DbKind) -> (&'static str, &'static str) {
+    match kind.profile().tls_layout {
         TlsMountLayout::Flat { volume, dir } => (volume, dir),
         // Not reached: only called for kinds with a flat layout.
         TlsMountLayout::PerAlias {
             volume_prefix,
             base_dir,
         } => (volume_prefix, base_dir),
-    };
+    }
+}
+
+/// Where a flat layout puts the server certificate and key: `(server.crt, server.key)`.
+pub fn flat_server_files(kind: DbKind) -> (String, String) {
+    let (_, dir) = flat_layout(kind);
+    (format!("{dir}/server.crt"), format!("{dir}/server.key"))
+}
+
+/// One directory with `ca.crt`, `server.crt`, `server.key`, `client.crt`, `client.key`.
+fn flat(kind: DbKind, input: &TlsInput<'_>) -> (Volume, VolumeMount, &'static str) {
+    let (volume, dir) = flat_layout(kind);
     let sources = ca_from_bundle(input, "ca.crt")
         .into_iter()
         .chain([
