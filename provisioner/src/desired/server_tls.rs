@@ -18,6 +18,11 @@ use k8s_openapi::api::core::v1::{
 pub const CA_KEY: &str = "ca.crt";
 pub const CERT_KEY: &str = "tls.crt";
 pub const KEY_KEY: &str = "tls.key";
+/// The names a flat layout (and ProxySQL's backend directory) gives the certificates' files.
+const SERVER_CERT_FILE: &str = "server.crt";
+const SERVER_KEY_FILE: &str = "server.key";
+const CLIENT_CERT_FILE: &str = "client.crt";
+const CLIENT_KEY_FILE: &str = "client.key";
 
 /// Where the generated config Secret `<db>-config` is mounted (read by an init container).
 pub const CONFIG_VOLUME: &str = "config";
@@ -153,24 +158,39 @@ fn flat_layout(kind: DbKind) -> (&'static str, &'static str) {
 
 /// Where a flat layout puts the server certificate and key: `(server.crt, server.key)`.
 pub fn flat_server_files(kind: DbKind) -> (String, String) {
-    let (_, dir) = flat_layout(kind);
-    (format!("{dir}/server.crt"), format!("{dir}/server.key"))
+    server_files_in(flat_layout(kind).1)
+}
+
+/// The server certificate and key in a flat directory.
+fn server_files_in(dir: &str) -> (String, String) {
+    (
+        format!("{dir}/{SERVER_CERT_FILE}"),
+        format!("{dir}/{SERVER_KEY_FILE}"),
+    )
+}
+
+/// The items that put a client Secret's certificate and key where a flat directory has them.
+fn client_files() -> Vec<KeyToPath> {
+    vec![
+        item(CERT_KEY, CLIENT_CERT_FILE),
+        item(KEY_KEY, CLIENT_KEY_FILE),
+    ]
 }
 
 /// One directory with `ca.crt`, `server.crt`, `server.key`, `client.crt`, `client.key`.
 fn flat(kind: DbKind, input: &TlsInput<'_>) -> (Volume, VolumeMount, &'static str) {
     let (volume, dir) = flat_layout(kind);
-    let sources = ca_from_bundle(input, "ca.crt")
+    let sources = ca_from_bundle(input, CA_KEY)
         .into_iter()
         .chain([
             projection(
                 input.secret(alias::SERVER),
-                vec![item(CERT_KEY, "server.crt"), item(KEY_KEY, "server.key")],
+                vec![
+                    item(CERT_KEY, SERVER_CERT_FILE),
+                    item(KEY_KEY, SERVER_KEY_FILE),
+                ],
             ),
-            projection(
-                input.secret(alias::CLIENT),
-                vec![item(CERT_KEY, "client.crt"), item(KEY_KEY, "client.key")],
-            ),
+            projection(input.secret(alias::CLIENT), client_files()),
         ])
         .collect();
     (projected(volume, sources), mount(volume, dir), dir)
@@ -204,11 +224,12 @@ fn per_alias(kind: DbKind, input: &TlsInput<'_>) -> (Vec<Volume>, Vec<VolumeMoun
 /// MySQL: `tls-volume` at `/etc/mysql/certs` and `MySQLTLSArgs()`.
 pub fn mysql(input: &TlsInput<'_>) -> ServerTls {
     let (volume, mount, dir) = flat(DbKind::MySQL, input);
+    let (cert, key) = server_files_in(dir);
     let mut args = vec![
         format!("--ssl-capath={dir}"),
-        format!("--ssl-ca={dir}/ca.crt"),
-        format!("--ssl-cert={dir}/server.crt"),
-        format!("--ssl-key={dir}/server.key"),
+        format!("--ssl-ca={dir}/{CA_KEY}"),
+        format!("--ssl-cert={cert}"),
+        format!("--ssl-key={key}"),
     ];
     if input.require_ssl {
         args.push("--require-secure-transport=ON".to_string());
@@ -313,10 +334,7 @@ pub fn proxysql_backend(backend: &BackendTls) -> (Volume, VolumeMount, EnvVar) {
         PROXYSQL_BACKEND_VOLUME,
         vec![
             projection(&backend.ca_bundle, vec![item(CA_KEY, CA_KEY)]),
-            projection(
-                &backend.client_secret,
-                vec![item(CERT_KEY, "client.crt"), item(KEY_KEY, "client.key")],
-            ),
+            projection(&backend.client_secret, client_files()),
         ],
     );
     (
@@ -329,13 +347,14 @@ pub fn proxysql_backend(backend: &BackendTls) -> (Volume, VolumeMount, EnvVar) {
 /// Singlestore: `tls-volume` at `/etc/memsql/certs` and `ssl_ca/ssl_cert/ssl_key`.
 pub fn singlestore(input: &TlsInput<'_>) -> ServerTls {
     let (volume, mount, dir) = flat(DbKind::Singlestore, input);
+    let (cert, key) = server_files_in(dir);
     ServerTls {
         volumes: vec![volume],
         mounts: vec![mount],
         args: vec![
-            format!("--ssl_ca={dir}/ca.crt"),
-            format!("--ssl_cert={dir}/server.crt"),
-            format!("--ssl_key={dir}/server.key"),
+            format!("--ssl_ca={dir}/{CA_KEY}"),
+            format!("--ssl_cert={cert}"),
+            format!("--ssl_key={key}"),
         ],
         ..ServerTls::default()
     }
@@ -343,8 +362,9 @@ pub fn singlestore(input: &TlsInput<'_>) -> ServerTls {
 
 /// The `mssql.conf` that makes SQL Server force TLS with the mounted server certificate.
 pub fn mssql_conf(dir: &str) -> String {
+    let (cert, key) = server_files_in(dir);
     format!(
-        "[network]\nforceencryption = 1\ntlscert = {dir}/server.crt\ntlskey = {dir}/server.key\ntlsprotocols = 1.2\n"
+        "[network]\nforceencryption = 1\ntlscert = {cert}\ntlskey = {key}\ntlsprotocols = 1.2\n"
     )
 }
 
