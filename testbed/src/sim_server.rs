@@ -148,11 +148,19 @@ pub async fn start(client: kube::Client, spec: ServerSpec) -> anyhow::Result<Sim
         client,
         admin,
     });
-    let mut tasks = Vec::new();
+    // Every port bound before any is served: an address taken (by another testbed process on
+    // this machine) fails the whole start, leaving nothing listening.
+    let mut listeners = Vec::new();
     for (port, admin) in
         std::iter::once((spec.port, false)).chain(spec.admin_port.map(|p| (p, true)))
     {
-        let listener = TcpListener::bind(SocketAddr::new(spec.ip, port)).await?;
+        listeners.push((
+            TcpListener::bind(SocketAddr::new(spec.ip, port)).await?,
+            admin,
+        ));
+    }
+    let mut tasks = Vec::new();
+    for (listener, admin) in listeners {
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move {
             while let Ok((stream, peer)) = listener.accept().await {

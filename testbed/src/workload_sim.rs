@@ -124,12 +124,32 @@ impl SimContext {
     }
 }
 
-/// A distinct loopback address per simulated pod (all of 127/8 reaches this machine).
+/// A distinct loopback address per simulated pod (all of 127/8 reaches this machine). Each
+/// process starts at its own place in 127.11/16, so that two testbeds on one machine (a sandbox
+/// beside a test run) rarely try the same address; `start_server` moves on from a taken one.
 fn next_pod_ip() -> Ipv4Addr {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed) % (1 << 16);
-    Ipv4Addr::new(127, 11, (n >> 8) as u8, (n & 0xff) as u8 + 1)
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(2_654_435_761) % POD_ADDRESSES,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    pod_ip(NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+/// 127.11.0.1 .. 127.11.255.254: 254 host addresses in each of 256 blocks.
+const POD_ADDRESSES: u32 = 254 * 256;
+
+/// The `n`th pod address, wrapping around after the last.
+fn pod_ip(n: u32) -> Ipv4Addr {
+    let n = n % POD_ADDRESSES;
+    let [_, _, block, host] = (n / 254 * 256 + n % 254 + 1).to_be_bytes();
+    Ipv4Addr::new(127, 11, block, host)
+}
+
+/// How many addresses a pod's stand-in server tries before it gives up.
+const ADDRESS_TRIES: usize = 32;
 
 /// `<name>-<hash>`: the revision the StatefulSet controller names after the pod template.
 pub fn revision(name: &str, template: &Value) -> String {
@@ -354,11 +374,11 @@ where
                 }
             }
         };
-        let ip = next_pod_ip();
         // The server listens before the pod reports Ready, as a readiness probe ensures.
-        if let Some(pod) = &pod {
-            start_server(&context, &ns, &name, pod, ip).await;
-        }
+        let ip = match &pod {
+            Some(pod) => start_server(&context, &ns, &name, pod).await,
+            None => next_pod_ip(),
+        };
         let now = dbtls_runtime::conditions::now();
         let template = pod_for(&workload, i);
         let status = ready_pod_status(&template, ip, &now);
@@ -411,21 +431,39 @@ fn is_ready(pod: &Pod) -> bool {
 
 /// Starts the stand-in server of a new pod, if it has one; a server that cannot start (its
 /// Secret unreadable, its address taken) leaves the pod without one, as a crashed server would.
-async fn start_server(context: &SimContext, ns: &str, workload: &str, pod: &Pod, ip: Ipv4Addr) {
-    let (Some(spec), Some(uid)) = (sim_server::ServerSpec::of(pod, IpAddr::V4(ip)), pod.uid())
-    else {
-        return;
-    };
-    match sim_server::start(context.client.clone(), spec).await {
-        Ok(server) => {
-            context
-                .servers()
-                .entry((ns.to_string(), workload.to_string()))
-                .or_default()
-                .insert(uid, server);
+/// Starts the stand-in server of a pod that mounts a server certificate, on an address no
+/// other process of this machine listens on; returns the pod's address.
+async fn start_server(context: &SimContext, ns: &str, workload: &str, pod: &Pod) -> Ipv4Addr {
+    let mut ip = next_pod_ip();
+    for _ in 0..ADDRESS_TRIES {
+        let (Some(spec), Some(uid)) = (sim_server::ServerSpec::of(pod, IpAddr::V4(ip)), pod.uid())
+        else {
+            return ip;
+        };
+        match sim_server::start(context.client.clone(), spec).await {
+            Ok(server) => {
+                context
+                    .servers()
+                    .entry((ns.to_string(), workload.to_string()))
+                    .or_default()
+                    .insert(uid, server);
+                return ip;
+            }
+            Err(error) if address_taken(&error) => ip = next_pod_ip(),
+            Err(error) => {
+                tracing::warn!(pod = %pod.name_any(), %error, "stand-in server not started");
+                return ip;
+            }
         }
-        Err(error) => tracing::warn!(pod = %pod.name_any(), %error, "stand-in server not started"),
     }
+    tracing::warn!(pod = %pod.name_any(), "stand-in server not started: every address tried is taken");
+    ip
+}
+
+fn address_taken(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
 }
 
 fn error_policy<K>(_obj: Arc<K>, error: &SimError, _context: Arc<SimContext>) -> Action {
@@ -503,6 +541,40 @@ mod tests {
         assert_ne!(
             revision("db", &json!({"a": 1})),
             revision("db", &json!({"a": 2}))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_address_another_process_listens_on_is_told_apart_from_other_errors() {
+        let ip = next_pod_ip();
+        let taken = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let again = tokio::net::TcpListener::bind((ip, port)).await;
+        let error = anyhow::Error::from(again.expect_err("the address is taken"));
+        assert!(address_taken(&error), "{error}");
+        assert!(!address_taken(&anyhow::anyhow!(
+            "the Secret has no tls.crt"
+        )));
+    }
+
+    #[test]
+    fn pod_addresses_are_host_addresses_in_127_11_and_wrap_around() {
+        let cases = [
+            (0, [127, 11, 0, 1]),
+            (253, [127, 11, 0, 254]),
+            (254, [127, 11, 1, 1]),
+            (POD_ADDRESSES - 1, [127, 11, 255, 254]),
+            (POD_ADDRESSES, [127, 11, 0, 1]),
+            (u32::MAX, pod_ip(u32::MAX % POD_ADDRESSES).octets()),
+        ];
+        for (n, octets) in cases {
+            assert_eq!(pod_ip(n).octets(), octets, "n = {n}");
+        }
+        let all: std::collections::HashSet<Ipv4Addr> = (0..POD_ADDRESSES).map(pod_ip).collect();
+        assert_eq!(all.len(), POD_ADDRESSES as usize, "every address once");
+        assert!(
+            all.iter()
+                .all(|ip| ip.octets()[3] != 0 && ip.octets()[3] != 255)
         );
     }
 
