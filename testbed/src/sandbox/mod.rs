@@ -17,6 +17,9 @@ use crate::harness::cluster::Played;
 use crate::harness::{apply, crds, manifests, operators};
 use crate::workload_sim;
 
+/// How often `--keep` rewrites the operators' log files.
+const LOG_REFRESH: Duration = Duration::from_secs(2);
+
 /// Field manager of what the sandbox applies (as a user's kubectl would).
 const SANDBOX_MANAGER: &str = "sandbox";
 /// The namespace and CA Secret the examples use (`examples/issuer.yaml`).
@@ -84,7 +87,7 @@ pub async fn run(options: SandboxOptions) -> anyhow::Result<bool> {
             args.push("--secret-propagation=0s".to_string());
         }
         running.push((
-            Operator::start(name, &bin_dir, &kubeconfig, &args).await?,
+            std::sync::Arc::new(Operator::start(name, &bin_dir, &kubeconfig, &args).await?),
             port,
         ));
         println!("{name:<12} running, metrics on http://127.0.0.1:{port}/metrics");
@@ -104,6 +107,30 @@ pub async fn run(options: SandboxOptions) -> anyhow::Result<bool> {
         std::fs::write(dir.join(format!("{}.log", operator.name)), operator.logs())?;
     }
     println!("operator logs in {}", dir.display());
+    if options.keep {
+        // What the operators do after convergence (the user's own manifests) reaches the log
+        // files too, also when the sandbox is killed rather than stopped.
+        let operators: Vec<_> = running.iter().map(|(o, _)| o.clone()).collect();
+        let dir = dir.clone();
+        let stop = stopped();
+        tokio::spawn(async move {
+            let write = async {
+                loop {
+                    tokio::time::sleep(LOG_REFRESH).await;
+                    for operator in &operators {
+                        let path = dir.join(format!("{}.log", operator.name));
+                        if let Err(e) = std::fs::write(&path, operator.logs()) {
+                            eprintln!("writing {}: {e}", path.display());
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                () = write => {}
+                () = stop => {}
+            }
+        });
+    }
 
     if options.keep {
         println!("\nThe sandbox stays up. Try:");

@@ -1,11 +1,13 @@
 //! What the sandbox shows about each database: read from the API, rendered as a table.
 use std::fmt::Write as _;
 
+use dbtls_contract::DbKind;
 use dbtls_contract::api::Condition;
+use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 use dbtls_contract::certmanager::Certificate;
 use dbtls_contract::conditions::{ConditionStatus, ConditionType};
+use dbtls_contract::kinds::{Database, WorkloadPart};
 use dbtls_contract::petset::PetSet;
-use dbtls_contract::{DbKind, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject};
@@ -29,7 +31,8 @@ pub struct DatabaseRow {
     pub phase: String,
     pub conditions: Vec<Condition>,
     pub certificates: Vec<CertRow>,
-    /// `StatefulSet/<name> 1/1` or None before the workload exists.
+    /// `StatefulSet/<name> 1/1 ready`, one per workload of the database (a SingleStore
+    /// cluster has two), or None until every one exists.
     pub workload: Option<String>,
 }
 
@@ -109,20 +112,23 @@ pub async fn collect(client: &kube::Client, namespace: &str) -> anyhow::Result<V
                     });
                 }
             }
-            let workload_name = names::workload(&name);
-            let workload = if let Some(sts) = statefulsets.get_opt(&workload_name).await? {
-                let ready = sts.status.and_then(|s| s.ready_replicas).unwrap_or(0);
-                let want = sts.spec.and_then(|s| s.replicas).unwrap_or(1);
-                Some(format!("StatefulSet/{workload_name} {ready}/{want} ready"))
-            } else if let Ok(Some(pet)) = petsets.get_opt(&workload_name).await {
-                let ready = pet.status.and_then(|s| s.ready_replicas).unwrap_or(0);
-                Some(format!(
-                    "PetSet/{workload_name} {ready}/{} ready",
-                    pet.spec.replicas.unwrap_or(1)
-                ))
-            } else {
-                None
-            };
+            let mut shown = Vec::new();
+            for part in workload_parts(kind, &db)? {
+                let name = part.name;
+                if let Some(sts) = statefulsets.get_opt(&name).await? {
+                    let ready = sts.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+                    let want = sts.spec.and_then(|s| s.replicas).unwrap_or(1);
+                    shown.push(format!("StatefulSet/{name} {ready}/{want} ready"));
+                } else if let Ok(Some(pet)) = petsets.get_opt(&name).await {
+                    let ready = pet.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+                    let want = pet.spec.replicas.unwrap_or(1);
+                    shown.push(format!("PetSet/{name} {ready}/{want} ready"));
+                } else {
+                    shown.clear();
+                    break;
+                }
+            }
+            let workload = (!shown.is_empty()).then(|| shown.join(", "));
             rows.push(DatabaseRow {
                 kind,
                 namespace: namespace.to_string(),
@@ -135,6 +141,22 @@ pub async fn collect(client: &kube::Client, namespace: &str) -> anyhow::Result<V
         }
     }
     Ok(rows)
+}
+
+/// The workloads `db` runs, as the provisioner names them (a SingleStore cluster's aggregators
+/// and leaves apart).
+fn workload_parts(kind: DbKind, db: &DynamicObject) -> anyhow::Result<Vec<WorkloadPart>> {
+    fn parts<T: Database>(db: &DynamicObject) -> anyhow::Result<Vec<WorkloadPart>> {
+        let typed: T = serde_json::from_value(serde_json::to_value(db)?)?;
+        Ok(typed.workload_parts())
+    }
+    match kind {
+        DbKind::MySQL => parts::<MySQL>(db),
+        DbKind::PerconaXtraDB => parts::<PerconaXtraDB>(db),
+        DbKind::ProxySQL => parts::<ProxySQL>(db),
+        DbKind::Singlestore => parts::<Singlestore>(db),
+        DbKind::MSSQLServer => parts::<MSSQLServer>(db),
+    }
 }
 
 /// The table printed at the end: one block per database.
