@@ -77,7 +77,7 @@ fn tls_condition(state: &TlsSecretsState) -> Desired {
             t,
             Reason::WaitingForTlsSecrets,
             format!(
-                "waiting for TLS Secret(s) {} (issued by cert-manager from the ops-manager's Certificates); the workload is created once all exist",
+                "waiting for Secret(s) {} (cert-manager issues the TLS Secrets from the ops-manager's Certificates; the ops-manager writes the CA bundle); the workload is created once all exist",
                 names.join(", ")
             ),
         ),
