@@ -19,8 +19,9 @@ use dbtls_contract::DbKind;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use ops_manager::serving::probe;
 use pods_support::{
-    Trust, client_files, client_loop, database, delete_and_wait, exporters_logging_in, mariadb,
-    monitored, password, pod_runs, ready, real_pods, resolver, secret_data, tempdir,
+    ClientControl, Trust, client_files, client_loop, database, delete_and_wait,
+    exporters_logging_in, mariadb, monitored, password, pod_runs, ready, real_pods, resolver,
+    secret_data, tempdir,
 };
 use serde_json::{Value, json};
 use testbed::harness::{Env, EnvOptions};
@@ -88,16 +89,14 @@ async fn under_load(
     tls: Value,
     trust: Trust,
 ) -> (Duration, pods_support::Seen) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let client = {
-        let stop = stop.clone();
-        let trust = &trust;
-        async move { client_loop(env, name, trust, true, stop).await }
-    };
+    let control = ClientControl::default();
+    let client = client_loop(env, name, &trust, true, &control);
     let run = async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The client works before the request and after it succeeded.
+        control.after_rounds(2).await;
         let took = request_to_success(env, kind, name, request, tls).await;
-        stop.store(true, Ordering::SeqCst);
+        control.after_rounds(1).await;
+        control.stop();
         took
     };
     let (seen, took) = tokio::join!(client, run);

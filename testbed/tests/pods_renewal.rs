@@ -7,14 +7,13 @@
 
 mod pods_support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dbtls_contract::DbKind;
 use ops_manager::serving::probe::{self, ClientIdentity};
 use pods_support::{
-    Seen, Trust, client_loop, database, pod_runs, ready, real_pods, resolver, secret_data,
+    ClientControl, Seen, Trust, client_loop, database, pod_runs, ready, real_pods, resolver,
+    secret_data,
 };
 use testbed::harness::{Env, EnvOptions};
 
@@ -59,14 +58,11 @@ async fn renew_under_load(env: &Env, name: &str, galera: bool) -> (Duration, See
         key_pem: secret_data(env, &format!("{name}-server-cert"), "tls.key").await,
     };
     let (before, _) = serials(env, name, 3306, None).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let client = {
-        let stop = stop.clone();
-        async move { client_loop(env, name, &Trust::ServerCa, true, stop).await }
-    };
+    let control = ClientControl::default();
+    let client = client_loop(env, name, &Trust::ServerCa, true, &control);
     let renewal = async {
-        // A few rounds before the renewal: the client works to begin with.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The client works before the renewal...
+        control.after_rounds(2).await;
         let started = Instant::now();
         env.renew_certificate(&format!("{name}-server-cert"))
             .await
@@ -92,7 +88,9 @@ async fn renew_under_load(env: &Env, name: &str, galera: bool) -> (Duration, See
         .await
         .unwrap();
         let took = started.elapsed();
-        stop.store(true, Ordering::SeqCst);
+        // ...and after it, with every pod serving the renewed certificate.
+        control.after_rounds(1).await;
+        control.stop();
         took
     };
     let (seen, took) = tokio::join!(client, renewal);

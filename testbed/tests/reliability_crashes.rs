@@ -80,6 +80,12 @@ async fn databases_converge_through_operator_crashes() {
     );
     let records = log.snapshot();
     let converge_writes = writes_since(&records, mark, &OPERATOR_USERS).len();
+    // The same filter finds the operators' writes, so finding none after the restart means
+    // they wrote none (each database needs more than one write from each).
+    assert!(
+        converge_writes >= 2 * n,
+        "only {converge_writes} operator writes for {n} databases"
+    );
 
     // Restart both on a converged system: they re-list and re-reconcile every database and must
     // find nothing to write.
@@ -102,8 +108,11 @@ async fn databases_converge_through_operator_crashes() {
         .await
         .unwrap();
     }
-    // A little longer, for anything a reconcile queued behind its first pass.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Until nothing has been written for 3 s: anything a reconcile queued behind its first
+    // pass has run (a write it made counts below, since the restart).
+    await_quiet(&env, Duration::from_secs(3), Duration::from_secs(60))
+        .await
+        .unwrap();
     let records = log.snapshot();
     let idle_writes = writes_since(&records, restart_mark, &OPERATOR_USERS);
     assert!(

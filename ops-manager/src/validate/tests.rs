@@ -44,29 +44,41 @@ fn the_endpoint_alias_is_known_only_to_an_availability_group() {
 #[test]
 fn durations_follow_cert_manager_minimums() {
     let cases = [
-        ("duration: 30m", "duration"),
-        ("duration: 10d", "duration"),
-        ("renewBefore: 1m", "renewBefore"),
-        ("duration: 2h\n      renewBefore: 3h", "renewBefore"),
-        ("renewBefore: 2200h", "renewBefore"),
+        ("duration: 30m", "duration", "shorter than 1h"),
+        ("duration: 10d", "duration", "unknown unit"),
+        ("renewBefore: 1m", "renewBefore", "shorter than 5m"),
+        (
+            "duration: 2h\n      renewBefore: 3h",
+            "renewBefore",
+            "shorter than the certificate duration",
+        ),
+        // Against the default duration (90 days, 2160h).
+        (
+            "renewBefore: 2200h",
+            "renewBefore",
+            "shorter than the certificate duration",
+        ),
     ];
-    for (fields, field) in cases {
+    for (fields, field, why) in cases {
         let errors = errors_of(
             DbKind::MySQL,
             &format!("    certificates:\n    - alias: client\n      {fields}\n"),
         );
         assert_eq!(errors.len(), 1, "{fields}: {errors:?}");
+        let ValidationError::InvalidCertificateSpec {
+            alias,
+            field: named,
+            why: said,
+        } = &errors[0]
+        else {
+            panic!("{fields}: {errors:?}");
+        };
         assert_eq!(
-            errors[0],
-            ValidationError::InvalidCertificateSpec {
-                alias: "client".into(),
-                field: field.into(),
-                why: match &errors[0] {
-                    ValidationError::InvalidCertificateSpec { why, .. } => why.clone(),
-                    _ => unreachable!(),
-                }
-            }
+            (alias.as_str(), named.as_str()),
+            ("client", field),
+            "{fields}"
         );
+        assert!(said.contains(why), "{fields}: {said}");
         assert_eq!(errors[0].condition().1, Reason::InvalidCertificateSpec);
     }
     let ok = errors_of(

@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dbtls_contract::DbKind;
@@ -263,6 +262,38 @@ pub struct Seen {
     pub most_down_at_once: usize,
 }
 
+/// Between a running `client_loop` and the test: when to stop, and how many rounds it made.
+#[derive(Debug, Default)]
+pub struct ClientControl {
+    stop: AtomicBool,
+    rounds: AtomicUsize,
+}
+
+impl ClientControl {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the client has made `more` rounds after the ones made so far (each round
+    /// tries every pod once), so that a test knows it worked before a change and after it.
+    pub async fn after_rounds(&self, more: usize) {
+        let target = self.rounds.load(Ordering::SeqCst) + more;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.rounds.load(Ordering::SeqCst) < target {
+            assert!(
+                Instant::now() < deadline,
+                "the client made {} of {target} rounds in 60 s",
+                self.rounds.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// The CAs a client verifies the servers with.
 pub enum Trust {
     /// The server Secret's `ca.crt` when the client starts.
@@ -273,13 +304,13 @@ pub enum Trust {
 
 /// Connects to every pod of `name` over TLS (verified against `trust`, for the pod's DNS name,
 /// with the client Secret's current certificate when `with_certificate`) and runs `SELECT 1`,
-/// round after round, until `stop`.
+/// round after round, until `control` says stop.
 pub async fn client_loop(
     env: &Env,
     name: &str,
     trust: &Trust,
     with_certificate: bool,
-    stop: Arc<AtomicBool>,
+    control: &ClientControl,
 ) -> Seen {
     let ns = env.namespace().to_string();
     let roots: Vec<Vec<u8>> = match trust {
@@ -295,7 +326,7 @@ pub async fn client_loop(
         .items
         .len();
     let mut seen = Seen::default();
-    while !stop.load(Ordering::SeqCst) {
+    while !control.stopped() {
         let round = Instant::now();
         let listed = pods
             .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
@@ -363,6 +394,7 @@ pub async fn client_loop(
             }
         }
         seen.rounds += 1;
+        control.rounds.fetch_add(1, Ordering::SeqCst);
         seen.most_down_at_once = seen.most_down_at_once.max(down);
         let rest = Duration::from_millis(250).saturating_sub(round.elapsed());
         tokio::time::sleep(rest).await;
