@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use prometheus::{Encoder, Registry, TextEncoder};
 
-/// Readiness flipped by the operator: not ready until its CRDs are served and its caches synced,
-/// and again not ready while shutting down.
+/// Readiness flipped by the operator: not ready until its CRDs are served (a follower waiting
+/// for the Lease is ready), and again not ready while shutting down.
 #[derive(Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
 
