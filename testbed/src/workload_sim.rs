@@ -429,10 +429,10 @@ fn is_ready(pod: &Pod) -> bool {
     dbtls_runtime::pods::is_ready(pod)
 }
 
-/// Starts the stand-in server of a new pod, if it has one; a server that cannot start (its
-/// Secret unreadable, its address taken) leaves the pod without one, as a crashed server would.
-/// Starts the stand-in server of a pod that mounts a server certificate, on an address no
-/// other process of this machine listens on; returns the pod's address.
+/// Starts the stand-in server of a new pod, if it has one, on an address no other process of
+/// this machine listens on; returns the pod's address. A server that cannot start (its Secret
+/// unreadable, every address tried taken) leaves the pod without one, as a crashed server
+/// would.
 async fn start_server(context: &SimContext, ns: &str, workload: &str, pod: &Pod) -> Ipv4Addr {
     let mut ip = next_pod_ip();
     for _ in 0..ADDRESS_TRIES {

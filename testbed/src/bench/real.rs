@@ -1,6 +1,6 @@
 //! The benchmark against any cluster (`bench --kubeconfig FILE`, e.g. the real control plane
-//! `.ci/real-cluster` starts; docs/benchmarks.md, "On a real API server"): the same databases, stand-ins and operator binaries as on the testbed,
-//! but no request log to count from. The figures come from what a user of a real cluster has:
+//! `.ci/real-cluster` starts; docs/benchmarks.md, "On a real API server"): the same databases,
+//! stand-ins and operator binaries as on the testbed, but no request log to count from. The figures come from what a user of a real cluster has:
 //! each operator's own `dbtls_api_requests_total{verb, resource, code}` series, scraped before
 //! and after each phase, and `/proc` for CPU and memory.
 use std::collections::BTreeMap;

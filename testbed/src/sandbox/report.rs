@@ -1,13 +1,13 @@
 //! What the sandbox shows about each database: read from the API, rendered as a table.
 use std::fmt::Write as _;
 
-use dbtls_contract::DbKind;
 use dbtls_contract::api::Condition;
 use dbtls_contract::api::{MSSQLServer, MySQL, PerconaXtraDB, ProxySQL, Singlestore};
 use dbtls_contract::certmanager::Certificate;
 use dbtls_contract::conditions::{ConditionStatus, ConditionType};
 use dbtls_contract::kinds::{Database, WorkloadPart};
 use dbtls_contract::petset::PetSet;
+use dbtls_contract::{DbKind, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject};
@@ -113,7 +113,7 @@ pub async fn collect(client: &kube::Client, namespace: &str) -> anyhow::Result<V
                 }
             }
             let mut shown = Vec::new();
-            for part in workload_parts(kind, &db)? {
+            for part in workload_parts(kind, &db) {
                 let name = part.name;
                 if let Some(sts) = statefulsets.get_opt(&name).await? {
                     let ready = sts.status.and_then(|s| s.ready_replicas).unwrap_or(0);
@@ -144,19 +144,29 @@ pub async fn collect(client: &kube::Client, namespace: &str) -> anyhow::Result<V
 }
 
 /// The workloads `db` runs, as the provisioner names them (a SingleStore cluster's aggregators
-/// and leaves apart).
-fn workload_parts(kind: DbKind, db: &DynamicObject) -> anyhow::Result<Vec<WorkloadPart>> {
-    fn parts<T: Database>(db: &DynamicObject) -> anyhow::Result<Vec<WorkloadPart>> {
-        let typed: T = serde_json::from_value(serde_json::to_value(db)?)?;
-        Ok(typed.workload_parts())
+/// and leaves apart); `<db>` alone for an object that cannot be read as its kind, which the
+/// provisioner does not run either.
+fn workload_parts(kind: DbKind, db: &DynamicObject) -> Vec<WorkloadPart> {
+    fn parts<T: Database>(db: &DynamicObject) -> Option<Vec<WorkloadPart>> {
+        let typed: T = serde_json::to_value(db)
+            .and_then(serde_json::from_value)
+            .ok()?;
+        Some(typed.workload_parts())
     }
-    match kind {
+    let parts = match kind {
         DbKind::MySQL => parts::<MySQL>(db),
         DbKind::PerconaXtraDB => parts::<PerconaXtraDB>(db),
         DbKind::ProxySQL => parts::<ProxySQL>(db),
         DbKind::Singlestore => parts::<Singlestore>(db),
         DbKind::MSSQLServer => parts::<MSSQLServer>(db),
-    }
+    };
+    parts.unwrap_or_else(|| {
+        vec![WorkloadPart {
+            name: names::workload(db.metadata.name.as_deref().unwrap_or_default()),
+            replicas: 1,
+            role: None,
+        }]
+    })
 }
 
 /// The table printed at the end: one block per database.
@@ -203,8 +213,33 @@ pub fn render(rows: &[DatabaseRow]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn object(yaml: &str) -> DynamicObject {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn a_singlestore_cluster_is_looked_for_as_its_two_workloads() {
+        let names = |kind, yaml| -> Vec<String> {
+            workload_parts(kind, &object(yaml))
+                .into_iter()
+                .map(|p| p.name)
+                .collect()
+        };
+        let cluster = "apiVersion: kubedb.com/v1alpha2\nkind: Singlestore\nmetadata: {name: sdb, namespace: n}\nspec: {version: '8.7.10', topology: {aggregator: {replicas: 1}, leaf: {replicas: 2}}}\n";
+        assert_eq!(
+            names(DbKind::Singlestore, cluster),
+            ["sdb-aggregator", "sdb-leaf"]
+        );
+        let standalone = "apiVersion: kubedb.com/v1\nkind: MySQL\nmetadata: {name: my, namespace: n}\nspec: {version: '8.4.3'}\n";
+        assert_eq!(names(DbKind::MySQL, standalone), ["my"]);
+        // Not readable as a SingleStore: the name alone, no error.
+        let odd = "apiVersion: kubedb.com/v1alpha2\nkind: Singlestore\nmetadata: {name: odd, namespace: n}\nspec: {topology: 3}\n";
+        assert_eq!(names(DbKind::Singlestore, odd), ["odd"]);
+    }
 
     fn condition(type_: &str, status: &str) -> Condition {
         Condition {
