@@ -148,10 +148,7 @@ pub async fn collect(client: &kube::Client, namespace: &str) -> anyhow::Result<V
 /// provisioner does not run either.
 fn workload_parts(kind: DbKind, db: &DynamicObject) -> Vec<WorkloadPart> {
     fn parts<T: Database>(db: &DynamicObject) -> Option<Vec<WorkloadPart>> {
-        let typed: T = serde_json::to_value(db)
-            .and_then(serde_json::from_value)
-            .ok()?;
-        Some(typed.workload_parts())
+        Some(db.clone().try_parse::<T>().ok()?.workload_parts())
     }
     let parts = match kind {
         DbKind::MySQL => parts::<MySQL>(db),
