@@ -144,11 +144,10 @@ fn ca_from_bundle(input: &TlsInput<'_>, path: &str) -> Option<VolumeProjection> 
         .map(|bundle| projection(bundle, vec![item(CA_KEY, path)]))
 }
 
-/// The volume and directory of a kind with a flat layout.
-fn flat_layout(kind: DbKind) -> (&'static str, &'static str) {
+/// A kind's TLS volume and directory: the flat layout's, or the per-alias layout's prefix and base.
+fn layout_dirs(kind: DbKind) -> (&'static str, &'static str) {
     match kind.profile().tls_layout {
         TlsMountLayout::Flat { volume, dir } => (volume, dir),
-        // Not reached: only called for kinds with a flat layout.
         TlsMountLayout::PerAlias {
             volume_prefix,
             base_dir,
@@ -158,7 +157,7 @@ fn flat_layout(kind: DbKind) -> (&'static str, &'static str) {
 
 /// Where a flat layout puts the server certificate and key: `(server.crt, server.key)`.
 pub fn flat_server_files(kind: DbKind) -> (String, String) {
-    server_files_in(flat_layout(kind).1)
+    server_files_in(layout_dirs(kind).1)
 }
 
 /// The server certificate and key in a flat directory.
@@ -179,7 +178,7 @@ fn client_files() -> Vec<KeyToPath> {
 
 /// One directory with `ca.crt`, `server.crt`, `server.key`, `client.crt`, `client.key`.
 fn flat(kind: DbKind, input: &TlsInput<'_>) -> (Volume, VolumeMount, &'static str) {
-    let (volume, dir) = flat_layout(kind);
+    let (volume, dir) = layout_dirs(kind);
     let sources = ca_from_bundle(input, CA_KEY)
         .into_iter()
         .chain([
@@ -199,13 +198,7 @@ fn flat(kind: DbKind, input: &TlsInput<'_>) -> (Volume, VolumeMount, &'static st
 /// One directory per alias, each holding its Secret's `tls.crt`, `tls.key` and the bundle's
 /// `ca.crt`.
 fn per_alias(kind: DbKind, input: &TlsInput<'_>) -> (Vec<Volume>, Vec<VolumeMount>, &'static str) {
-    let (prefix, base) = match kind.profile().tls_layout {
-        TlsMountLayout::PerAlias {
-            volume_prefix,
-            base_dir,
-        } => (volume_prefix, base_dir),
-        TlsMountLayout::Flat { volume, dir } => (volume, dir),
-    };
+    let (prefix, base) = layout_dirs(kind);
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     for (alias, secret) in input.secrets {
